@@ -1,0 +1,22 @@
+//! Everything the fleet asks of RabbitMQ, and nothing about Databricks.
+//!
+//! - [`Topology`]: the namespace-derived names and the quorum queues, delay tiers and
+//!   dead-letter queue, declared idempotently.
+//! - [`Broker`]: one connection per process (with heartbeat), reconnected with backoff by
+//!   [`Broker::connect`]; publishing with confirms and `mandatory` ([`Publisher`]);
+//!   consuming with manual acks ([`Broker::consume`]).
+//! - [`Headers`]: typed access to the string headers the fleet puts on messages.
+
+mod connection;
+mod error;
+mod headers;
+mod publisher;
+mod topology;
+
+pub use connection::{AmqpUrl, Broker, LaneConsumer};
+pub use error::BrokerError;
+pub use headers::Headers;
+pub use lapin::message::Delivery;
+pub use lapin::{Consumer, options::BasicAckOptions, options::BasicNackOptions};
+pub use publisher::{Destination, Publisher};
+pub use topology::{DEFAULT_DELAY_TIERS, Lane, Topology, parse_duration};

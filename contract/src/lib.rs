@@ -1,0 +1,16 @@
+//! The message contract between producer and workers (SPEC 5.2) and the domain identifiers
+//! every other crate speaks in.
+//!
+//! Messages are versioned JSON (`schema_version`), decoded with [`PartitionMessage::decode`],
+//! which names the problem for anything it refuses: garbage bytes, an unknown version, a
+//! missing or invalid field, an oversize body.
+
+mod error;
+mod ids;
+mod message;
+mod token;
+
+pub use error::ContractError;
+pub use ids::{Attempt, BackfillId, PartitionDate};
+pub use message::{MAX_MESSAGE_BYTES, PartitionMessage, SCHEMA_VERSION, Step};
+pub use token::idempotency_token;

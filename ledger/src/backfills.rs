@@ -1,0 +1,199 @@
+//! Registering backfills and reading them back.
+
+use std::collections::BTreeMap;
+
+use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::events::insert_event;
+use crate::model::corrupt;
+use crate::{
+    Backfill, BackfillState, Ledger, LedgerError, NewEvent, PartitionState, now_ms,
+};
+
+/// A backfill request as the producer registers it.
+#[derive(Debug, Clone)]
+pub struct NewBackfill {
+    pub backfill_id: BackfillId,
+    pub job_id: i64,
+    pub start: PartitionDate,
+    pub end: PartitionDate,
+    pub params: BTreeMap<String, String>,
+    pub concurrency_cap: i64,
+    pub manifest_id: String,
+    pub manifest: serde_json::Value,
+    pub created_by: String,
+}
+
+/// The part of a request that identifies it: re-registering the same request is a no-op,
+/// a different request under the same id is refused.
+#[derive(Serialize)]
+struct RequestIdentity<'a> {
+    job_id: i64,
+    start: String,
+    end: String,
+    params: &'a BTreeMap<String, String>,
+    concurrency_cap: i64,
+}
+
+impl NewBackfill {
+    fn request_json(&self) -> String {
+        serde_json::to_string(&RequestIdentity {
+            job_id: self.job_id,
+            start: self.start.to_string(),
+            end: self.end.to_string(),
+            params: &self.params,
+            concurrency_cap: self.concurrency_cap,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// What registering did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    /// False when the backfill was already registered with the same request.
+    pub created: bool,
+    /// Partitions added by this call.
+    pub new_partitions: usize,
+}
+
+impl Ledger {
+    /// Registers a backfill and its partitions (pending, attempt 1) in one transaction.
+    /// Idempotent for the same request; refuses a different request under the same id.
+    pub async fn register_backfill(&self, new: &NewBackfill) -> Result<Registration, LedgerError> {
+        let request_json = new.request_json();
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<String> =
+            sqlx::query_scalar("SELECT request_json FROM backfills WHERE backfill_id = $1")
+                .bind(new.backfill_id.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+        let created = match existing {
+            Some(stored) if stored == request_json => false,
+            Some(_) => return Err(LedgerError::Conflict(new.backfill_id.to_string())),
+            None => {
+                sqlx::query(
+                    "INSERT INTO backfills (backfill_id, job_id, start_date, end_date, request_json, \
+                     manifest_id, manifest_json, state, concurrency_cap, created_by, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(new.backfill_id.to_string())
+                .bind(new.job_id)
+                .bind(new.start.to_string())
+                .bind(new.end.to_string())
+                .bind(request_json.clone())
+                .bind(new.manifest_id.clone())
+                .bind(new.manifest.to_string())
+                .bind(BackfillState::Active.as_str())
+                .bind(new.concurrency_cap)
+                .bind(new.created_by.clone())
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                let event = NewEvent::backfill(&new.created_by, &new.backfill_id, "registered")
+                    .detail(format!(
+                        "job {} from {} to {}, manifest {}",
+                        new.job_id, new.start, new.end, new.manifest_id
+                    ));
+                insert_event(&mut tx, &event).await?;
+                true
+            }
+        };
+        let now = now_ms();
+        let mut new_partitions = 0;
+        for date in PartitionDate::range_inclusive(new.start, new.end) {
+            let done = sqlx::query(
+                "INSERT INTO partitions (backfill_id, partition_date, state, attempt, updated_at_ms) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .bind(new.backfill_id.to_string())
+            .bind(date.to_string())
+            .bind(PartitionState::Pending.as_str())
+            .bind(i64::from(Attempt::FIRST.get()))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            new_partitions += done.rows_affected() as usize;
+        }
+        tx.commit().await?;
+        Ok(Registration {
+            created,
+            new_partitions,
+        })
+    }
+
+    pub async fn backfill(&self, backfill_id: &BackfillId) -> Result<Option<Backfill>, LedgerError> {
+        let row = sqlx::query(
+            "SELECT backfill_id, job_id, start_date, end_date, request_json, manifest_id, \
+             manifest_json, state, concurrency_cap, created_by, created_at_ms \
+             FROM backfills WHERE backfill_id = $1",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(backfill_from_row).transpose()
+    }
+
+    /// Sets a backfill's state (pause, resume, cancel), recording who and why.
+    pub async fn set_backfill_state(
+        &self,
+        backfill_id: &BackfillId,
+        state: BackfillState,
+        actor: &str,
+        why: &str,
+    ) -> Result<bool, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE backfills SET state = $1 WHERE backfill_id = $2 AND state <> $1")
+            .bind(state.as_str())
+            .bind(backfill_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let changed = done.rows_affected() == 1;
+        if changed {
+            let event = NewEvent::backfill(actor, backfill_id, "backfill_state")
+                .detail(format!("{}: {why}", state.as_str()));
+            insert_event(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
+
+fn backfill_from_row(r: &AnyRow) -> Result<Backfill, LedgerError> {
+    let request: serde_json::Value =
+        serde_json::from_str(&r.try_get::<String, _>("request_json").map_err(corrupt)?)
+            .map_err(corrupt)?;
+    let params = serde_json::from_value(request["params"].clone()).map_err(corrupt)?;
+    Ok(Backfill {
+        backfill_id: r
+            .try_get::<String, _>("backfill_id")
+            .map_err(corrupt)?
+            .parse()
+            .map_err(corrupt)?,
+        job_id: r.try_get("job_id").map_err(corrupt)?,
+        start: r
+            .try_get::<String, _>("start_date")
+            .map_err(corrupt)?
+            .parse()
+            .map_err(corrupt)?,
+        end: r
+            .try_get::<String, _>("end_date")
+            .map_err(corrupt)?
+            .parse()
+            .map_err(corrupt)?,
+        params,
+        manifest_id: r.try_get("manifest_id").map_err(corrupt)?,
+        manifest: serde_json::from_str(&r.try_get::<String, _>("manifest_json").map_err(corrupt)?)
+            .map_err(corrupt)?,
+        state: r
+            .try_get::<String, _>("state")
+            .map_err(corrupt)?
+            .parse()?,
+        concurrency_cap: r.try_get("concurrency_cap").map_err(corrupt)?,
+        created_by: r.try_get("created_by").map_err(corrupt)?,
+        created_at_ms: r.try_get("created_at_ms").map_err(corrupt)?,
+    })
+}

@@ -1,0 +1,122 @@
+//! Opening the ledger: URL validation, pool set-up per backend, migrations.
+
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+use crate::LedgerError;
+
+/// A handle on the ledger; cheap to clone (a connection pool).
+#[derive(Clone)]
+pub struct Ledger {
+    pub(crate) pool: AnyPool,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+impl Ledger {
+    /// Opens (creating a SQLite file if missing) and migrates the ledger at `url`.
+    pub async fn connect(url: &str) -> Result<Self, LedgerError> {
+        install_default_drivers();
+        let (backend, dial) = Self::parse(url)?;
+        let options = AnyPoolOptions::new().acquire_timeout(Duration::from_secs(30));
+        let pool = match backend {
+            Backend::Sqlite => {
+                options
+                    .max_connections(8)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON;",
+                            )
+                            .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&dial)
+                    .await?
+            }
+            Backend::Postgres => options.max_connections(10).connect(&dial).await?,
+        };
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    fn parse(url: &str) -> Result<(Backend, String), LedgerError> {
+        if let Some(rest) = url.strip_prefix("sqlite:") {
+            let path = rest.trim_start_matches("//");
+            if path.is_empty() {
+                return Err(LedgerError::Config(
+                    "sqlite URL names no file (use sqlite://backfill.db)".into(),
+                ));
+            }
+            let dial = if rest.contains("mode=") || path.starts_with(":memory:") {
+                format!("sqlite://{path}")
+            } else if path.contains('?') {
+                format!("sqlite://{path}&mode=rwc")
+            } else {
+                format!("sqlite://{path}?mode=rwc")
+            };
+            Ok((Backend::Sqlite, dial))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok((Backend::Postgres, url.to_owned()))
+        } else {
+            Err(LedgerError::Config(
+                "ledger URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_sqlite_files_created_on_demand() {
+        let (b, dial) = Ledger::parse("sqlite://backfill.db").unwrap();
+        assert_eq!(b, Backend::Sqlite);
+        assert_eq!(dial, "sqlite://backfill.db?mode=rwc");
+        assert_eq!(
+            Ledger::parse("sqlite:///tmp/x.db").unwrap().1,
+            "sqlite:///tmp/x.db?mode=rwc"
+        );
+        assert_eq!(
+            Ledger::parse("postgres://u@h/db").unwrap().0,
+            Backend::Postgres
+        );
+        let err = Ledger::parse("mysql://x").unwrap_err().to_string();
+        assert!(err.contains("sqlite://"), "{err}");
+        assert!(Ledger::parse("sqlite://").is_err());
+    }
+}

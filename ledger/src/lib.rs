@@ -1,0 +1,25 @@
+//! The ledger: the fleet's durable state and its audit trail (SPEC 5.3).
+//!
+//! One API over two backends, chosen by URL: SQLite (`sqlite://backfill.db`, WAL mode) for
+//! one machine, PostgreSQL (`postgres://...`) for a fleet that spans machines. Versioned
+//! migrations run on [`Ledger::connect`].
+//!
+//! Every change of a partition's state is a compare-and-set (`UPDATE ... WHERE state = ..
+//! AND attempt = ..`) committed together with its event, so two workers holding the same
+//! message cannot both act, and every change is on record. Events are append-only; the
+//! schema itself refuses updates and deletes of them.
+
+mod backfills;
+mod connect;
+mod error;
+mod events;
+mod model;
+mod partitions;
+
+pub use partitions::RunTimes;
+
+pub use backfills::{NewBackfill, Registration};
+pub use connect::Ledger;
+pub use error::LedgerError;
+pub use events::{Event, NewEvent};
+pub use model::{Backfill, BackfillState, Partition, PartitionKey, PartitionState, now_ms};

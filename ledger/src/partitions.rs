@@ -1,0 +1,419 @@
+//! Reading partitions and moving them through their state machine by compare-and-set.
+
+use std::collections::BTreeMap;
+
+use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::events::insert_event;
+use crate::model::corrupt;
+use crate::{Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionState, now_ms};
+
+macro_rules! columns {
+    () => {
+        "backfill_id, partition_date, state, attempt, idempotency_token, run_id, run_url, \
+         check_seq, enqueued, owner, last_error, triggered_at_ms, run_started_ms, run_ended_ms, \
+         verified_at_ms, updated_at_ms"
+    };
+}
+
+/// A value bound into a statement.
+#[derive(Debug, Clone)]
+enum Bind {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+}
+
+/// A conditional `UPDATE partitions ... WHERE <expected state> RETURNING check_seq`:
+/// it changes the row only if the row is still as the caller saw it.
+#[derive(Debug)]
+struct Cas {
+    sets: Vec<String>,
+    wheres: Vec<String>,
+    binds: Vec<Bind>,
+}
+
+impl Cas {
+    fn on(key: &PartitionKey, attempt: Attempt) -> Self {
+        let mut cas = Self {
+            sets: Vec::new(),
+            wheres: Vec::new(),
+            binds: Vec::new(),
+        };
+        cas = cas
+            .expect("backfill_id", Bind::Text(key.backfill_id.to_string()))
+            .expect("partition_date", Bind::Text(key.date.to_string()))
+            .expect("attempt", Bind::Int(i64::from(attempt.get())))
+            .set("updated_at_ms", Bind::Int(now_ms()));
+        cas
+    }
+
+    fn set(mut self, column: &str, value: Bind) -> Self {
+        self.binds.push(value);
+        self.sets.push(format!("{column} = ${}", self.binds.len()));
+        self
+    }
+
+    fn set_expr(mut self, expr: &str) -> Self {
+        self.sets.push(expr.to_owned());
+        self
+    }
+
+    fn expect(mut self, column: &str, value: Bind) -> Self {
+        self.binds.push(value);
+        self.wheres.push(format!("{column} = ${}", self.binds.len()));
+        self
+    }
+
+    fn expect_state(self, states: &[PartitionState]) -> Self {
+        let list: Vec<String> = states.iter().map(|s| format!("'{}'", s.as_str())).collect();
+        let mut cas = self;
+        cas.wheres.push(format!("state IN ({})", list.join(", ")));
+        cas
+    }
+
+    fn to_state(self, state: PartitionState) -> Self {
+        self.set("state", Bind::Text(state.as_str().to_owned()))
+    }
+
+    fn sql(&self) -> String {
+        format!(
+            "UPDATE partitions SET {} WHERE {} RETURNING check_seq",
+            self.sets.join(", "),
+            self.wheres.join(" AND ")
+        )
+    }
+}
+
+impl Ledger {
+    /// Applies a compare-and-set and, if it changed the row, records its event in the same
+    /// transaction. Returns the row's `check_seq` after the change, or `None` when the row
+    /// was not as expected (someone else acted first).
+    async fn apply(&self, cas: Cas, event: NewEvent) -> Result<Option<i64>, LedgerError> {
+        let sql = cas.sql();
+        let mut tx = self.pool.begin().await?;
+        // Built only from column names and states in this file; values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for bind in cas.binds {
+            query = match bind {
+                Bind::Int(v) => query.bind(v),
+                Bind::OptInt(v) => query.bind(v),
+                Bind::Text(v) => query.bind(v),
+                Bind::OptText(v) => query.bind(v),
+            };
+        }
+        let row = query.fetch_optional(&mut *tx).await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let seq: i64 = row.try_get(0).map_err(corrupt)?;
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    pub async fn partition(&self, key: &PartitionKey) -> Result<Option<Partition>, LedgerError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM partitions WHERE backfill_id = $1 AND partition_date = $2"
+        ))
+        .bind(key.backfill_id.to_string())
+        .bind(key.date.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(partition_from_row).transpose()
+    }
+
+    /// Every partition of a backfill, oldest day first.
+    pub async fn partitions(&self, backfill_id: &BackfillId) -> Result<Vec<Partition>, LedgerError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM partitions WHERE backfill_id = $1 ORDER BY partition_date"
+        ))
+        .bind(backfill_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(partition_from_row).collect()
+    }
+
+    /// How many partitions are in each state (every state present, zero included).
+    pub async fn state_counts(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<BTreeMap<PartitionState, i64>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) AS n FROM partitions WHERE backfill_id = $1 GROUP BY state",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts: BTreeMap<PartitionState, i64> =
+            PartitionState::ALL.iter().map(|s| (*s, 0)).collect();
+        for row in rows {
+            let state: PartitionState = row.try_get::<String, _>("state").map_err(corrupt)?.parse()?;
+            counts.insert(state, row.try_get("n").map_err(corrupt)?);
+        }
+        Ok(counts)
+    }
+
+    /// Partitions that hold a Databricks run or are about to (triggering or running).
+    pub async fn active_runs(&self, backfill_id: &BackfillId) -> Result<i64, LedgerError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM partitions WHERE backfill_id = $1 \
+             AND state IN ('triggering', 'running')",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n)
+    }
+
+    /// Pending first-attempt partitions whose trigger message was never confirmed by the
+    /// broker (so a re-run of the producer publishes exactly those).
+    pub async fn unenqueued(&self, backfill_id: &BackfillId) -> Result<Vec<PartitionDate>, LedgerError> {
+        let dates: Vec<String> = sqlx::query_scalar(
+            "SELECT partition_date FROM partitions WHERE backfill_id = $1 AND enqueued = 0 \
+             AND state = 'pending' ORDER BY partition_date",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        dates.iter().map(|d| d.parse().map_err(corrupt)).collect()
+    }
+
+    /// Notes that the partition's trigger message was confirmed by the broker.
+    pub async fn mark_enqueued(&self, key: &PartitionKey) -> Result<(), LedgerError> {
+        sqlx::query(
+            "UPDATE partitions SET enqueued = 1 WHERE backfill_id = $1 AND partition_date = $2",
+        )
+        .bind(key.backfill_id.to_string())
+        .bind(key.date.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// pending/failed → triggering: claims the attempt and records its idempotency token
+    /// before any `run-now`. Only one claimant of an attempt succeeds.
+    pub async fn claim_trigger(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        token: &str,
+        owner: &str,
+    ) -> Result<bool, LedgerError> {
+        let now = now_ms();
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Pending, PartitionState::Failed])
+            .to_state(PartitionState::Triggering)
+            .set("idempotency_token", Bind::Text(token.to_owned()))
+            .set("owner", Bind::Text(owner.to_owned()))
+            .set("triggered_at_ms", Bind::Int(now))
+            .set("run_id", Bind::OptInt(None))
+            .set("run_url", Bind::OptText(None));
+        let event = NewEvent::partition(owner, key, attempt, "claimed")
+            .detail(format!("idempotency token {token}"));
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// Re-takes a claim whose owner is gone (its trigger message came back to another
+    /// worker); the token stays, so `run-now` returns the run the first owner started.
+    pub async fn take_over_trigger(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        owner: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Triggering])
+            .set("owner", Bind::Text(owner.to_owned()))
+            .set("triggered_at_ms", Bind::Int(now_ms()));
+        let event = NewEvent::partition(owner, key, attempt, "claim_taken_over");
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// triggering → running: records the run id; returns the new check sequence, which
+    /// names the one live chain of check messages.
+    pub async fn record_run(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        run_id: i64,
+        run_url: Option<&str>,
+        actor: &str,
+    ) -> Result<Option<i64>, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Triggering])
+            .to_state(PartitionState::Running)
+            .set("run_id", Bind::Int(run_id))
+            .set("run_url", Bind::OptText(run_url.map(str::to_owned)))
+            .set_expr("check_seq = check_seq + 1");
+        let event = NewEvent::partition(actor, key, attempt, "run_started")
+            .run(Some(run_id))
+            .states(PartitionState::Triggering, PartitionState::Running)
+            .detail(run_url.unwrap_or_default().to_owned());
+        self.apply(cas, event).await
+    }
+
+    /// Starts a new chain of checks for a running partition (the old chain, if any, dies
+    /// at its next message). Used when a trigger message finds its run already recorded.
+    pub async fn restart_checks(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        run_id: i64,
+        actor: &str,
+    ) -> Result<Option<i64>, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Running])
+            .expect("run_id", Bind::Int(run_id))
+            .set_expr("check_seq = check_seq + 1");
+        let event = NewEvent::partition(actor, key, attempt, "checks_restarted").run(Some(run_id));
+        self.apply(cas, event).await
+    }
+
+    /// running → succeeded, by the live check chain only.
+    pub async fn record_success(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        check_seq: i64,
+        run: RunTimes,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Running])
+            .expect("check_seq", Bind::Int(check_seq))
+            .to_state(PartitionState::Succeeded)
+            .set("run_started_ms", Bind::OptInt(run.started_ms))
+            .set("run_ended_ms", Bind::OptInt(run.ended_ms))
+            .set("last_error", Bind::OptText(None));
+        let event = NewEvent::partition(actor, key, attempt, "succeeded")
+            .run(Some(run.run_id))
+            .states(PartitionState::Running, PartitionState::Succeeded);
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// running → failed with the next attempt number: a deliberate, recorded new attempt.
+    pub async fn schedule_retry(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        check_seq: i64,
+        run: RunTimes,
+        error: &str,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Running])
+            .expect("check_seq", Bind::Int(check_seq))
+            .to_state(PartitionState::Failed)
+            .set("attempt", Bind::Int(i64::from(attempt.next().get())))
+            .set("idempotency_token", Bind::OptText(None))
+            .set("last_error", Bind::Text(error.to_owned()))
+            .set("run_started_ms", Bind::OptInt(run.started_ms))
+            .set("run_ended_ms", Bind::OptInt(run.ended_ms));
+        let event = NewEvent::partition(actor, key, attempt, "retry_scheduled")
+            .run(Some(run.run_id))
+            .states(PartitionState::Running, PartitionState::Failed)
+            .detail(format!("attempt {} failed: {error}", attempt));
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// Any non-terminal state of this attempt → dead_lettered, with the reason. When
+    /// `check_seq` is given only the live check chain may do it.
+    pub async fn dead_letter(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        check_seq: Option<i64>,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let mut cas = Cas::on(key, attempt).expect_state(&[
+            PartitionState::Pending,
+            PartitionState::Triggering,
+            PartitionState::Running,
+            PartitionState::Failed,
+        ]);
+        if let Some(seq) = check_seq {
+            cas = cas.expect("check_seq", Bind::Int(seq));
+        }
+        let cas = cas
+            .to_state(PartitionState::DeadLettered)
+            .set("last_error", Bind::Text(reason.to_owned()));
+        let event = NewEvent::partition(actor, key, attempt, "dead_lettered").detail(reason);
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// Marks a succeeded partition as verified against Databricks by the reconciler.
+    pub async fn mark_verified(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        run_id: i64,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Succeeded])
+            .expect("run_id", Bind::Int(run_id))
+            .set("verified_at_ms", Bind::Int(now_ms()));
+        let cas = Cas {
+            wheres: {
+                let mut w = cas.wheres;
+                w.push("verified_at_ms IS NULL".into());
+                w
+            },
+            ..cas
+        };
+        let event = NewEvent::partition(actor, key, attempt, "verified").run(Some(run_id));
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+}
+
+/// The run a transition is about, with its Databricks timings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunTimes {
+    pub run_id: i64,
+    pub started_ms: Option<i64>,
+    pub ended_ms: Option<i64>,
+}
+
+fn partition_from_row(r: &AnyRow) -> Result<Partition, LedgerError> {
+    let attempt: i64 = r.try_get("attempt").map_err(corrupt)?;
+    let enqueued: i64 = r.try_get("enqueued").map_err(corrupt)?;
+    Ok(Partition {
+        backfill_id: r
+            .try_get::<String, _>("backfill_id")
+            .map_err(corrupt)?
+            .parse()
+            .map_err(corrupt)?,
+        date: r
+            .try_get::<String, _>("partition_date")
+            .map_err(corrupt)?
+            .parse()
+            .map_err(corrupt)?,
+        state: r.try_get::<String, _>("state").map_err(corrupt)?.parse()?,
+        attempt: u32::try_from(attempt)
+            .map_err(corrupt)
+            .and_then(|a| Attempt::try_from(a).map_err(corrupt))?,
+        idempotency_token: r.try_get("idempotency_token").map_err(corrupt)?,
+        run_id: r.try_get("run_id").map_err(corrupt)?,
+        run_url: r.try_get("run_url").map_err(corrupt)?,
+        check_seq: r.try_get("check_seq").map_err(corrupt)?,
+        enqueued: enqueued != 0,
+        owner: r.try_get("owner").map_err(corrupt)?,
+        last_error: r.try_get("last_error").map_err(corrupt)?,
+        triggered_at_ms: r.try_get("triggered_at_ms").map_err(corrupt)?,
+        run_started_ms: r.try_get("run_started_ms").map_err(corrupt)?,
+        run_ended_ms: r.try_get("run_ended_ms").map_err(corrupt)?,
+        verified_at_ms: r.try_get("verified_at_ms").map_err(corrupt)?,
+        updated_at_ms: r.try_get("updated_at_ms").map_err(corrupt)?,
+    })
+}
