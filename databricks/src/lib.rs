@@ -1,1 +1,17 @@
-//! placeholder
+//! Speaking to Databricks Jobs API 2.1/2.2, knowing nothing of brokers or ledgers.
+//!
+//! - [`models`]: typed requests and responses that tolerate unknown fields and enum values.
+//! - [`DatabricksClient`]: bearer-token auth, per-request timeout, request retry (in
+//!   process, with backoff, jitter and `Retry-After`) for transport errors, 429 and 5xx;
+//!   `run-now` is retried only when it carries an idempotency token.
+//! - [`ApiError`]: status and `error_code` mapped to meaning, with predicates.
+//! - [`classify`]: the one pure function that turns a run into a [`RunOutcome`].
+
+mod classify;
+mod client;
+mod error;
+pub mod models;
+
+pub use classify::{Failure, FailureClass, RunOutcome, classify};
+pub use client::{ClientConfig, DatabricksClient, RequestRetry};
+pub use error::ApiError;

@@ -1,1 +1,20 @@
-//! placeholder
+//! A Databricks workspace in a box: the Jobs API endpoints the fleet uses, served over
+//! real HTTP by `backfill sim` and in-process by tests ([`Simulator::spawn`]).
+//!
+//! Runs move through `PENDING → RUNNING → TERMINATED` on a clock (dwell times are
+//! settings), idempotency tokens are remembered forever, and `/sim/stats` tells what the
+//! simulator saw: calls per endpoint and runs per partition, so tests can assert "exactly
+//! one run per partition attempt". It shares no code with the client on purpose: the wire
+//! shapes are written out here, from the API notes, so a client bug cannot hide behind a
+//! shared type.
+
+mod config;
+mod routes;
+mod runs;
+mod server;
+mod state;
+
+pub use config::{JobSpec, SimConfig};
+pub use routes::router;
+pub use server::{SimHandle, serve};
+pub use state::{SimStats, Simulator};
