@@ -16,7 +16,7 @@ mod events;
 mod model;
 mod partitions;
 
-pub use partitions::RunTimes;
+pub use partitions::{Claim, RunTimes};
 
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;

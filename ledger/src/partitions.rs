@@ -8,7 +8,22 @@ use sqlx::any::AnyRow;
 
 use crate::events::insert_event;
 use crate::model::corrupt;
-use crate::{Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionState, now_ms};
+use crate::{
+    BackfillState, Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionState, now_ms,
+};
+
+/// The result of trying to claim a partition for triggering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This caller holds the attempt; it may call `run-now` with the recorded token.
+    Claimed,
+    /// The backfill already has `cap` runs active fleet-wide; try again later.
+    AtCapacity { active: i64, cap: i64 },
+    /// The backfill is paused or cancelled; nothing may start.
+    NotActive(BackfillState),
+    /// The partition is no longer as expected: someone else claimed it or it moved on.
+    Lost,
+}
 
 macro_rules! columns {
     () => {
@@ -93,8 +108,21 @@ impl Ledger {
     /// transaction. Returns the row's `check_seq` after the change, or `None` when the row
     /// was not as expected (someone else acted first).
     async fn apply(&self, cas: Cas, event: NewEvent) -> Result<Option<i64>, LedgerError> {
-        let sql = cas.sql();
         let mut tx = self.pool.begin().await?;
+        let seq = Self::apply_in(&mut tx, cas, &event).await?;
+        match seq {
+            Some(_) => tx.commit().await?,
+            None => tx.rollback().await?,
+        }
+        Ok(seq)
+    }
+
+    async fn apply_in(
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        cas: Cas,
+        event: &NewEvent,
+    ) -> Result<Option<i64>, LedgerError> {
+        let sql = cas.sql();
         // Built only from column names and states in this file; values are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for bind in cas.binds {
@@ -105,14 +133,11 @@ impl Ledger {
                 Bind::OptText(v) => query.bind(v),
             };
         }
-        let row = query.fetch_optional(&mut *tx).await?;
-        let Some(row) = row else {
-            tx.rollback().await?;
+        let Some(row) = query.fetch_optional(&mut **tx).await? else {
             return Ok(None);
         };
         let seq: i64 = row.try_get(0).map_err(corrupt)?;
-        insert_event(&mut tx, &event).await?;
-        tx.commit().await?;
+        insert_event(tx, event).await?;
         Ok(Some(seq))
     }
 
@@ -200,14 +225,45 @@ impl Ledger {
     }
 
     /// pending/failed → triggering: claims the attempt and records its idempotency token
-    /// before any `run-now`. Only one claimant of an attempt succeeds.
+    /// before any `run-now`. Only one claimant of an attempt succeeds, and only while the
+    /// backfill is active and below its concurrency cap across the whole fleet: the
+    /// backfill row is locked first, so concurrent claims are counted one at a time.
     pub async fn claim_trigger(
         &self,
         key: &PartitionKey,
         attempt: Attempt,
         token: &str,
         owner: &str,
-    ) -> Result<bool, LedgerError> {
+    ) -> Result<Claim, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let locked = sqlx::query(
+            "UPDATE backfills SET state = state WHERE backfill_id = $1 \
+             RETURNING state, concurrency_cap",
+        )
+        .bind(key.backfill_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(locked) = locked else {
+            tx.rollback().await?;
+            return Ok(Claim::Lost);
+        };
+        let state: BackfillState = locked.try_get::<String, _>(0).map_err(corrupt)?.parse()?;
+        let cap: i64 = locked.try_get(1).map_err(corrupt)?;
+        if state != BackfillState::Active {
+            tx.rollback().await?;
+            return Ok(Claim::NotActive(state));
+        }
+        let active: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM partitions WHERE backfill_id = $1 \
+             AND state IN ('triggering', 'running')",
+        )
+        .bind(key.backfill_id.to_string())
+        .fetch_one(&mut *tx)
+        .await?;
+        if active >= cap {
+            tx.rollback().await?;
+            return Ok(Claim::AtCapacity { active, cap });
+        }
         let now = now_ms();
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Pending, PartitionState::Failed])
@@ -219,7 +275,12 @@ impl Ledger {
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")
             .detail(format!("idempotency token {token}"));
-        Ok(self.apply(cas, event).await?.is_some())
+        if Self::apply_in(&mut tx, cas, &event).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(Claim::Lost);
+        }
+        tx.commit().await?;
+        Ok(Claim::Claimed)
     }
 
     /// Re-takes a claim whose owner is gone (its trigger message came back to another
@@ -291,6 +352,7 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .to_state(PartitionState::Succeeded)
+            .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("run_started_ms", Bind::OptInt(run.started_ms))
             .set("run_ended_ms", Bind::OptInt(run.ended_ms))
             .set("last_error", Bind::OptText(None));
@@ -314,6 +376,7 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .to_state(PartitionState::Failed)
+            .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("attempt", Bind::Int(i64::from(attempt.next().get())))
             .set("idempotency_token", Bind::OptText(None))
             .set("last_error", Bind::Text(error.to_owned()))
@@ -378,9 +441,10 @@ impl Ledger {
 }
 
 /// The run a transition is about, with its Databricks timings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunTimes {
     pub run_id: i64,
+    pub run_url: Option<String>,
     pub started_ms: Option<i64>,
     pub ended_ms: Option<i64>,
 }

@@ -1,0 +1,83 @@
+//! Worker settings with defaults fit for real Databricks runs.
+
+use std::time::Duration;
+
+/// Per-failure-class retry budgets and the backoff between attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts in all for platform, cloud and capacity failures.
+    pub transient_attempts: u32,
+    /// Attempts in all when the job's own code failed.
+    pub user_code_attempts: u32,
+    /// Delay before the second attempt; doubles per attempt.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Fraction of the delay added or removed at random (0.2 = ±20%).
+    pub jitter: f64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            transient_attempts: 5,
+            user_code_attempts: 2,
+            base_delay: Duration::from_secs(30),
+            max_delay: Duration::from_secs(30 * 60),
+            jitter: 0.2,
+        }
+    }
+}
+
+/// How often a running run is looked at: soon after it starts, then less often as it
+/// ages (a fraction of its age), never less often than `max`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPolicy {
+    pub first: Duration,
+    pub age_fraction: f64,
+    pub max: Duration,
+}
+
+impl Default for PollPolicy {
+    fn default() -> Self {
+        Self {
+            first: Duration::from_secs(1),
+            age_fraction: 0.25,
+            max: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Everything a worker process needs to know besides its connections.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process; recorded as the owner of claims and the actor of events.
+    pub worker_id: String,
+    /// Messages processed at once per lane (triggers and checks each).
+    pub concurrency: usize,
+    pub retry: RetryPolicy,
+    pub poll: PollPolicy,
+    /// How long a claim in `triggering` is left to its owner before another worker
+    /// re-attaches (with the same token, so at worst a repeated `run-now`).
+    pub claim_lease: Duration,
+    /// Wait before looking again when the backfill is at its cap or paused.
+    pub admission_delay: Duration,
+    /// Wait before retrying a message whose handling hit an outage (ledger, Databricks).
+    pub outage_delay: Duration,
+    /// Time allowed for in-flight messages after SIGTERM.
+    pub shutdown_grace: Duration,
+}
+
+impl WorkerConfig {
+    pub fn new(worker_id: impl Into<String>) -> Self {
+        Self {
+            worker_id: worker_id.into(),
+            concurrency: 16,
+            retry: RetryPolicy::default(),
+            poll: PollPolicy::default(),
+            claim_lease: Duration::from_secs(15),
+            admission_delay: Duration::from_secs(5),
+            outage_delay: Duration::from_secs(5),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}

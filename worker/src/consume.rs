@@ -1,0 +1,180 @@
+//! The worker loop: consume both lanes with bounded concurrency, acknowledge only after a
+//! message's follow-ups are confirmed, reconnect after losing the broker, drain on
+//! shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backfill_broker::{
+    AmqpUrl, BasicAckOptions, BasicNackOptions, Broker, BrokerError, Delivery, Lane, LaneConsumer,
+    Publisher, Topology,
+};
+use futures_lite::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::dead_letter::DeadLetter;
+use crate::{Handled, Worker};
+
+/// Runs a worker until `shutdown` is cancelled: connects (retrying with backoff), serves
+/// both lanes, reconnects after a lost connection. Returns after in-flight messages have
+/// finished or the grace period has passed; anything unfinished goes back to its queue.
+pub async fn run_worker(
+    worker: Arc<Worker>,
+    url: AmqpUrl,
+    topology: Topology,
+    shutdown: CancellationToken,
+) -> Result<(), BrokerError> {
+    let name = format!("backfill worker {}", worker.id());
+    loop {
+        let broker = tokio::select! {
+            b = Broker::connect(&url, &topology, &name, Duration::from_secs(24 * 3600)) => b?,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        tracing::info!(worker = worker.id(), broker = %url.redacted(), namespace = topology.namespace(), "worker connected");
+        let served = serve(&worker, &broker, &shutdown).await;
+        broker.close().await;
+        match served {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(worker = worker.id(), error = %e, "lost the broker; reconnecting");
+            }
+        }
+    }
+}
+
+/// Serves one connection until shutdown (`Ok`) or until the connection fails (`Err`).
+async fn serve(
+    worker: &Arc<Worker>,
+    broker: &Broker,
+    shutdown: &CancellationToken,
+) -> Result<(), BrokerError> {
+    let prefetch = u16::try_from(worker.config.concurrency).unwrap_or(u16::MAX);
+    let tag = |lane: Lane| format!("{}-{}", worker.id(), lane.key());
+    let checks = broker.consume(Lane::Check, prefetch, &tag(Lane::Check)).await?;
+    let triggers = broker.consume(Lane::Trigger, prefetch, &tag(Lane::Trigger)).await?;
+    let tracker = TaskTracker::new();
+    let publisher = broker.publisher();
+    // Separate lanes with separate permits: checks of running runs never wait behind a
+    // backlog of untriggered partitions.
+    let served = tokio::try_join!(
+        lane_loop(worker, &publisher, checks, Lane::Check, shutdown, &tracker),
+        lane_loop(worker, &publisher, triggers, Lane::Trigger, shutdown, &tracker),
+    );
+    tracker.close();
+    if served.is_ok() {
+        let grace = worker.config.shutdown_grace;
+        if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
+            tracing::warn!(grace_s = grace.as_secs(), "grace period over; unfinished messages return to their queues");
+        }
+    }
+    served.map(|_| ())
+}
+
+async fn lane_loop(
+    worker: &Arc<Worker>,
+    publisher: &Publisher,
+    mut lane_consumer: LaneConsumer,
+    lane: Lane,
+    shutdown: &CancellationToken,
+    tracker: &TaskTracker,
+) -> Result<(), BrokerError> {
+    let permits = Arc::new(Semaphore::new(worker.config.concurrency.max(1)));
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return Ok(()),
+            },
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let next = tokio::select! {
+            d = lane_consumer.consumer.next() => d,
+            () = shutdown.cancelled() => return Ok(()),
+        };
+        let delivery = match next {
+            Some(Ok(d)) => d,
+            Some(Err(e)) => {
+                return Err(BrokerError::Operation {
+                    op: "consume",
+                    source: e,
+                });
+            }
+            None => {
+                return Err(BrokerError::Config(format!(
+                    "consumer of the {} lane was cancelled by the broker",
+                    lane.key()
+                )));
+            }
+        };
+        let worker = worker.clone();
+        let publisher = publisher.clone();
+        tracker.spawn(async move {
+            handle_delivery(worker, publisher, lane, delivery).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Processes one delivery in its own task (so a panic cannot take the worker down), then
+/// acknowledges it, or returns it to the queue when its follow-ups could not be published.
+async fn handle_delivery(worker: Arc<Worker>, publisher: Publisher, lane: Lane, delivery: Delivery) {
+    let body = Arc::new(delivery.data.clone());
+    let outcome = {
+        let (worker, publisher, body) = (worker.clone(), publisher.clone(), body.clone());
+        tokio::spawn(async move { worker.process(&publisher, lane, &body).await }).await
+    };
+    let settled = match outcome {
+        Ok(Ok(handled)) => {
+            log_handled(&handled, lane);
+            true
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(lane = lane.key(), error = %error, "could not handle message now; it will come back");
+            match worker.delay_after_error(&publisher, lane, &body, &error).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not delay message either; returning it to the queue");
+                    false
+                }
+            }
+        }
+        Err(join_error) => {
+            let reason = format!("worker panicked handling this message: {join_error}");
+            tracing::error!(lane = lane.key(), reason, "message handler panicked");
+            DeadLetter {
+                kind: "handler_panicked",
+                error: &reason,
+                source_lane: lane.key(),
+                worker_id: worker.id(),
+                ..Default::default()
+            }
+            .publish(&publisher, &body)
+            .await
+            .is_ok()
+        }
+    };
+    if settled {
+        match delivery.ack(BasicAckOptions::default()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::info!(lane = lane.key(), "ack not delivered (channel gone); the message will be redelivered and re-attach"),
+            Err(e) => tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered and re-attach"),
+        }
+    } else {
+        let requeue = BasicNackOptions {
+            requeue: true,
+            ..Default::default()
+        };
+        let _ = delivery.nack(requeue).await;
+    }
+}
+
+fn log_handled(handled: &Handled, lane: Lane) {
+    match handled {
+        Handled::Poisoned(reason) => {
+            tracing::warn!(lane = lane.key(), reason, "malformed message dead-lettered")
+        }
+        other => tracing::debug!(lane = lane.key(), outcome = ?other, "message handled"),
+    }
+}

@@ -1,0 +1,447 @@
+//! The step function: one message in, its follow-ups published, a [`Handled`] out. The
+//! loop acknowledges the delivery only after this returns `Ok`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backfill_broker::{Destination, Headers, Lane, Publisher};
+use backfill_contract::{BackfillId, PartitionMessage, Step, idempotency_token};
+use backfill_databricks::models::RunNowRequest;
+use backfill_databricks::{DatabricksClient, RunOutcome, classify};
+use backfill_ledger::{
+    Backfill, BackfillState, Claim, Ledger, Partition, PartitionKey, RunTimes, now_ms,
+};
+use rand::Rng;
+
+use crate::dead_letter::DeadLetter;
+use crate::policy::{
+    CheckAction, FailureDecision, TriggerAction, decide_check, decide_failure, decide_trigger,
+    next_check_in, remaining_wait,
+};
+use crate::{StepError, WorkerConfig};
+
+/// What handling a message did (for logs and metrics); the delivery is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// A run was started (or found by its token) and its first check scheduled.
+    Triggered { run_id: i64 },
+    /// A fresh chain of checks was started for an existing run.
+    ChecksRestarted { run_id: i64 },
+    /// Sent round the delay tiers again, for this reason.
+    Delayed(String),
+    /// The run is still going; the next check is scheduled.
+    StillRunning { state: String, known: bool },
+    Succeeded { run_id: i64 },
+    RetryScheduled { next_attempt: u32 },
+    DeadLettered(String),
+    /// Nothing to do (stale or already done).
+    Dropped(String),
+    /// The message itself was bad and went to the dead-letter queue.
+    Poisoned(String),
+}
+
+/// A worker's shared state: its connections to the ledger and Databricks.
+#[derive(Debug)]
+pub struct Worker {
+    pub(crate) config: WorkerConfig,
+    ledger: Ledger,
+    client: DatabricksClient,
+    /// A backfill's job id and parameters never change once registered.
+    backfills: Mutex<HashMap<BackfillId, Arc<Backfill>>>,
+}
+
+impl Worker {
+    pub fn new(config: WorkerConfig, ledger: Ledger, client: DatabricksClient) -> Self {
+        Self {
+            config,
+            ledger,
+            client,
+            backfills: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.worker_id
+    }
+
+    /// Handles one message body from `lane`.
+    pub async fn process(
+        &self,
+        publisher: &Publisher,
+        lane: Lane,
+        body: &[u8],
+    ) -> Result<Handled, StepError> {
+        let msg = match PartitionMessage::decode(body) {
+            Ok(msg) => msg,
+            Err(e) => {
+                let reason = e.to_string();
+                DeadLetter {
+                    kind: "invalid_message",
+                    error: &reason,
+                    source_lane: lane.key(),
+                    worker_id: self.id(),
+                    ..Default::default()
+                }
+                .publish(publisher, body)
+                .await?;
+                return Ok(Handled::Poisoned(reason));
+            }
+        };
+        if let Some(wait) = remaining_wait(msg.not_before_ms, now_ms()) {
+            let reason = msg.reason.clone().unwrap_or_else(|| "not due yet".into());
+            return self.delay(publisher, &msg, lane, wait, &reason).await;
+        }
+        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        let Some(partition) = self.ledger.partition(&key).await? else {
+            return self
+                .poison(publisher, &msg, body, lane, "no such backfill partition in the ledger")
+                .await;
+        };
+        match msg.step {
+            Step::Trigger => self.on_trigger(publisher, &msg, body, &partition).await,
+            Step::Check { run_id, check_seq } => {
+                self.on_check(publisher, &msg, body, &partition, run_id, check_seq)
+                    .await
+            }
+        }
+    }
+
+    async fn on_trigger(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        body: &[u8],
+        p: &Partition,
+    ) -> Result<Handled, StepError> {
+        let key = p.key();
+        let action = decide_trigger(p, msg.attempt, self.id(), now_ms(), self.config.claim_lease);
+        match action {
+            TriggerAction::Drop(reason) => Ok(Handled::Dropped(reason)),
+            TriggerAction::Poison(reason) => self.poison(publisher, msg, body, Lane::Trigger, &reason).await,
+            TriggerAction::WaitForOwner(reason) => {
+                let wait = self.config.admission_delay;
+                self.delay(publisher, msg, Lane::Trigger, wait, &reason).await
+            }
+            TriggerAction::WaitForLedger => {
+                let reason = format!("waiting for the ledger to record attempt {}", msg.attempt);
+                self.delay(publisher, msg, Lane::Trigger, self.config.admission_delay, &reason)
+                    .await
+            }
+            TriggerAction::RestartChecks { run_id } => {
+                match self.ledger.restart_checks(&key, msg.attempt, run_id, self.id()).await? {
+                    Some(seq) => {
+                        self.schedule_check(publisher, msg, run_id, seq, Duration::ZERO, "checks restarted")
+                            .await?;
+                        Ok(Handled::ChecksRestarted { run_id })
+                    }
+                    None => Ok(Handled::Dropped("partition moved on".into())),
+                }
+            }
+            TriggerAction::Claim => {
+                let token = idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt);
+                match self.ledger.claim_trigger(&key, msg.attempt, &token, self.id()).await? {
+                    Claim::Claimed => self.start_run(publisher, msg, body, &token).await,
+                    Claim::AtCapacity { active, cap } => {
+                        let reason = format!("concurrency cap {cap} reached ({active} active)");
+                        self.delay(publisher, msg, Lane::Trigger, self.config.admission_delay, &reason)
+                            .await
+                    }
+                    Claim::NotActive(BackfillState::Cancelled) => {
+                        Ok(Handled::Dropped("backfill cancelled".into()))
+                    }
+                    Claim::NotActive(state) => {
+                        let reason = format!("backfill {}", state.as_str());
+                        self.delay(publisher, msg, Lane::Trigger, self.config.admission_delay, &reason)
+                            .await
+                    }
+                    Claim::Lost => Ok(Handled::Dropped("claimed by another worker".into())),
+                }
+            }
+            TriggerAction::ReAttach => {
+                if p.owner.as_deref() != Some(self.id())
+                    && !self.ledger.take_over_trigger(&key, msg.attempt, self.id()).await?
+                {
+                    return Ok(Handled::Dropped("claim taken over by another worker".into()));
+                }
+                let token = p.idempotency_token.clone().unwrap_or_else(|| {
+                    idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt)
+                });
+                self.start_run(publisher, msg, body, &token).await
+            }
+        }
+    }
+
+    /// Calls `run-now` with the recorded token, records the run id, schedules the first
+    /// check. A retryable failure leaves the claim in place: the delayed message comes
+    /// back to re-attach with the same token.
+    async fn start_run(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        body: &[u8],
+        token: &str,
+    ) -> Result<Handled, StepError> {
+        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        let backfill = self.backfill(&msg.backfill_id).await?;
+        let mut params: BTreeMap<String, String> = backfill.params.clone();
+        params.insert("partition_date".into(), msg.partition_date.to_string());
+        params.insert("backfill_id".into(), msg.backfill_id.to_string());
+        params.insert("manifest_id".into(), backfill.manifest_id.clone());
+        let request = RunNowRequest {
+            job_id: backfill.job_id,
+            job_parameters: params,
+            idempotency_token: Some(token.to_owned()),
+        };
+        let response = match self.client.run_now(&request).await {
+            Ok(r) => r,
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) => {
+                let reason = format!("run-now refused: {e}");
+                DeadLetter {
+                    kind: "trigger_refused",
+                    error: &reason,
+                    backfill_id: Some(msg.backfill_id.as_str()),
+                    partition_date: Some(msg.partition_date.to_string()),
+                    attempt: Some(msg.attempt.get()),
+                    source_lane: Lane::Trigger.key(),
+                    worker_id: self.id(),
+                    ..Default::default()
+                }
+                .publish(publisher, body)
+                .await?;
+                self.ledger.dead_letter(&key, msg.attempt, None, &reason, self.id()).await?;
+                return Ok(Handled::DeadLettered(reason));
+            }
+        };
+        let run_id = response.run_id;
+        match self.ledger.record_run(&key, msg.attempt, run_id, None, self.id()).await? {
+            Some(seq) => {
+                let first = self.config.poll.first;
+                self.schedule_check(publisher, msg, run_id, seq, first, "run started").await?;
+                tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "run triggered");
+                Ok(Handled::Triggered { run_id })
+            }
+            None => Ok(Handled::Dropped("run recorded by another worker".into())),
+        }
+    }
+
+    async fn on_check(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        body: &[u8],
+        p: &Partition,
+        run_id: i64,
+        check_seq: i64,
+    ) -> Result<Handled, StepError> {
+        if let CheckAction::Drop(reason) = decide_check(p, msg.attempt, run_id, check_seq) {
+            return Ok(Handled::Dropped(reason));
+        }
+        let key = p.key();
+        let run = match self.client.get_run(run_id).await {
+            Ok(run) => run,
+            Err(e) if e.is_not_found() => {
+                let reason = format!("run {run_id} not found at Databricks: {e}");
+                return self
+                    .give_up(publisher, msg, body, p, run_id, None, Some(check_seq), "run_not_found", &reason)
+                    .await;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let times = RunTimes {
+            run_id,
+            run_url: run.run_page_url.clone(),
+            started_ms: run.start_time.filter(|t| *t > 0),
+            ended_ms: run.ended_at(),
+        };
+        match classify(&run) {
+            RunOutcome::InProgress { state, known } => {
+                if !known {
+                    tracing::warn!(run_id, state = %state, "unknown run state; treating it as not terminal");
+                }
+                let age = Duration::from_millis((now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64);
+                let wait = next_check_in(age, &self.config.poll);
+                let reason = format!("run {run_id} is {state}");
+                self.schedule_check(publisher, msg, run_id, check_seq, wait, &reason).await?;
+                Ok(Handled::StillRunning { state, known })
+            }
+            RunOutcome::Succeeded => {
+                if self.ledger.record_success(&key, msg.attempt, check_seq, times, self.id()).await? {
+                    tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "partition succeeded");
+                    Ok(Handled::Succeeded { run_id })
+                } else {
+                    Ok(Handled::Dropped("partition moved on".into()))
+                }
+            }
+            RunOutcome::Failed(failure) => {
+                let jitter = rand::rng().random_range(-1.0..=1.0);
+                match decide_failure(&failure, msg.attempt, &self.config.retry, jitter) {
+                    FailureDecision::Retry { after } => {
+                        let error = format!("{} ({}): {}", failure.code, failure.class.as_str(), failure.message);
+                        let next = msg.attempt.next();
+                        let mut retry = msg.follow_up(next, Step::Trigger, format!("retry after {}", failure.code));
+                        retry.not_before_ms = Some(now_ms() + after.as_millis() as i64);
+                        // Publish first: a crash before the ledger records the retry makes
+                        // the check come back and decide again; a duplicate trigger of the
+                        // same attempt is harmless.
+                        self.publish(publisher, &retry, Destination::Delayed(Lane::Trigger, after)).await?;
+                        if self.ledger.schedule_retry(&key, msg.attempt, check_seq, times, &error, self.id()).await? {
+                            tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, error = %error, retry_in_s = after.as_secs(), "run failed; new attempt scheduled");
+                            Ok(Handled::RetryScheduled { next_attempt: next.get() })
+                        } else {
+                            Ok(Handled::Dropped("partition moved on".into()))
+                        }
+                    }
+                    FailureDecision::DeadLetter { reason } => {
+                        let reason = if failure.message.is_empty() { reason } else { format!("{reason}: {}", failure.message) };
+                        self.give_up(publisher, msg, body, p, run_id, run.run_page_url.as_deref(), Some(check_seq), "run_failed", &reason)
+                            .await
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dead-letters a partition: the message first (so nothing is lost if we die next),
+    /// then the ledger.
+    #[allow(clippy::too_many_arguments)]
+    async fn give_up(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        body: &[u8],
+        p: &Partition,
+        run_id: i64,
+        run_url: Option<&str>,
+        check_seq: Option<i64>,
+        kind: &str,
+        reason: &str,
+    ) -> Result<Handled, StepError> {
+        DeadLetter {
+            kind,
+            error: reason,
+            backfill_id: Some(msg.backfill_id.as_str()),
+            partition_date: Some(msg.partition_date.to_string()),
+            attempt: Some(msg.attempt.get()),
+            run_id: Some(run_id),
+            run_url,
+            source_lane: Lane::Check.key(),
+            worker_id: self.id(),
+        }
+        .publish(publisher, body)
+        .await?;
+        self.ledger.dead_letter(&p.key(), msg.attempt, check_seq, reason, self.id()).await?;
+        tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, reason, "partition dead-lettered");
+        Ok(Handled::DeadLettered(reason.to_owned()))
+    }
+
+    async fn poison(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        body: &[u8],
+        lane: Lane,
+        reason: &str,
+    ) -> Result<Handled, StepError> {
+        DeadLetter {
+            kind: "invalid_message",
+            error: reason,
+            backfill_id: Some(msg.backfill_id.as_str()),
+            partition_date: Some(msg.partition_date.to_string()),
+            attempt: Some(msg.attempt.get()),
+            source_lane: lane.key(),
+            worker_id: self.id(),
+            ..Default::default()
+        }
+        .publish(publisher, body)
+        .await?;
+        Ok(Handled::Poisoned(reason.to_owned()))
+    }
+
+    async fn schedule_check(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        run_id: i64,
+        check_seq: i64,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<(), StepError> {
+        let mut check = msg.follow_up(msg.attempt, Step::Check { run_id, check_seq }, reason);
+        let destination = if wait.is_zero() {
+            Destination::Lane(Lane::Check)
+        } else {
+            check.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
+            Destination::Delayed(Lane::Check, wait)
+        };
+        self.publish(publisher, &check, destination).await
+    }
+
+    /// Sends the same message round the delay tiers for `wait`, saying why.
+    pub(crate) async fn delay(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        lane: Lane,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<Handled, StepError> {
+        let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
+        again.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
+        self.publish(publisher, &again, Destination::Delayed(lane, wait)).await?;
+        Ok(Handled::Delayed(reason.to_owned()))
+    }
+
+    async fn publish(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        destination: Destination,
+    ) -> Result<(), StepError> {
+        let mut headers = Headers::new();
+        if let Some(reason) = &msg.reason {
+            headers = headers.with("x-backfill-delay-reason", reason);
+        }
+        publisher
+            .publish(destination, &msg.encode(), &msg.message_id.to_string(), &headers)
+            .await?;
+        Ok(())
+    }
+
+    async fn backfill(&self, id: &BackfillId) -> Result<Arc<Backfill>, StepError> {
+        if let Some(b) = self.lock_backfills().get(id) {
+            return Ok(b.clone());
+        }
+        let Some(b) = self.ledger.backfill(id).await? else {
+            return Err(StepError::Ledger(backfill_ledger::LedgerError::Corrupt(format!(
+                "partition of unknown backfill {id}"
+            ))));
+        };
+        let b = Arc::new(b);
+        self.lock_backfills().insert(id.clone(), b.clone());
+        Ok(b)
+    }
+
+    fn lock_backfills(&self) -> std::sync::MutexGuard<'_, HashMap<BackfillId, Arc<Backfill>>> {
+        self.backfills.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// After an outage while handling `body`, sends it round again after a pause so it is
+    /// neither lost nor retried in a hot loop.
+    pub(crate) async fn delay_after_error(
+        &self,
+        publisher: &Publisher,
+        lane: Lane,
+        body: &[u8],
+        error: &StepError,
+    ) -> Result<(), StepError> {
+        let Ok(msg) = PartitionMessage::decode(body) else {
+            return Ok(());
+        };
+        let reason = format!("{} outage: {error}", error.kind());
+        self.delay(publisher, &msg, lane, self.config.outage_delay, &reason).await?;
+        Ok(())
+    }
+}
+
