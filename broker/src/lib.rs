@@ -17,6 +17,9 @@ pub use connection::{AmqpUrl, Broker, LaneConsumer};
 pub use error::BrokerError;
 pub use headers::Headers;
 pub use lapin::message::Delivery;
-pub use lapin::{Consumer, options::BasicAckOptions, options::BasicNackOptions};
+pub use lapin::{
+    Consumer,
+    options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions},
+};
 pub use publisher::{Destination, Publisher};
 pub use topology::{DEFAULT_DELAY_TIERS, Lane, Topology, parse_duration};

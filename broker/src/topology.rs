@@ -136,7 +136,12 @@ impl Topology {
     }
 
     pub fn delay_queue(&self, lane: Lane, tier: Duration) -> String {
-        format!("{}.delay.{}.{}", self.namespace, lane.key(), tier_label(tier))
+        format!(
+            "{}.delay.{}.{}",
+            self.namespace,
+            lane.key(),
+            tier_label(tier)
+        )
     }
 
     /// The tier to use for a wanted delay: the longest tier not above it (or the shortest
@@ -189,16 +194,25 @@ impl Topology {
             .map_err(BrokerError::op("exchange.declare"))?;
 
         let dlq = self.dead_letter_queue();
-        self.declare_queue(channel, &dlq, self.quorum_args()).await?;
+        self.declare_queue(channel, &dlq, self.quorum_args())
+            .await?;
         self.bind(channel, &dlq, &self.dead_letter_exchange(), "")
             .await?;
 
         for lane in Lane::ALL {
             let queue = self.work_queue(lane);
             let mut args = self.quorum_args();
-            put_str(&mut args, "x-dead-letter-exchange", &self.dead_letter_exchange());
+            put_str(
+                &mut args,
+                "x-dead-letter-exchange",
+                &self.dead_letter_exchange(),
+            );
             put_str(&mut args, "x-dead-letter-strategy", "at-least-once");
-            put_int(&mut args, "x-delivery-limit", i64::from(self.delivery_limit));
+            put_int(
+                &mut args,
+                "x-delivery-limit",
+                i64::from(self.delivery_limit),
+            );
             self.declare_queue(channel, &queue, args).await?;
             self.bind(channel, &queue, &self.work_exchange(), lane.key())
                 .await?;
@@ -320,7 +334,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{text:?} has unknown unit {unit:?} (use ms, s, m or h)")),
+        _ => Err(format!(
+            "{text:?} has unknown unit {unit:?} (use ms, s, m or h)"
+        )),
     }
 }
 

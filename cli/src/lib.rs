@@ -1,2 +1,39 @@
-//! placeholder
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `backfill` command line. `main` parses flags, sets up logging, runs one command and
+//! turns its result into an exit code: 0 success, 1 failure (or an incomplete backfill),
+//! 2 bad usage. All the work is in the role and library crates.
+
+mod args;
+mod commands;
+mod exit;
+mod settings;
+mod telemetry;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+pub use exit::CliError;
+
+/// Entry point of the `backfill` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    telemetry::init(
+        cli.global.log_format,
+        matches!(cli.command, args::Command::Demo(_)),
+    );
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(),
+    }
+}

@@ -185,10 +185,7 @@ mod tests {
         for body in [&b""[..], b"\xff\xfe\x00", b"not json", b"[1,2,3]", b"null"] {
             let err = PartitionMessage::decode(body).unwrap_err();
             assert!(
-                matches!(
-                    err,
-                    ContractError::NotJson(_)
-                ),
+                matches!(err, ContractError::NotJson(_)),
                 "{body:?}: {err:?}"
             );
         }

@@ -7,10 +7,7 @@ use crate::{Attempt, BackfillId, PartitionDate};
 /// re-attaches after a crash sends the same token, and at most 58 characters, within the
 /// 64 Databricks allows.
 pub fn idempotency_token(backfill: &BackfillId, date: PartitionDate, attempt: Attempt) -> String {
-    format!(
-        "bf-{backfill}-{}-a{attempt}",
-        date.date().format("%Y%m%d")
-    )
+    format!("bf-{backfill}-{}-a{attempt}", date.date().format("%Y%m%d"))
 }
 
 #[cfg(test)]

@@ -48,7 +48,10 @@ pub struct Failure {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     /// Not terminal. `known` is false for a state this build has never heard of.
-    InProgress { state: String, known: bool },
+    InProgress {
+        state: String,
+        known: bool,
+    },
     Succeeded,
     Failed(Failure),
 }
@@ -66,10 +69,18 @@ pub fn classify(run: &Run) -> RunOutcome {
 }
 
 fn classify_status(status: &RunStatus) -> RunOutcome {
-    let state = status.state.clone().unwrap_or(StatusState::Other(String::new()));
+    let state = status
+        .state
+        .clone()
+        .unwrap_or(StatusState::Other(String::new()));
     match state {
         StatusState::Terminated => {}
-        StatusState::Other(s) => return RunOutcome::InProgress { state: s, known: false },
+        StatusState::Other(s) => {
+            return RunOutcome::InProgress {
+                state: s,
+                known: false,
+            };
+        }
         other => {
             return RunOutcome::InProgress {
                 state: other.as_str().to_owned(),
@@ -129,7 +140,12 @@ fn classify_legacy(state: &RunState) -> RunOutcome {
         .unwrap_or(LifeCycleState::Other(String::new()));
     match life {
         LifeCycleState::Terminated | LifeCycleState::Skipped | LifeCycleState::InternalError => {}
-        LifeCycleState::Other(s) => return RunOutcome::InProgress { state: s, known: false },
+        LifeCycleState::Other(s) => {
+            return RunOutcome::InProgress {
+                state: s,
+                known: false,
+            };
+        }
         other => {
             return RunOutcome::InProgress {
                 state: other.as_str().to_owned(),
@@ -201,38 +217,133 @@ mod tests {
     /// Every row of the shapes table in the API notes, with and without `status`.
     #[test]
     fn shapes_table() {
-        let cases: &[(&str, Option<(&str, Option<&str>)>, Option<(&str, &str, &str)>, &str)] = &[
-            ("success", Some(("TERMINATED", Some("SUCCESS"))), Some(("TERMINATED", "SUCCESS", "SUCCESS")), "succeeded"),
-            ("task code failed", Some(("INTERNAL_ERROR", Some("FAILED"))), Some(("TERMINATED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR")), "user_code"),
-            ("platform failure", Some(("INTERNAL_ERROR", Some("FAILED"))), Some(("TERMINATED", "INTERNAL_ERROR", "INTERNAL_ERROR")), "transient"),
-            ("cloud failure", Some(("TERMINATED", Some("FAILED"))), Some(("TERMINATED", "CLOUD_FAILURE", "CLOUD_FAILURE")), "transient"),
-            ("cancelled by a user", Some(("TERMINATED", Some("CANCELED"))), Some(("TERMINATED", "USER_CANCELED", "SUCCESS")), "cancelled"),
-            ("timed out", Some(("TERMINATED", Some("TIMEDOUT"))), Some(("TERMINATED", "CANCELED", "SUCCESS")), "cancelled"),
-            ("concurrency limit, no queue", Some(("SKIPPED", Some("MAXIMUM_CONCURRENT_RUNS_REACHED"))), Some(("TERMINATED", "MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR")), "transient"),
-            ("waiting in the queue", Some(("QUEUED", None)), Some(("QUEUED", "", "")), "in_progress"),
-            ("running", Some(("RUNNING", None)), Some(("RUNNING", "", "")), "in_progress"),
-            ("unknown future state", Some(("HIBERNATING", None)), Some(("HIBERNATING", "", "")), "in_progress_unknown"),
-            ("permission problem", Some(("INTERNAL_ERROR", Some("FAILED"))), Some(("TERMINATED", "UNAUTHORIZED_ERROR", "CLIENT_ERROR")), "configuration"),
-            ("unknown client code", Some(("INTERNAL_ERROR", Some("FAILED"))), Some(("TERMINATED", "NEW_CODE", "CLIENT_ERROR")), "user_code"),
-            ("unknown platform code", Some(("INTERNAL_ERROR", Some("FAILED"))), Some(("TERMINATED", "NEW_CODE", "INTERNAL_ERROR")), "transient"),
-            ("unknown code and type", Some(("TERMINATED", Some("FAILED"))), Some(("TERMINATED", "NEW_CODE", "NEW_TYPE")), "unknown"),
+        let cases: &[(
+            &str,
+            Option<(&str, Option<&str>)>,
+            Option<(&str, &str, &str)>,
+            &str,
+        )] = &[
+            (
+                "success",
+                Some(("TERMINATED", Some("SUCCESS"))),
+                Some(("TERMINATED", "SUCCESS", "SUCCESS")),
+                "succeeded",
+            ),
+            (
+                "task code failed",
+                Some(("INTERNAL_ERROR", Some("FAILED"))),
+                Some(("TERMINATED", "RUN_EXECUTION_ERROR", "CLIENT_ERROR")),
+                "user_code",
+            ),
+            (
+                "platform failure",
+                Some(("INTERNAL_ERROR", Some("FAILED"))),
+                Some(("TERMINATED", "INTERNAL_ERROR", "INTERNAL_ERROR")),
+                "transient",
+            ),
+            (
+                "cloud failure",
+                Some(("TERMINATED", Some("FAILED"))),
+                Some(("TERMINATED", "CLOUD_FAILURE", "CLOUD_FAILURE")),
+                "transient",
+            ),
+            (
+                "cancelled by a user",
+                Some(("TERMINATED", Some("CANCELED"))),
+                Some(("TERMINATED", "USER_CANCELED", "SUCCESS")),
+                "cancelled",
+            ),
+            (
+                "timed out",
+                Some(("TERMINATED", Some("TIMEDOUT"))),
+                Some(("TERMINATED", "CANCELED", "SUCCESS")),
+                "cancelled",
+            ),
+            (
+                "concurrency limit, no queue",
+                Some(("SKIPPED", Some("MAXIMUM_CONCURRENT_RUNS_REACHED"))),
+                Some(("TERMINATED", "MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR")),
+                "transient",
+            ),
+            (
+                "waiting in the queue",
+                Some(("QUEUED", None)),
+                Some(("QUEUED", "", "")),
+                "in_progress",
+            ),
+            (
+                "running",
+                Some(("RUNNING", None)),
+                Some(("RUNNING", "", "")),
+                "in_progress",
+            ),
+            (
+                "unknown future state",
+                Some(("HIBERNATING", None)),
+                Some(("HIBERNATING", "", "")),
+                "in_progress_unknown",
+            ),
+            (
+                "permission problem",
+                Some(("INTERNAL_ERROR", Some("FAILED"))),
+                Some(("TERMINATED", "UNAUTHORIZED_ERROR", "CLIENT_ERROR")),
+                "configuration",
+            ),
+            (
+                "unknown client code",
+                Some(("INTERNAL_ERROR", Some("FAILED"))),
+                Some(("TERMINATED", "NEW_CODE", "CLIENT_ERROR")),
+                "user_code",
+            ),
+            (
+                "unknown platform code",
+                Some(("INTERNAL_ERROR", Some("FAILED"))),
+                Some(("TERMINATED", "NEW_CODE", "INTERNAL_ERROR")),
+                "transient",
+            ),
+            (
+                "unknown code and type",
+                Some(("TERMINATED", Some("FAILED"))),
+                Some(("TERMINATED", "NEW_CODE", "NEW_TYPE")),
+                "unknown",
+            ),
         ];
         for (name, legacy, status, want) in cases {
-            assert_eq!(class(classify(&run(*legacy, *status))), *want, "{name} (status)");
+            assert_eq!(
+                class(classify(&run(*legacy, *status))),
+                *want,
+                "{name} (status)"
+            );
         }
         // The legacy fallback, used only when `status` is absent.
         let legacy_cases: &[(&str, (&str, Option<&str>), &str)] = &[
             ("success", ("TERMINATED", Some("SUCCESS")), "succeeded"),
-            ("legacy INTERNAL_ERROR/FAILED is user code", ("INTERNAL_ERROR", Some("FAILED")), "user_code"),
+            (
+                "legacy INTERNAL_ERROR/FAILED is user code",
+                ("INTERNAL_ERROR", Some("FAILED")),
+                "user_code",
+            ),
             ("cancelled", ("TERMINATED", Some("CANCELED")), "cancelled"),
             ("timed out", ("TERMINATED", Some("TIMEDOUT")), "user_code"),
-            ("skipped is not success", ("SKIPPED", Some("MAXIMUM_CONCURRENT_RUNS_REACHED")), "transient"),
+            (
+                "skipped is not success",
+                ("SKIPPED", Some("MAXIMUM_CONCURRENT_RUNS_REACHED")),
+                "transient",
+            ),
             ("pending", ("PENDING", None), "in_progress"),
             ("unknown", ("HIBERNATING", None), "in_progress_unknown"),
-            ("excluded", ("TERMINATED", Some("EXCLUDED")), "configuration"),
+            (
+                "excluded",
+                ("TERMINATED", Some("EXCLUDED")),
+                "configuration",
+            ),
         ];
         for (name, legacy, want) in legacy_cases {
-            assert_eq!(class(classify(&run(Some(*legacy), None))), *want, "{name} (legacy)");
+            assert_eq!(
+                class(classify(&run(Some(*legacy), None))),
+                *want,
+                "{name} (legacy)"
+            );
         }
         assert_eq!(class(classify(&run(None, None))), "in_progress_unknown");
     }

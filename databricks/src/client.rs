@@ -189,7 +189,10 @@ impl DatabricksClient {
         if let Some(body) = call.body {
             request = request.json(body);
         }
-        let response = request.send().await.map_err(|e| self.transport(endpoint, e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport(endpoint, e))?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -197,7 +200,10 @@ impl DatabricksClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = response.text().await.map_err(|e| self.transport(endpoint, e))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| self.transport(endpoint, e))?;
         if status != StatusCode::OK {
             let (error_code, message) = parse_error_body(status.as_u16(), &body);
             return Err(ApiError::Http {
@@ -228,4 +234,3 @@ impl DatabricksClient {
         }
     }
 }
-

@@ -6,9 +6,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ApiError {
     #[error("Databricks {endpoint}: could not connect or the connection broke: {detail}")]
-    Transport { endpoint: &'static str, detail: String },
+    Transport {
+        endpoint: &'static str,
+        detail: String,
+    },
     #[error("Databricks {endpoint}: no response within {seconds} s")]
-    Timeout { endpoint: &'static str, seconds: u64 },
+    Timeout {
+        endpoint: &'static str,
+        seconds: u64,
+    },
     #[error("Databricks {endpoint}: HTTP {status} {error_code}: {message}")]
     Http {
         endpoint: &'static str,
@@ -18,7 +24,10 @@ pub enum ApiError {
         retry_after: Option<Duration>,
     },
     #[error("Databricks {endpoint}: unreadable response: {detail}")]
-    Decode { endpoint: &'static str, detail: String },
+    Decode {
+        endpoint: &'static str,
+        detail: String,
+    },
     #[error("Databricks client misconfigured: {0}")]
     Config(String),
 }
@@ -37,7 +46,14 @@ impl ApiError {
     /// 429, or 503 with a `Retry-After`.
     pub fn is_throttled(&self) -> bool {
         matches!(self, Self::Http { status: 429, .. })
-            || matches!(self, Self::Http { status: 503, retry_after: Some(_), .. })
+            || matches!(
+                self,
+                Self::Http {
+                    status: 503,
+                    retry_after: Some(_),
+                    ..
+                }
+            )
     }
 
     /// The run or job does not exist (any more): HTTP 404, or the usual HTTP 400

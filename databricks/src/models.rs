@@ -287,6 +287,9 @@ mod tests {
         );
         assert_eq!(run.parameter("partition_date"), Some("2026-01-01"));
         assert_eq!(run.ended_at(), None);
-        assert_eq!(LifeCycleState::from("RUNNING".to_owned()), LifeCycleState::Running);
+        assert_eq!(
+            LifeCycleState::from("RUNNING".to_owned()),
+            LifeCycleState::Running
+        );
     }
 }

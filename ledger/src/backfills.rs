@@ -9,9 +9,7 @@ use sqlx::any::AnyRow;
 
 use crate::events::insert_event;
 use crate::model::corrupt;
-use crate::{
-    Backfill, BackfillState, Ledger, LedgerError, NewEvent, PartitionState, now_ms,
-};
+use crate::{Backfill, BackfillState, Ledger, LedgerError, NewEvent, PartitionState, now_ms};
 
 /// A backfill request as the producer registers it.
 #[derive(Debug, Clone)]
@@ -125,7 +123,10 @@ impl Ledger {
         })
     }
 
-    pub async fn backfill(&self, backfill_id: &BackfillId) -> Result<Option<Backfill>, LedgerError> {
+    pub async fn backfill(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<Option<Backfill>, LedgerError> {
         let row = sqlx::query(
             "SELECT backfill_id, job_id, start_date, end_date, request_json, manifest_id, \
              manifest_json, state, concurrency_cap, created_by, created_at_ms \
@@ -146,11 +147,12 @@ impl Ledger {
         why: &str,
     ) -> Result<bool, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("UPDATE backfills SET state = $1 WHERE backfill_id = $2 AND state <> $1")
-            .bind(state.as_str())
-            .bind(backfill_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        let done =
+            sqlx::query("UPDATE backfills SET state = $1 WHERE backfill_id = $2 AND state <> $1")
+                .bind(state.as_str())
+                .bind(backfill_id.to_string())
+                .execute(&mut *tx)
+                .await?;
         let changed = done.rows_affected() == 1;
         if changed {
             let event = NewEvent::backfill(actor, backfill_id, "backfill_state")
@@ -188,10 +190,7 @@ fn backfill_from_row(r: &AnyRow) -> Result<Backfill, LedgerError> {
         manifest_id: r.try_get("manifest_id").map_err(corrupt)?,
         manifest: serde_json::from_str(&r.try_get::<String, _>("manifest_json").map_err(corrupt)?)
             .map_err(corrupt)?,
-        state: r
-            .try_get::<String, _>("state")
-            .map_err(corrupt)?
-            .parse()?,
+        state: r.try_get::<String, _>("state").map_err(corrupt)?.parse()?,
         concurrency_cap: r.try_get("concurrency_cap").map_err(corrupt)?,
         created_by: r.try_get("created_by").map_err(corrupt)?,
         created_at_ms: r.try_get("created_at_ms").map_err(corrupt)?,

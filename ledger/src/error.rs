@@ -9,7 +9,9 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
     #[error("ledger migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
-    #[error("backfill {0} is already registered with a different request; choose a new backfill id")]
+    #[error(
+        "backfill {0} is already registered with a different request; choose a new backfill id"
+    )]
     Conflict(String),
     #[error("ledger holds an unreadable value: {0}")]
     Corrupt(String),
@@ -19,13 +21,15 @@ impl LedgerError {
     /// True for failures worth retrying later (the database is unreachable or busy).
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(e) => matches!(
-                e,
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::WorkerCrashed
-            ) || e.to_string().contains("database is locked"),
+            Self::Database(e) => {
+                matches!(
+                    e,
+                    sqlx::Error::Io(_)
+                        | sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::WorkerCrashed
+                ) || e.to_string().contains("database is locked")
+            }
             _ => false,
         }
     }

@@ -36,7 +36,12 @@ impl NewEvent {
         }
     }
 
-    pub fn partition(actor: &str, key: &PartitionKey, attempt: Attempt, kind: &'static str) -> Self {
+    pub fn partition(
+        actor: &str,
+        key: &PartitionKey,
+        attempt: Attempt,
+        kind: &'static str,
+    ) -> Self {
         Self {
             partition_date: Some(key.date),
             attempt: Some(attempt),

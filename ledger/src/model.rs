@@ -113,7 +113,9 @@ impl FromStr for BackfillState {
             "active" => Ok(Self::Active),
             "paused" => Ok(Self::Paused),
             "cancelled" => Ok(Self::Cancelled),
-            _ => Err(LedgerError::Corrupt(format!("unknown backfill state {s:?}"))),
+            _ => Err(LedgerError::Corrupt(format!(
+                "unknown backfill state {s:?}"
+            ))),
         }
     }
 }

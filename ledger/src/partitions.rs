@@ -79,7 +79,8 @@ impl Cas {
 
     fn expect(mut self, column: &str, value: Bind) -> Self {
         self.binds.push(value);
-        self.wheres.push(format!("{column} = ${}", self.binds.len()));
+        self.wheres
+            .push(format!("{column} = ${}", self.binds.len()));
         self
     }
 
@@ -155,7 +156,10 @@ impl Ledger {
     }
 
     /// Every partition of a backfill, oldest day first.
-    pub async fn partitions(&self, backfill_id: &BackfillId) -> Result<Vec<Partition>, LedgerError> {
+    pub async fn partitions(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<Vec<Partition>, LedgerError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
@@ -181,7 +185,10 @@ impl Ledger {
         let mut counts: BTreeMap<PartitionState, i64> =
             PartitionState::ALL.iter().map(|s| (*s, 0)).collect();
         for row in rows {
-            let state: PartitionState = row.try_get::<String, _>("state").map_err(corrupt)?.parse()?;
+            let state: PartitionState = row
+                .try_get::<String, _>("state")
+                .map_err(corrupt)?
+                .parse()?;
             counts.insert(state, row.try_get("n").map_err(corrupt)?);
         }
         Ok(counts)
@@ -201,7 +208,10 @@ impl Ledger {
 
     /// Pending first-attempt partitions whose trigger message was never confirmed by the
     /// broker (so a re-run of the producer publishes exactly those).
-    pub async fn unenqueued(&self, backfill_id: &BackfillId) -> Result<Vec<PartitionDate>, LedgerError> {
+    pub async fn unenqueued(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<Vec<PartitionDate>, LedgerError> {
         let dates: Vec<String> = sqlx::query_scalar(
             "SELECT partition_date FROM partitions WHERE backfill_id = $1 AND enqueued = 0 \
              AND state = 'pending' ORDER BY partition_date",

@@ -1,1 +1,14 @@
-//! placeholder
+//! The producer (SPEC 5.4): registers a backfill with its reproducibility manifest, then
+//! publishes one trigger message per day-partition with publisher confirms.
+//!
+//! Both steps are idempotent: registering the same request again adds nothing, and
+//! publishing sends only the partitions whose message was never confirmed, so a producer
+//! killed halfway is simply run again.
+
+mod manifest;
+mod publish;
+mod request;
+
+pub use manifest::{Manifest, settings_hash};
+pub use publish::publish_pending;
+pub use request::{Order, ProduceError, ProduceRequest, register};

@@ -1,1 +1,10 @@
-//! placeholder
+//! The reconciler (SPEC 5.6): completeness is proven against Databricks, not against
+//! messages. Each pass re-reads the latest run of every succeeded partition and checks
+//! that it succeeded, belongs to the backfill's job, and ran with the partition's
+//! parameters; everything else is reported as a gap by kind.
+
+mod completeness;
+mod service;
+
+pub use completeness::{Gap, GapKind, ReconcileError, Report, reconcile_once};
+pub use service::run_reconciler;

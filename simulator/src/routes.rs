@@ -94,7 +94,11 @@ async fn run_now(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respo
         }
     };
     let Some(job_id) = body.job_id else {
-        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "Missing required field: job_id");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "Missing required field: job_id",
+        );
     };
     if let Some(token) = &body.idempotency_token {
         if token.len() > 64 {
@@ -158,7 +162,11 @@ struct RunQuery {
 
 async fn get_run(State(sim): State<Simulator>, Query(q): Query<RunQuery>) -> Response {
     let Some(run_id) = q.run_id.and_then(|r| r.parse::<i64>().ok()) else {
-        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "run_id must be an integer");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "run_id must be an integer",
+        );
     };
     let inner = sim.lock();
     match inner.runs.get(&run_id) {
@@ -194,7 +202,11 @@ fn job_json(job: &JobSpec) -> Value {
 
 async fn get_job(State(sim): State<Simulator>, Query(q): Query<JobQuery>) -> Response {
     let Some(job_id) = q.job_id.and_then(|j| j.parse::<i64>().ok()) else {
-        return error(StatusCode::BAD_REQUEST, "INVALID_PARAMETER_VALUE", "job_id must be an integer");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "job_id must be an integer",
+        );
     };
     match sim.lock().jobs.get(&job_id) {
         Some(job) => Json(job_json(job)).into_response(),

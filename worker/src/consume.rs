@@ -52,21 +52,35 @@ async fn serve(
 ) -> Result<(), BrokerError> {
     let prefetch = u16::try_from(worker.config.concurrency).unwrap_or(u16::MAX);
     let tag = |lane: Lane| format!("{}-{}", worker.id(), lane.key());
-    let checks = broker.consume(Lane::Check, prefetch, &tag(Lane::Check)).await?;
-    let triggers = broker.consume(Lane::Trigger, prefetch, &tag(Lane::Trigger)).await?;
+    let checks = broker
+        .consume(Lane::Check, prefetch, &tag(Lane::Check))
+        .await?;
+    let triggers = broker
+        .consume(Lane::Trigger, prefetch, &tag(Lane::Trigger))
+        .await?;
     let tracker = TaskTracker::new();
     let publisher = broker.publisher();
     // Separate lanes with separate permits: checks of running runs never wait behind a
     // backlog of untriggered partitions.
     let served = tokio::try_join!(
         lane_loop(worker, &publisher, checks, Lane::Check, shutdown, &tracker),
-        lane_loop(worker, &publisher, triggers, Lane::Trigger, shutdown, &tracker),
+        lane_loop(
+            worker,
+            &publisher,
+            triggers,
+            Lane::Trigger,
+            shutdown,
+            &tracker
+        ),
     );
     tracker.close();
     if served.is_ok() {
         let grace = worker.config.shutdown_grace;
         if tokio::time::timeout(grace, tracker.wait()).await.is_err() {
-            tracing::warn!(grace_s = grace.as_secs(), "grace period over; unfinished messages return to their queues");
+            tracing::warn!(
+                grace_s = grace.as_secs(),
+                "grace period over; unfinished messages return to their queues"
+            );
         }
     }
     served.map(|_| ())
@@ -87,11 +101,11 @@ async fn lane_loop(
                 Ok(p) => p,
                 Err(_) => return Ok(()),
             },
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => break,
         };
         let next = tokio::select! {
             d = lane_consumer.consumer.next() => d,
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => break,
         };
         let delivery = match next {
             Some(Ok(d)) => d,
@@ -115,11 +129,25 @@ async fn lane_loop(
             drop(permit);
         });
     }
+    // Stop receiving: prefetched deliveries not yet handed out return to the queue, and
+    // in-flight ones can still be acknowledged on their own channel... which stays open
+    // until the connection closes after the grace period.
+    let tag = lane_consumer.consumer.tag();
+    let _ = lane_consumer
+        .channel
+        .basic_cancel(tag, backfill_broker::BasicCancelOptions::default())
+        .await;
+    Ok(())
 }
 
 /// Processes one delivery in its own task (so a panic cannot take the worker down), then
 /// acknowledges it, or returns it to the queue when its follow-ups could not be published.
-async fn handle_delivery(worker: Arc<Worker>, publisher: Publisher, lane: Lane, delivery: Delivery) {
+async fn handle_delivery(
+    worker: Arc<Worker>,
+    publisher: Publisher,
+    lane: Lane,
+    delivery: Delivery,
+) {
     let body = Arc::new(delivery.data.clone());
     let outcome = {
         let (worker, publisher, body) = (worker.clone(), publisher.clone(), body.clone());
@@ -132,7 +160,10 @@ async fn handle_delivery(worker: Arc<Worker>, publisher: Publisher, lane: Lane, 
         }
         Ok(Err(error)) => {
             tracing::warn!(lane = lane.key(), error = %error, "could not handle message now; it will come back");
-            match worker.delay_after_error(&publisher, lane, &body, &error).await {
+            match worker
+                .delay_after_error(&publisher, lane, &body, &error)
+                .await
+            {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delay message either; returning it to the queue");
@@ -158,8 +189,13 @@ async fn handle_delivery(worker: Arc<Worker>, publisher: Publisher, lane: Lane, 
     if settled {
         match delivery.ack(BasicAckOptions::default()).await {
             Ok(true) => {}
-            Ok(false) => tracing::info!(lane = lane.key(), "ack not delivered (channel gone); the message will be redelivered and re-attach"),
-            Err(e) => tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered and re-attach"),
+            Ok(false) => tracing::info!(
+                lane = lane.key(),
+                "ack not delivered (channel gone); the message will be redelivered and re-attach"
+            ),
+            Err(e) => {
+                tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered and re-attach")
+            }
         }
     } else {
         let requeue = BasicNackOptions {

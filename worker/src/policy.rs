@@ -93,12 +93,7 @@ pub fn remaining_wait(not_before_ms: Option<i64>, now_ms: i64) -> Option<Duratio
 }
 
 /// Decides a check message, given the partition's row.
-pub fn decide_check(
-    p: &Partition,
-    attempt: Attempt,
-    run_id: i64,
-    check_seq: i64,
-) -> CheckAction {
+pub fn decide_check(p: &Partition, attempt: Attempt, run_id: i64, check_seq: i64) -> CheckAction {
     if p.state != PartitionState::Running {
         return CheckAction::Drop(format!("partition is {}", p.state));
     }
@@ -130,7 +125,9 @@ pub fn decide_failure(
         FailureClass::UserCode => policy.user_code_attempts,
         FailureClass::Cancelled => {
             return FailureDecision::DeadLetter {
-                reason: format!("run was cancelled: {what}; cancellations are never retried automatically"),
+                reason: format!(
+                    "run was cancelled: {what}; cancellations are never retried automatically"
+                ),
             };
         }
         FailureClass::Configuration | FailureClass::Unknown => {
@@ -194,20 +191,114 @@ mod tests {
         use TriggerAction as T;
         let lease = Duration::from_secs(10);
         let cases: Vec<(&str, PartitionState, u32, u32, &str, i64, T)> = vec![
-            ("fresh partition is claimed", Pending, 1, 1, "w2", 2_000, T::Claim),
-            ("failed partition's next attempt is claimed", Failed, 2, 2, "w2", 2_000, T::Claim),
-            ("own claim re-attaches", Triggering, 1, 1, "w1", 2_000, T::ReAttach),
-            ("other's fresh claim waits", Triggering, 1, 1, "w2", 2_000, T::WaitForOwner("being triggered by w1".into())),
-            ("other's expired claim re-attaches", Triggering, 1, 1, "w2", 11_000, T::ReAttach),
-            ("running restarts checks", Running, 1, 1, "w2", 2_000, T::RestartChecks { run_id: 77 }),
-            ("succeeded drops", Succeeded, 1, 1, "w2", 2_000, T::Drop("partition already succeeded".into())),
-            ("cancelled drops", Cancelled, 1, 1, "w2", 2_000, T::Drop("partition already cancelled".into())),
-            ("older attempt drops", Pending, 3, 2, "w2", 2_000, T::Drop("attempt 2 superseded by 3".into())),
-            ("next attempt waits for the ledger", Running, 1, 2, "w2", 2_000, T::WaitForLedger),
-            ("far-ahead attempt is poison", Pending, 1, 5, "w2", 2_000, T::Poison("attempt 5 is ahead of the ledger's attempt 1".into())),
+            (
+                "fresh partition is claimed",
+                Pending,
+                1,
+                1,
+                "w2",
+                2_000,
+                T::Claim,
+            ),
+            (
+                "failed partition's next attempt is claimed",
+                Failed,
+                2,
+                2,
+                "w2",
+                2_000,
+                T::Claim,
+            ),
+            (
+                "own claim re-attaches",
+                Triggering,
+                1,
+                1,
+                "w1",
+                2_000,
+                T::ReAttach,
+            ),
+            (
+                "other's fresh claim waits",
+                Triggering,
+                1,
+                1,
+                "w2",
+                2_000,
+                T::WaitForOwner("being triggered by w1".into()),
+            ),
+            (
+                "other's expired claim re-attaches",
+                Triggering,
+                1,
+                1,
+                "w2",
+                11_000,
+                T::ReAttach,
+            ),
+            (
+                "running restarts checks",
+                Running,
+                1,
+                1,
+                "w2",
+                2_000,
+                T::RestartChecks { run_id: 77 },
+            ),
+            (
+                "succeeded drops",
+                Succeeded,
+                1,
+                1,
+                "w2",
+                2_000,
+                T::Drop("partition already succeeded".into()),
+            ),
+            (
+                "cancelled drops",
+                Cancelled,
+                1,
+                1,
+                "w2",
+                2_000,
+                T::Drop("partition already cancelled".into()),
+            ),
+            (
+                "older attempt drops",
+                Pending,
+                3,
+                2,
+                "w2",
+                2_000,
+                T::Drop("attempt 2 superseded by 3".into()),
+            ),
+            (
+                "next attempt waits for the ledger",
+                Running,
+                1,
+                2,
+                "w2",
+                2_000,
+                T::WaitForLedger,
+            ),
+            (
+                "far-ahead attempt is poison",
+                Pending,
+                1,
+                5,
+                "w2",
+                2_000,
+                T::Poison("attempt 5 is ahead of the ledger's attempt 1".into()),
+            ),
         ];
         for (name, state, ledger_attempt, msg_attempt, me, now, want) in cases {
-            let got = decide_trigger(&partition(state, ledger_attempt), a(msg_attempt), me, now, lease);
+            let got = decide_trigger(
+                &partition(state, ledger_attempt),
+                a(msg_attempt),
+                me,
+                now,
+                lease,
+            );
             assert_eq!(got, want, "{name}");
         }
     }
@@ -216,17 +307,32 @@ mod tests {
     fn check_decisions() {
         let p = partition(PartitionState::Running, 1);
         assert_eq!(decide_check(&p, a(1), 77, 3), CheckAction::Look);
-        assert_eq!(decide_check(&p, a(1), 77, 2), CheckAction::Drop("superseded check".into()));
-        assert_eq!(decide_check(&p, a(1), 78, 3), CheckAction::Drop("superseded check".into()));
-        assert_eq!(decide_check(&p, a(2), 77, 3), CheckAction::Drop("superseded check".into()));
+        assert_eq!(
+            decide_check(&p, a(1), 77, 2),
+            CheckAction::Drop("superseded check".into())
+        );
+        assert_eq!(
+            decide_check(&p, a(1), 78, 3),
+            CheckAction::Drop("superseded check".into())
+        );
+        assert_eq!(
+            decide_check(&p, a(2), 77, 3),
+            CheckAction::Drop("superseded check".into())
+        );
         let done = partition(PartitionState::Succeeded, 1);
-        assert_eq!(decide_check(&done, a(1), 77, 3), CheckAction::Drop("partition is succeeded".into()));
+        assert_eq!(
+            decide_check(&done, a(1), 77, 3),
+            CheckAction::Drop("partition is succeeded".into())
+        );
     }
 
     #[test]
     fn messages_wait_until_due() {
         assert_eq!(remaining_wait(None, 1_000), None);
-        assert_eq!(remaining_wait(Some(5_000), 1_000), Some(Duration::from_secs(4)));
+        assert_eq!(
+            remaining_wait(Some(5_000), 1_000),
+            Some(Duration::from_secs(4))
+        );
         assert_eq!(remaining_wait(Some(1_020), 1_000), None);
         assert_eq!(remaining_wait(Some(500), 1_000), None);
     }
@@ -234,32 +340,82 @@ mod tests {
     #[test]
     fn failure_decisions_follow_class_budgets() {
         let policy = RetryPolicy::default();
-        let f = |class| Failure { class, code: "CODE".into(), message: String::new() };
+        let f = |class| Failure {
+            class,
+            code: "CODE".into(),
+            message: String::new(),
+        };
         let retry = |d: FailureDecision| matches!(d, FailureDecision::Retry { .. });
-        assert!(retry(decide_failure(&f(FailureClass::Transient), a(1), &policy, 0.0)));
-        assert!(retry(decide_failure(&f(FailureClass::Transient), a(4), &policy, 0.0)));
-        assert!(!retry(decide_failure(&f(FailureClass::Transient), a(5), &policy, 0.0)));
-        assert!(retry(decide_failure(&f(FailureClass::UserCode), a(1), &policy, 0.0)));
-        assert!(!retry(decide_failure(&f(FailureClass::UserCode), a(2), &policy, 0.0)));
-        assert!(!retry(decide_failure(&f(FailureClass::Configuration), a(1), &policy, 0.0)));
-        assert!(!retry(decide_failure(&f(FailureClass::Unknown), a(1), &policy, 0.0)));
+        assert!(retry(decide_failure(
+            &f(FailureClass::Transient),
+            a(1),
+            &policy,
+            0.0
+        )));
+        assert!(retry(decide_failure(
+            &f(FailureClass::Transient),
+            a(4),
+            &policy,
+            0.0
+        )));
+        assert!(!retry(decide_failure(
+            &f(FailureClass::Transient),
+            a(5),
+            &policy,
+            0.0
+        )));
+        assert!(retry(decide_failure(
+            &f(FailureClass::UserCode),
+            a(1),
+            &policy,
+            0.0
+        )));
+        assert!(!retry(decide_failure(
+            &f(FailureClass::UserCode),
+            a(2),
+            &policy,
+            0.0
+        )));
+        assert!(!retry(decide_failure(
+            &f(FailureClass::Configuration),
+            a(1),
+            &policy,
+            0.0
+        )));
+        assert!(!retry(decide_failure(
+            &f(FailureClass::Unknown),
+            a(1),
+            &policy,
+            0.0
+        )));
         match decide_failure(&f(FailureClass::Cancelled), a(1), &policy, 0.0) {
-            FailureDecision::DeadLetter { reason } => assert!(reason.contains("never retried"), "{reason}"),
+            FailureDecision::DeadLetter { reason } => {
+                assert!(reason.contains("never retried"), "{reason}")
+            }
             other => panic!("{other:?}"),
         }
         // Backoff doubles, is capped, and jitter stays within its fraction.
         assert_eq!(
             decide_failure(&f(FailureClass::Transient), a(3), &policy, 0.0),
-            FailureDecision::Retry { after: Duration::from_secs(120) }
+            FailureDecision::Retry {
+                after: Duration::from_secs(120)
+            }
         );
         assert_eq!(
             decide_failure(&f(FailureClass::Transient), a(2), &policy, 1.0),
-            FailureDecision::Retry { after: Duration::from_secs(72) }
+            FailureDecision::Retry {
+                after: Duration::from_secs(72)
+            }
         );
-        let capped = RetryPolicy { transient_attempts: 40, ..policy.clone() };
+        let capped = RetryPolicy {
+            transient_attempts: 40,
+            ..policy.clone()
+        };
         assert_eq!(
             decide_failure(&f(FailureClass::Transient), a(30), &capped, 0.0),
-            FailureDecision::Retry { after: policy.max_delay }
+            FailureDecision::Retry {
+                after: policy.max_delay
+            }
         );
     }
 
@@ -267,8 +423,17 @@ mod tests {
     fn polling_starts_soon_and_slows_with_age() {
         let p = PollPolicy::default();
         assert_eq!(next_check_in(Duration::ZERO, &p), Duration::from_secs(1));
-        assert_eq!(next_check_in(Duration::from_secs(60), &p), Duration::from_secs(15));
-        assert_eq!(next_check_in(Duration::from_secs(20 * 60), &p), Duration::from_secs(300));
-        assert_eq!(next_check_in(Duration::from_secs(10 * 3600), &p), Duration::from_secs(600));
+        assert_eq!(
+            next_check_in(Duration::from_secs(60), &p),
+            Duration::from_secs(15)
+        );
+        assert_eq!(
+            next_check_in(Duration::from_secs(20 * 60), &p),
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            next_check_in(Duration::from_secs(10 * 3600), &p),
+            Duration::from_secs(600)
+        );
     }
 }

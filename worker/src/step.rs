@@ -25,15 +25,26 @@ use crate::{StepError, WorkerConfig};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
     /// A run was started (or found by its token) and its first check scheduled.
-    Triggered { run_id: i64 },
+    Triggered {
+        run_id: i64,
+    },
     /// A fresh chain of checks was started for an existing run.
-    ChecksRestarted { run_id: i64 },
+    ChecksRestarted {
+        run_id: i64,
+    },
     /// Sent round the delay tiers again, for this reason.
     Delayed(String),
     /// The run is still going; the next check is scheduled.
-    StillRunning { state: String, known: bool },
-    Succeeded { run_id: i64 },
-    RetryScheduled { next_attempt: u32 },
+    StillRunning {
+        state: String,
+        known: bool,
+    },
+    Succeeded {
+        run_id: i64,
+    },
+    RetryScheduled {
+        next_attempt: u32,
+    },
     DeadLettered(String),
     /// Nothing to do (stale or already done).
     Dropped(String),
@@ -95,7 +106,13 @@ impl Worker {
         let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
         let Some(partition) = self.ledger.partition(&key).await? else {
             return self
-                .poison(publisher, &msg, body, lane, "no such backfill partition in the ledger")
+                .poison(
+                    publisher,
+                    &msg,
+                    body,
+                    lane,
+                    "no such backfill partition in the ledger",
+                )
                 .await;
         };
         match msg.step {
@@ -118,21 +135,42 @@ impl Worker {
         let action = decide_trigger(p, msg.attempt, self.id(), now_ms(), self.config.claim_lease);
         match action {
             TriggerAction::Drop(reason) => Ok(Handled::Dropped(reason)),
-            TriggerAction::Poison(reason) => self.poison(publisher, msg, body, Lane::Trigger, &reason).await,
+            TriggerAction::Poison(reason) => {
+                self.poison(publisher, msg, body, Lane::Trigger, &reason)
+                    .await
+            }
             TriggerAction::WaitForOwner(reason) => {
                 let wait = self.config.admission_delay;
-                self.delay(publisher, msg, Lane::Trigger, wait, &reason).await
+                self.delay(publisher, msg, Lane::Trigger, wait, &reason)
+                    .await
             }
             TriggerAction::WaitForLedger => {
                 let reason = format!("waiting for the ledger to record attempt {}", msg.attempt);
-                self.delay(publisher, msg, Lane::Trigger, self.config.admission_delay, &reason)
-                    .await
+                self.delay(
+                    publisher,
+                    msg,
+                    Lane::Trigger,
+                    self.config.admission_delay,
+                    &reason,
+                )
+                .await
             }
             TriggerAction::RestartChecks { run_id } => {
-                match self.ledger.restart_checks(&key, msg.attempt, run_id, self.id()).await? {
+                match self
+                    .ledger
+                    .restart_checks(&key, msg.attempt, run_id, self.id())
+                    .await?
+                {
                     Some(seq) => {
-                        self.schedule_check(publisher, msg, run_id, seq, Duration::ZERO, "checks restarted")
-                            .await?;
+                        self.schedule_check(
+                            publisher,
+                            msg,
+                            run_id,
+                            seq,
+                            Duration::ZERO,
+                            "checks restarted",
+                        )
+                        .await?;
                         Ok(Handled::ChecksRestarted { run_id })
                     }
                     None => Ok(Handled::Dropped("partition moved on".into())),
@@ -140,29 +178,50 @@ impl Worker {
             }
             TriggerAction::Claim => {
                 let token = idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt);
-                match self.ledger.claim_trigger(&key, msg.attempt, &token, self.id()).await? {
+                match self
+                    .ledger
+                    .claim_trigger(&key, msg.attempt, &token, self.id())
+                    .await?
+                {
                     Claim::Claimed => self.start_run(publisher, msg, body, &token).await,
                     Claim::AtCapacity { active, cap } => {
                         let reason = format!("concurrency cap {cap} reached ({active} active)");
-                        self.delay(publisher, msg, Lane::Trigger, self.config.admission_delay, &reason)
-                            .await
+                        self.delay(
+                            publisher,
+                            msg,
+                            Lane::Trigger,
+                            self.config.admission_delay,
+                            &reason,
+                        )
+                        .await
                     }
                     Claim::NotActive(BackfillState::Cancelled) => {
                         Ok(Handled::Dropped("backfill cancelled".into()))
                     }
                     Claim::NotActive(state) => {
                         let reason = format!("backfill {}", state.as_str());
-                        self.delay(publisher, msg, Lane::Trigger, self.config.admission_delay, &reason)
-                            .await
+                        self.delay(
+                            publisher,
+                            msg,
+                            Lane::Trigger,
+                            self.config.admission_delay,
+                            &reason,
+                        )
+                        .await
                     }
                     Claim::Lost => Ok(Handled::Dropped("claimed by another worker".into())),
                 }
             }
             TriggerAction::ReAttach => {
                 if p.owner.as_deref() != Some(self.id())
-                    && !self.ledger.take_over_trigger(&key, msg.attempt, self.id()).await?
+                    && !self
+                        .ledger
+                        .take_over_trigger(&key, msg.attempt, self.id())
+                        .await?
                 {
-                    return Ok(Handled::Dropped("claim taken over by another worker".into()));
+                    return Ok(Handled::Dropped(
+                        "claim taken over by another worker".into(),
+                    ));
                 }
                 let token = p.idempotency_token.clone().unwrap_or_else(|| {
                     idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt)
@@ -210,15 +269,22 @@ impl Worker {
                 }
                 .publish(publisher, body)
                 .await?;
-                self.ledger.dead_letter(&key, msg.attempt, None, &reason, self.id()).await?;
+                self.ledger
+                    .dead_letter(&key, msg.attempt, None, &reason, self.id())
+                    .await?;
                 return Ok(Handled::DeadLettered(reason));
             }
         };
         let run_id = response.run_id;
-        match self.ledger.record_run(&key, msg.attempt, run_id, None, self.id()).await? {
+        match self
+            .ledger
+            .record_run(&key, msg.attempt, run_id, None, self.id())
+            .await?
+        {
             Some(seq) => {
                 let first = self.config.poll.first;
-                self.schedule_check(publisher, msg, run_id, seq, first, "run started").await?;
+                self.schedule_check(publisher, msg, run_id, seq, first, "run started")
+                    .await?;
                 tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "run triggered");
                 Ok(Handled::Triggered { run_id })
             }
@@ -244,7 +310,17 @@ impl Worker {
             Err(e) if e.is_not_found() => {
                 let reason = format!("run {run_id} not found at Databricks: {e}");
                 return self
-                    .give_up(publisher, msg, body, p, run_id, None, Some(check_seq), "run_not_found", &reason)
+                    .give_up(
+                        publisher,
+                        msg,
+                        body,
+                        p,
+                        run_id,
+                        None,
+                        Some(check_seq),
+                        "run_not_found",
+                        &reason,
+                    )
                     .await;
             }
             Err(e) => return Err(e.into()),
@@ -260,14 +336,21 @@ impl Worker {
                 if !known {
                     tracing::warn!(run_id, state = %state, "unknown run state; treating it as not terminal");
                 }
-                let age = Duration::from_millis((now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64);
+                let age = Duration::from_millis(
+                    (now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64,
+                );
                 let wait = next_check_in(age, &self.config.poll);
                 let reason = format!("run {run_id} is {state}");
-                self.schedule_check(publisher, msg, run_id, check_seq, wait, &reason).await?;
+                self.schedule_check(publisher, msg, run_id, check_seq, wait, &reason)
+                    .await?;
                 Ok(Handled::StillRunning { state, known })
             }
             RunOutcome::Succeeded => {
-                if self.ledger.record_success(&key, msg.attempt, check_seq, times, self.id()).await? {
+                if self
+                    .ledger
+                    .record_success(&key, msg.attempt, check_seq, times, self.id())
+                    .await?
+                {
                     tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "partition succeeded");
                     Ok(Handled::Succeeded { run_id })
                 } else {
@@ -278,25 +361,59 @@ impl Worker {
                 let jitter = rand::rng().random_range(-1.0..=1.0);
                 match decide_failure(&failure, msg.attempt, &self.config.retry, jitter) {
                     FailureDecision::Retry { after } => {
-                        let error = format!("{} ({}): {}", failure.code, failure.class.as_str(), failure.message);
+                        let error = format!(
+                            "{} ({}): {}",
+                            failure.code,
+                            failure.class.as_str(),
+                            failure.message
+                        );
                         let next = msg.attempt.next();
-                        let mut retry = msg.follow_up(next, Step::Trigger, format!("retry after {}", failure.code));
+                        let mut retry = msg.follow_up(
+                            next,
+                            Step::Trigger,
+                            format!("retry after {}", failure.code),
+                        );
                         retry.not_before_ms = Some(now_ms() + after.as_millis() as i64);
                         // Publish first: a crash before the ledger records the retry makes
                         // the check come back and decide again; a duplicate trigger of the
                         // same attempt is harmless.
-                        self.publish(publisher, &retry, Destination::Delayed(Lane::Trigger, after)).await?;
-                        if self.ledger.schedule_retry(&key, msg.attempt, check_seq, times, &error, self.id()).await? {
+                        self.publish(
+                            publisher,
+                            &retry,
+                            Destination::Delayed(Lane::Trigger, after),
+                        )
+                        .await?;
+                        if self
+                            .ledger
+                            .schedule_retry(&key, msg.attempt, check_seq, times, &error, self.id())
+                            .await?
+                        {
                             tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, error = %error, retry_in_s = after.as_secs(), "run failed; new attempt scheduled");
-                            Ok(Handled::RetryScheduled { next_attempt: next.get() })
+                            Ok(Handled::RetryScheduled {
+                                next_attempt: next.get(),
+                            })
                         } else {
                             Ok(Handled::Dropped("partition moved on".into()))
                         }
                     }
                     FailureDecision::DeadLetter { reason } => {
-                        let reason = if failure.message.is_empty() { reason } else { format!("{reason}: {}", failure.message) };
-                        self.give_up(publisher, msg, body, p, run_id, run.run_page_url.as_deref(), Some(check_seq), "run_failed", &reason)
-                            .await
+                        let reason = if failure.message.is_empty() {
+                            reason
+                        } else {
+                            format!("{reason}: {}", failure.message)
+                        };
+                        self.give_up(
+                            publisher,
+                            msg,
+                            body,
+                            p,
+                            run_id,
+                            run.run_page_url.as_deref(),
+                            Some(check_seq),
+                            "run_failed",
+                            &reason,
+                        )
+                        .await
                     }
                 }
             }
@@ -331,7 +448,9 @@ impl Worker {
         }
         .publish(publisher, body)
         .await?;
-        self.ledger.dead_letter(&p.key(), msg.attempt, check_seq, reason, self.id()).await?;
+        self.ledger
+            .dead_letter(&p.key(), msg.attempt, check_seq, reason, self.id())
+            .await?;
         tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, reason, "partition dead-lettered");
         Ok(Handled::DeadLettered(reason.to_owned()))
     }
@@ -389,7 +508,8 @@ impl Worker {
     ) -> Result<Handled, StepError> {
         let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
         again.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
-        self.publish(publisher, &again, Destination::Delayed(lane, wait)).await?;
+        self.publish(publisher, &again, Destination::Delayed(lane, wait))
+            .await?;
         Ok(Handled::Delayed(reason.to_owned()))
     }
 
@@ -404,7 +524,12 @@ impl Worker {
             headers = headers.with("x-backfill-delay-reason", reason);
         }
         publisher
-            .publish(destination, &msg.encode(), &msg.message_id.to_string(), &headers)
+            .publish(
+                destination,
+                &msg.encode(),
+                &msg.message_id.to_string(),
+                &headers,
+            )
             .await?;
         Ok(())
     }
@@ -414,9 +539,9 @@ impl Worker {
             return Ok(b.clone());
         }
         let Some(b) = self.ledger.backfill(id).await? else {
-            return Err(StepError::Ledger(backfill_ledger::LedgerError::Corrupt(format!(
-                "partition of unknown backfill {id}"
-            ))));
+            return Err(StepError::Ledger(backfill_ledger::LedgerError::Corrupt(
+                format!("partition of unknown backfill {id}"),
+            )));
         };
         let b = Arc::new(b);
         self.lock_backfills().insert(id.clone(), b.clone());
@@ -440,8 +565,8 @@ impl Worker {
             return Ok(());
         };
         let reason = format!("{} outage: {error}", error.kind());
-        self.delay(publisher, &msg, lane, self.config.outage_delay, &reason).await?;
+        self.delay(publisher, &msg, lane, self.config.outage_delay, &reason)
+            .await?;
         Ok(())
     }
 }
-

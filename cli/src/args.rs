@@ -1,0 +1,196 @@
+//! Flags and subcommands. Every setting has an environment fallback; secrets never show
+//! their values in `--help`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Backfill fleet: recompute a Databricks pipeline's day-partitions safely with a
+/// RabbitMQ worker fleet.
+#[derive(Debug, Parser)]
+#[command(name = "backfill", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOpts,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Settings shared by every command.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalOpts {
+    /// RabbitMQ URL.
+    #[arg(
+        long,
+        global = true,
+        env = "AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub amqp_url: String,
+    /// Ledger database: sqlite://FILE or postgres://...
+    #[arg(
+        long,
+        global = true,
+        env = "LEDGER_URL",
+        default_value = "sqlite://backfill.db",
+        hide_env_values = true
+    )]
+    pub ledger_url: String,
+    /// Prefix of every queue and exchange, so several fleets can share one broker.
+    #[arg(
+        long,
+        global = true,
+        env = "BACKFILL_NAMESPACE",
+        default_value = "backfill"
+    )]
+    pub namespace: String,
+    /// Databricks workspace URL (the local simulator by default).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABRICKS_HOST",
+        default_value = "http://127.0.0.1:8089"
+    )]
+    pub databricks_host: String,
+    /// Databricks personal access token (any non-empty value for the simulator).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABRICKS_TOKEN",
+        default_value = "simulator-token",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    pub databricks_token: String,
+    /// Delay tiers of the broker topology, comma-separated (for example 1s,5s,30s,2m,10m,1h).
+    #[arg(long, global = true, env = "BACKFILL_DELAY_TIERS")]
+    pub delay_tiers: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register a backfill and publish one message per day-partition.
+    Produce(ProduceArgs),
+    /// Consume partition work: trigger and follow Databricks runs.
+    Worker(WorkerArgs),
+    /// Verify completeness against Databricks (once, or as a service until complete).
+    Reconcile(ReconcileArgs),
+    /// Show where a backfill stands.
+    Status(StatusArgs),
+    /// Serve the Databricks Jobs API simulator.
+    Sim(SimArgs),
+    /// Run a whole backfill in one process on the embedded defaults.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProduceArgs {
+    /// Name of the backfill (1-40 of letters, digits, '_' and '-').
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// The Databricks job that recomputes one partition.
+    #[arg(long, env = "BACKFILL_JOB_ID")]
+    pub job_id: i64,
+    /// First day, YYYY-MM-DD (inclusive).
+    #[arg(long)]
+    pub start: String,
+    /// Last day, YYYY-MM-DD (inclusive).
+    #[arg(long)]
+    pub end: String,
+    /// A job parameter passed to every run, KEY=VALUE; repeatable. Pin code and dimension
+    /// table versions here.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// Most runs active at once across the whole fleet.
+    #[arg(long, env = "BACKFILL_CONCURRENCY_CAP", default_value_t = 20)]
+    pub concurrency_cap: i64,
+    /// newest-first (default) or oldest-first.
+    #[arg(long, default_value = "newest-first")]
+    pub order: String,
+    /// Who starts it (recorded in the manifest and the audit trail).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub created_by: String,
+    /// Print the plan without registering or publishing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Messages handled at once per lane in this process.
+    #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 16)]
+    pub concurrency: usize,
+    /// Name of this worker in claims and the audit trail (default: host-pid).
+    #[arg(long, env = "WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Seconds allowed for in-flight messages after SIGTERM.
+    #[arg(long, default_value_t = 20)]
+    pub shutdown_grace_s: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// One pass, then exit 0 if complete and 1 if not.
+    #[arg(long)]
+    pub once: bool,
+    /// Seconds between passes when running as a service.
+    #[arg(long, default_value_t = 30)]
+    pub interval_s: u64,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:8089")]
+    pub addr: SocketAddr,
+    /// Milliseconds a run stays PENDING.
+    #[arg(long, default_value_t = 300)]
+    pub pending_ms: u64,
+    /// Milliseconds a run stays RUNNING.
+    #[arg(long, default_value_t = 700)]
+    pub running_ms: u64,
+    /// Accept only this bearer token (default: any non-empty token).
+    #[arg(long, env = "SIM_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of daily partitions, ending yesterday.
+    #[arg(long, default_value_t = 180)]
+    pub days: u32,
+    /// Worker concurrency per lane.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Backfill concurrency cap.
+    #[arg(long, default_value_t = 60)]
+    pub concurrency_cap: i64,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_s: u64,
+    /// Optional TOML file (reserved for later settings; must exist when given).
+    #[arg(long, hide = true)]
+    pub config: Option<PathBuf>,
+}

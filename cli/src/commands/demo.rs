@@ -1,0 +1,187 @@
+//! `backfill demo`: the whole flow in one process on the embedded defaults: an in-process
+//! simulator, the SQLite ledger, the local RabbitMQ (in a namespace of its own, removed
+//! afterwards), a producer, two workers and the reconciler. Exits 0 only when every
+//! partition succeeded and was verified against the simulator.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use backfill_contract::PartitionDate;
+use backfill_databricks::{ClientConfig, DatabricksClient};
+use backfill_ledger::PartitionState;
+use backfill_producer::{Order, ProduceRequest, publish_pending, register};
+use backfill_reconciler::reconcile_once;
+use backfill_simulator::{SimConfig, Simulator};
+use backfill_worker::{Worker, WorkerConfig, run_worker};
+use tokio_util::sync::CancellationToken;
+
+use super::{default_worker_id, shutdown_on_signals};
+use crate::CliError;
+use crate::args::{DemoArgs, GlobalOpts};
+
+const WORKERS: usize = 2;
+
+pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
+    if args.days == 0 {
+        return Err(CliError::usage("--days must be at least 1"));
+    }
+    if let Some(path) = &args.config {
+        if !path.exists() {
+            return Err(CliError::usage(format!(
+                "--config {} does not exist",
+                path.display()
+            )));
+        }
+    }
+    let started = Instant::now();
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    let backfill_id = format!("demo-{stamp}")
+        .parse()
+        .map_err(anyhow::Error::new)?;
+    let mut demo_global = global.clone();
+    demo_global.namespace = format!("{}-demo-{stamp}", global.namespace);
+
+    let sim = Simulator::spawn(SimConfig::default())
+        .await
+        .context("starting the simulator")?;
+    let client = DatabricksClient::new(ClientConfig::new(sim.url(), "demo-token"))
+        .map_err(anyhow::Error::new)?;
+    let ledger = demo_global.ledger().await?;
+    let broker = demo_global
+        .broker("backfill demo", Duration::from_secs(10))
+        .await?;
+    eprintln!(
+        "demo: simulator at {}, ledger {}, RabbitMQ namespace {}",
+        sim.url(),
+        global.ledger_url,
+        demo_global.namespace
+    );
+
+    let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
+    let first = yesterday - chrono::Days::new(u64::from(args.days - 1));
+    let request = ProduceRequest {
+        backfill_id,
+        job_id: 1,
+        start: PartitionDate::new(first),
+        end: PartitionDate::new(yesterday),
+        params: BTreeMap::from([
+            (
+                "staging_table".to_owned(),
+                "usage.daily_aggregates_staging".to_owned(),
+            ),
+            ("code_version".to_owned(), "demo".to_owned()),
+        ]),
+        concurrency_cap: args.concurrency_cap,
+        order: Order::NewestFirst,
+        created_by: "demo".into(),
+    };
+    let (manifest_id, _) = register(&ledger, &client, &request)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let published = publish_pending(
+        &ledger,
+        &broker.publisher(),
+        &request.backfill_id,
+        request.order,
+        |_, _| {},
+    )
+    .await
+    .map_err(anyhow::Error::new)?;
+    eprintln!(
+        "demo: backfill {} registered (manifest {manifest_id}); {published} partitions published",
+        request.backfill_id
+    );
+
+    let shutdown = shutdown_on_signals();
+    let workers = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for n in 1..=WORKERS {
+        let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
+        config.concurrency = args.concurrency;
+        config.admission_delay = Duration::from_secs(1);
+        let worker = Arc::new(Worker::new(config, ledger.clone(), client.clone()));
+        tasks.push(tokio::spawn(run_worker(
+            worker,
+            demo_global.amqp()?,
+            demo_global.topology()?,
+            workers.clone(),
+        )));
+    }
+
+    let deadline = started + Duration::from_secs(args.timeout_s);
+    let total = i64::from(args.days);
+    let outcome = loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            () = shutdown.cancelled() => break Err("interrupted".to_owned()),
+        }
+        let counts = ledger
+            .state_counts(&request.backfill_id)
+            .await
+            .map_err(anyhow::Error::new)?;
+        let n = |s: PartitionState| counts.get(&s).copied().unwrap_or(0);
+        let done = n(PartitionState::Succeeded);
+        eprintln!(
+            "demo: {:>5.1}s  succeeded {done}/{total}  running {}  pending {}  retrying {}  dead-lettered {}",
+            started.elapsed().as_secs_f64(),
+            n(PartitionState::Running) + n(PartitionState::Triggering),
+            n(PartitionState::Pending),
+            n(PartitionState::Failed),
+            n(PartitionState::DeadLettered),
+        );
+        if n(PartitionState::DeadLettered) > 0 || n(PartitionState::Cancelled) > 0 {
+            break Err("some partitions were dead-lettered or cancelled".to_owned());
+        }
+        if done == total {
+            let report = reconcile_once(&ledger, &client, &request.backfill_id, "demo-reconciler")
+                .await
+                .map_err(anyhow::Error::new)?;
+            if report.complete {
+                break Ok(report.verified);
+            }
+        }
+        if Instant::now() > deadline {
+            break Err(format!("not complete after {} s", args.timeout_s));
+        }
+    };
+
+    workers.cancel();
+    for task in tasks {
+        let _ = task.await;
+    }
+    if let Ok(channel) = broker.channel().await {
+        let _ = broker.topology().delete(&channel).await;
+    }
+    broker.close().await;
+    let stats = sim.sim.stats();
+    let runs_per_partition_max = stats
+        .runs_per_partition
+        .values()
+        .copied()
+        .max()
+        .unwrap_or(0);
+    match outcome {
+        Ok(verified) => {
+            println!(
+                "demo: backfill {} complete: {verified}/{total} partitions succeeded and verified in {:.1} s; \
+                 {} Databricks runs ({} per partition at most), {} runs/get calls",
+                request.backfill_id,
+                started.elapsed().as_secs_f64(),
+                stats.runs_created,
+                runs_per_partition_max,
+                stats.calls.get("jobs/runs/get").copied().unwrap_or(0),
+            );
+            println!(
+                "see it with: backfill status --backfill-id {}",
+                request.backfill_id
+            );
+            Ok(())
+        }
+        Err(why) => Err(CliError::Negative(format!(
+            "demo: backfill {} failed: {why} (see: backfill status --backfill-id {})",
+            request.backfill_id, request.backfill_id
+        ))),
+    }
+}

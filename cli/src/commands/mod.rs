@@ -1,0 +1,71 @@
+//! One module per subcommand, and what they share (signals, worker names).
+
+mod demo;
+mod produce;
+mod reconcile;
+mod sim;
+mod status;
+mod worker;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::CliError;
+use crate::args::{Cli, Command};
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let global = cli.global;
+    match cli.command {
+        Command::Produce(args) => produce::run(&global, args).await,
+        Command::Worker(args) => worker::run(&global, args).await,
+        Command::Reconcile(args) => reconcile::run(&global, args).await,
+        Command::Status(args) => status::run(&global, args).await,
+        Command::Sim(args) => sim::run(args).await,
+        Command::Demo(args) => demo::run(&global, args).await,
+    }
+}
+
+/// A token cancelled on SIGTERM or Ctrl-C.
+pub(crate) fn shutdown_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = tokio::signal::ctrl_c() => {}
+                        _ = term.recv() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        tracing::info!("shutdown requested; draining");
+        cancel.cancel();
+    });
+    token
+}
+
+/// `host-pid`, unique per process on a machine.
+pub(crate) fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub(crate) fn parse_backfill_id(text: &str) -> Result<backfill_contract::BackfillId, CliError> {
+    text.parse()
+        .map_err(|e| CliError::usage(format!("--backfill-id: {e}")))
+}

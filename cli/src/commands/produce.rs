@@ -1,0 +1,120 @@
+//! `backfill produce`: register a backfill and publish its partitions.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use backfill_contract::PartitionDate;
+use backfill_producer::{Order, ProduceError, ProduceRequest, publish_pending, register};
+
+use super::parse_backfill_id;
+use crate::CliError;
+use crate::args::{GlobalOpts, ProduceArgs};
+
+pub fn request_from(args: &ProduceArgs) -> Result<ProduceRequest, CliError> {
+    let date = |flag: &str, text: &str| -> Result<PartitionDate, CliError> {
+        text.parse()
+            .map_err(|e| CliError::usage(format!("{flag}: {e}")))
+    };
+    let mut params = BTreeMap::new();
+    for p in &args.params {
+        let Some((k, v)) = p.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(CliError::usage(format!(
+                "--param {p:?} must look like KEY=VALUE"
+            )));
+        };
+        params.insert(k.to_owned(), v.to_owned());
+    }
+    let request = ProduceRequest {
+        backfill_id: parse_backfill_id(&args.backfill_id)?,
+        job_id: args.job_id,
+        start: date("--start", &args.start)?,
+        end: date("--end", &args.end)?,
+        params,
+        concurrency_cap: args.concurrency_cap,
+        order: args
+            .order
+            .parse::<Order>()
+            .map_err(|e| CliError::usage(format!("--order: {e}")))?,
+        created_by: args.created_by.clone(),
+    };
+    request
+        .validate()
+        .map_err(|e| CliError::usage(e.to_string()))?;
+    Ok(request)
+}
+
+pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError> {
+    let request = request_from(&args)?;
+    let dates = request.partitions();
+    if args.dry_run {
+        println!(
+            "plan: backfill {} of job {}: {} partitions from {} to {}, {}, cap {}",
+            request.backfill_id,
+            request.job_id,
+            dates.len(),
+            request.start,
+            request.end,
+            if request.order == Order::NewestFirst {
+                "newest first"
+            } else {
+                "oldest first"
+            },
+            request.concurrency_cap
+        );
+        for (i, d) in dates.iter().enumerate().take(5) {
+            println!("  {:>4}. {d}", i + 1);
+        }
+        if dates.len() > 5 {
+            println!(
+                "  ... {} more, last {}",
+                dates.len() - 5,
+                dates[dates.len() - 1]
+            );
+        }
+        println!("dry run: nothing registered or published");
+        return Ok(());
+    }
+    let ledger = global.ledger().await?;
+    let client = global.client()?;
+    let (manifest_id, registration) =
+        register(&ledger, &client, &request)
+            .await
+            .map_err(|e| match e {
+                ProduceError::Invalid(m) => CliError::usage(m),
+                other => CliError::Failed(anyhow::Error::new(other)),
+            })?;
+    let broker = global
+        .broker("backfill producer", Duration::from_secs(60))
+        .await?;
+    let publisher = broker.publisher();
+    let mut last_shown = std::time::Instant::now();
+    let published = publish_pending(
+        &ledger,
+        &publisher,
+        &request.backfill_id,
+        request.order,
+        |done, total| {
+            if last_shown.elapsed() >= Duration::from_secs(1) || done == total {
+                eprintln!("published {done}/{total}");
+                last_shown = std::time::Instant::now();
+            }
+        },
+    )
+    .await
+    .context("publishing partitions")?;
+    broker.close().await;
+    println!(
+        "backfill {}: {} ({} new partitions, {} published, manifest {})",
+        request.backfill_id,
+        if registration.created {
+            "registered"
+        } else {
+            "already registered"
+        },
+        registration.new_partitions,
+        published,
+        manifest_id
+    );
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! `backfill reconcile`: prove completeness against Databricks.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use backfill_reconciler::{Report, reconcile_once, run_reconciler};
+
+use super::{parse_backfill_id, shutdown_on_signals};
+use crate::CliError;
+use crate::args::{GlobalOpts, ReconcileArgs};
+
+pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliError> {
+    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let client = global.client()?;
+    let ledger = global.ledger().await?;
+    let actor = format!("reconciler-{}", std::process::id());
+    let report = if args.once {
+        Some(
+            reconcile_once(&ledger, &client, &backfill_id, &actor)
+                .await
+                .context("reconcile")?,
+        )
+    } else {
+        run_reconciler(
+            &ledger,
+            &client,
+            &backfill_id,
+            &actor,
+            Duration::from_secs(args.interval_s.max(1)),
+            shutdown_on_signals(),
+        )
+        .await
+        .context("reconcile")?
+    };
+    let Some(report) = report else {
+        return Err(CliError::Negative("stopped before the first pass".into()));
+    };
+    print_report(&report, args.json);
+    if report.complete {
+        Ok(())
+    } else {
+        Err(CliError::Negative(format!(
+            "incomplete: {} of {} partitions proven, {} gaps",
+            report.verified,
+            report.total,
+            report.gaps.len()
+        )))
+    }
+}
+
+fn print_report(report: &Report, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+        return;
+    }
+    println!(
+        "backfill {}: {} of {} partitions proven against Databricks{}",
+        report.backfill_id,
+        report.verified,
+        report.total,
+        if report.complete { " — complete" } else { "" }
+    );
+    for gap in report.gaps.iter().take(50) {
+        println!(
+            "  {}  {:<20} attempt {}  run {}  {}",
+            gap.partition,
+            format!("{:?}", gap.kind),
+            gap.attempt,
+            gap.run_id.map_or("-".into(), |r| r.to_string()),
+            gap.detail
+        );
+    }
+    if report.gaps.len() > 50 {
+        println!(
+            "  ... {} more gaps (use --json for all)",
+            report.gaps.len() - 50
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! `backfill worker`: serve both lanes until SIGTERM.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use backfill_worker::{Worker, WorkerConfig, run_worker};
+
+use super::{default_worker_id, shutdown_on_signals};
+use crate::CliError;
+use crate::args::{GlobalOpts, WorkerArgs};
+
+pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> {
+    if args.concurrency == 0 {
+        return Err(CliError::usage("--concurrency must be at least 1"));
+    }
+    let url = global.amqp()?;
+    let topology = global.topology()?;
+    let client = global.client()?;
+    let ledger = global.ledger().await?;
+    let mut config = WorkerConfig::new(args.worker_id.unwrap_or_else(default_worker_id));
+    config.concurrency = args.concurrency;
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
+    let worker = Arc::new(Worker::new(config, ledger, client));
+    let shutdown = shutdown_on_signals();
+    tracing::info!(worker = worker.id(), "worker starting");
+    run_worker(worker, url, topology, shutdown)
+        .await
+        .context("worker stopped")?;
+    tracing::info!("worker stopped cleanly");
+    Ok(())
+}

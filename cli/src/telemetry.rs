@@ -1,0 +1,28 @@
+//! Logging: human-readable by default, JSON with `--log-format json`, to stderr so that
+//! `--json` output on stdout stays clean. `RUST_LOG` refines the filter.
+
+use tracing_subscriber::EnvFilter;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// `quiet` (the demo, which prints its own progress) logs only warnings by default.
+pub fn init(format: LogFormat, quiet: bool) {
+    let default = if quiet {
+        "warn,lapin=off"
+    } else {
+        "info,lapin=warn,sqlx=warn"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

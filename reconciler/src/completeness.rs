@@ -1,0 +1,179 @@
+//! One completeness pass over a backfill.
+
+use backfill_contract::BackfillId;
+use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
+use backfill_ledger::{Backfill, Ledger, LedgerError, Partition, PartitionState};
+use serde::Serialize;
+
+/// Why a partition does not (yet) count as done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GapKind {
+    /// Not triggered yet (pending, or waiting for its next attempt).
+    Missing,
+    /// Triggered and not finished.
+    Running,
+    /// The ledger says succeeded, but Databricks reports otherwise.
+    Failed,
+    DeadLettered,
+    Cancelled,
+    /// Databricks no longer knows the run (runs expire after 60 days): it ran, but cannot
+    /// be proven now.
+    RunNotFound,
+    /// The run exists but belongs to another job or ran with other parameters.
+    ParametersMismatch,
+}
+
+/// One partition that is not proven complete.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gap {
+    pub partition: String,
+    pub kind: GapKind,
+    pub attempt: u32,
+    pub run_id: Option<i64>,
+    pub detail: String,
+}
+
+/// The result of a pass.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub backfill_id: String,
+    pub total: usize,
+    /// Partitions whose run was re-read from Databricks in this pass and proven.
+    pub verified: usize,
+    pub complete: bool,
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error("backfill {0} is not registered")]
+    UnknownBackfill(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Databricks(#[from] ApiError),
+}
+
+/// Re-reads every succeeded partition's run and reports what is not proven.
+pub async fn reconcile_once(
+    ledger: &Ledger,
+    client: &DatabricksClient,
+    backfill_id: &BackfillId,
+    actor: &str,
+) -> Result<Report, ReconcileError> {
+    let backfill = ledger
+        .backfill(backfill_id)
+        .await?
+        .ok_or_else(|| ReconcileError::UnknownBackfill(backfill_id.to_string()))?;
+    let partitions = ledger.partitions(backfill_id).await?;
+    let mut gaps = Vec::new();
+    let mut verified = 0;
+    for p in &partitions {
+        match verify(ledger, client, &backfill, p, actor).await? {
+            None => verified += 1,
+            Some(gap) => gaps.push(gap),
+        }
+    }
+    Ok(Report {
+        backfill_id: backfill_id.to_string(),
+        total: partitions.len(),
+        verified,
+        complete: gaps.is_empty() && verified == partitions.len() && !partitions.is_empty(),
+        gaps,
+    })
+}
+
+async fn verify(
+    ledger: &Ledger,
+    client: &DatabricksClient,
+    backfill: &Backfill,
+    p: &Partition,
+    actor: &str,
+) -> Result<Option<Gap>, ReconcileError> {
+    let gap = |kind, detail: String| {
+        Some(Gap {
+            partition: p.date.to_string(),
+            kind,
+            attempt: p.attempt.get(),
+            run_id: p.run_id,
+            detail,
+        })
+    };
+    let run_id = match (p.state, p.run_id) {
+        (PartitionState::Succeeded, Some(run_id)) => run_id,
+        (PartitionState::Succeeded, None) => {
+            return Ok(gap(GapKind::Failed, "succeeded without a run id".into()));
+        }
+        (PartitionState::Pending | PartitionState::Failed, _) => {
+            return Ok(gap(
+                GapKind::Missing,
+                p.last_error.clone().unwrap_or_default(),
+            ));
+        }
+        (PartitionState::Triggering | PartitionState::Running, _) => {
+            return Ok(gap(GapKind::Running, String::new()));
+        }
+        (PartitionState::DeadLettered, _) => {
+            return Ok(gap(
+                GapKind::DeadLettered,
+                p.last_error.clone().unwrap_or_default(),
+            ));
+        }
+        (PartitionState::Cancelled, _) => return Ok(gap(GapKind::Cancelled, String::new())),
+    };
+    let run = match client.get_run(run_id).await {
+        Ok(run) => run,
+        Err(e) if e.is_not_found() => {
+            return Ok(gap(
+                GapKind::RunNotFound,
+                format!("Databricks no longer knows run {run_id}: {e}"),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if run.job_id != Some(backfill.job_id) {
+        return Ok(gap(
+            GapKind::ParametersMismatch,
+            format!(
+                "run belongs to job {:?}, not {}",
+                run.job_id, backfill.job_id
+            ),
+        ));
+    }
+    let date = p.date.to_string();
+    let backfill_id = backfill.backfill_id.to_string();
+    let expected = backfill
+        .params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([
+            ("partition_date", date.as_str()),
+            ("backfill_id", backfill_id.as_str()),
+            ("manifest_id", backfill.manifest_id.as_str()),
+        ]);
+    for (name, want) in expected {
+        let got = run.parameter(name);
+        if got != Some(want) {
+            return Ok(gap(
+                GapKind::ParametersMismatch,
+                format!("job parameter {name} is {got:?}, expected {want:?}"),
+            ));
+        }
+    }
+    match classify(&run) {
+        RunOutcome::Succeeded => {}
+        other => {
+            return Ok(gap(
+                GapKind::Failed,
+                format!("Databricks reports {other:?}"),
+            ));
+        }
+    }
+    if p.verified_at_ms.is_none() {
+        ledger
+            .mark_verified(&p.key(), p.attempt, run_id, actor)
+            .await?;
+    }
+    Ok(None)
+}
