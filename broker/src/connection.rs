@@ -65,6 +65,8 @@ pub struct Broker {
     connection: Connection,
     topology: Topology,
     publisher: Publisher,
+    /// Kept open for [`Broker::get`]: a delivery can only be acknowledged on its channel.
+    getter: Channel,
 }
 
 impl fmt::Debug for Broker {
@@ -129,10 +131,15 @@ impl Broker {
         with_timeout("declare", topology.declare(&setup)).await??;
         let _ = setup.close(200, "declared".into()).await;
         let publisher = Publisher::open(&connection, topology.clone()).await?;
+        let getter = connection
+            .create_channel()
+            .await
+            .map_err(BrokerError::op("channel.open"))?;
         Ok(Self {
             connection,
             topology: topology.clone(),
             publisher,
+            getter,
         })
     }
 
@@ -181,8 +188,8 @@ impl Broker {
     /// Takes one message from a queue without waiting (manual ack: the caller acks it, or
     /// it returns to the queue when the channel closes). Used by operator tools and tests.
     pub async fn get(&self, queue: &str) -> Result<Option<lapin::message::Delivery>, BrokerError> {
-        let channel = self.getter_channel().await?;
-        let got = channel
+        let got = self
+            .getter
             .basic_get(queue.into(), BasicGetOptions { no_ack: false })
             .await
             .map_err(BrokerError::op("basic.get"))?;
@@ -218,10 +225,6 @@ impl Broker {
             .create_channel()
             .await
             .map_err(BrokerError::op("channel.open"))
-    }
-
-    async fn getter_channel(&self) -> Result<Channel, BrokerError> {
-        self.channel().await
     }
 
     /// Closes the connection politely; unacknowledged deliveries return to their queues.

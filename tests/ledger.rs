@@ -1,0 +1,343 @@
+//! The ledger suite, run against SQLite and PostgreSQL alike.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use backfill_ledger::{
+    BackfillState, Claim, Ledger, LedgerError, NewBackfill, PartitionKey, PartitionState, RunTimes,
+};
+
+fn new_backfill(id: &str, days: u32, cap: i64) -> NewBackfill {
+    let start: PartitionDate = "2026-01-01".parse().unwrap();
+    let end = PartitionDate::new(start.date() + chrono::Days::new(u64::from(days - 1)));
+    NewBackfill {
+        backfill_id: id.parse().unwrap(),
+        job_id: 1,
+        start,
+        end,
+        params: BTreeMap::from([("code_version".into(), "abc123".into())]),
+        concurrency_cap: cap,
+        manifest_id: "m-test".into(),
+        manifest: serde_json::json!({"job_settings_hash": "x"}),
+        created_by: "tester".into(),
+    }
+}
+
+fn key(id: &str, date: &str) -> PartitionKey {
+    PartitionKey::new(id.parse().unwrap(), date.parse().unwrap())
+}
+
+fn times(run_id: i64) -> RunTimes {
+    RunTimes {
+        run_id,
+        run_url: Some(format!("https://sim/#run/{run_id}")),
+        started_ms: Some(1),
+        ended_ms: Some(2),
+    }
+}
+
+async fn for_each_backend<F, Fut>(test: F)
+where
+    F: Fn(Ledger) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for (backend, url) in support::ledger_urls().await {
+        let ledger = support::ledger(&url).await;
+        assert_eq!(ledger.backend_name(), backend);
+        test(ledger).await;
+    }
+}
+
+#[tokio::test]
+async fn registering_is_idempotent_and_refuses_a_different_request() {
+    for_each_backend(|ledger| async move {
+        let first = ledger
+            .register_backfill(&new_backfill("bf", 10, 5))
+            .await
+            .unwrap();
+        assert!(first.created);
+        assert_eq!(first.new_partitions, 10);
+        let again = ledger
+            .register_backfill(&new_backfill("bf", 10, 5))
+            .await
+            .unwrap();
+        assert!(!again.created);
+        assert_eq!(again.new_partitions, 0);
+        let err = ledger
+            .register_backfill(&new_backfill("bf", 11, 5))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, LedgerError::Conflict(_)), "{err}");
+        assert!(err.to_string().contains("different request"));
+        let counts = ledger.state_counts(&"bf".parse().unwrap()).await.unwrap();
+        assert_eq!(counts[&PartitionState::Pending], 10);
+        let b = ledger
+            .backfill(&"bf".parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.params["code_version"], "abc123");
+        assert_eq!(b.state, BackfillState::Active);
+        assert_eq!(ledger.events(&b.backfill_id).await.unwrap().len(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn migrations_run_once_and_reconnecting_is_harmless() {
+    for (_, url) in support::ledger_urls().await {
+        let a = support::ledger(&url).await;
+        a.register_backfill(&new_backfill("bf", 2, 1))
+            .await
+            .unwrap();
+        let b = support::ledger(&url).await;
+        assert_eq!(b.partitions(&"bf".parse().unwrap()).await.unwrap().len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn two_workers_racing_for_a_partition_only_one_claims_it() {
+    for_each_backend(|ledger| async move {
+        ledger
+            .register_backfill(&new_backfill("bf", 1, 10))
+            .await
+            .unwrap();
+        let k = key("bf", "2026-01-01");
+        let mut racers = Vec::new();
+        for n in 0..8 {
+            let (ledger, k) = (ledger.clone(), k.clone());
+            racers.push(tokio::spawn(async move {
+                ledger
+                    .claim_trigger(&k, Attempt::FIRST, "tok", &format!("w{n}"))
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut claimed = 0;
+        for r in racers {
+            if r.await.unwrap() == Claim::Claimed {
+                claimed += 1;
+            }
+        }
+        assert_eq!(claimed, 1);
+        let events = ledger.events(&k.backfill_id).await.unwrap();
+        assert_eq!(events.iter().filter(|e| e.kind == "claimed").count(), 1);
+        let p = ledger.partition(&k).await.unwrap().unwrap();
+        assert_eq!(p.state, PartitionState::Triggering);
+        assert_eq!(p.idempotency_token.as_deref(), Some("tok"));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_holds_under_concurrent_claims() {
+    for_each_backend(|ledger| async move {
+        ledger
+            .register_backfill(&new_backfill("capped", 20, 3))
+            .await
+            .unwrap();
+        let id: BackfillId = "capped".parse().unwrap();
+        let ledger = Arc::new(ledger);
+        let mut claims = Vec::new();
+        for p in ledger.partitions(&id).await.unwrap() {
+            let ledger = ledger.clone();
+            claims.push(tokio::spawn(async move {
+                ledger
+                    .claim_trigger(&p.key(), Attempt::FIRST, "t", "w")
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut results = Vec::new();
+        for c in claims {
+            results.push(c.await.unwrap());
+        }
+        assert_eq!(results.iter().filter(|c| **c == Claim::Claimed).count(), 3);
+        assert!(
+            results
+                .iter()
+                .all(|c| matches!(c, Claim::Claimed | Claim::AtCapacity { cap: 3, .. }))
+        );
+        assert_eq!(ledger.active_runs(&id).await.unwrap(), 3);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_paused_backfill_claims_nothing_until_resumed() {
+    for_each_backend(|ledger| async move {
+        ledger
+            .register_backfill(&new_backfill("bf", 1, 5))
+            .await
+            .unwrap();
+        let id: BackfillId = "bf".parse().unwrap();
+        assert!(
+            ledger
+                .set_backfill_state(&id, BackfillState::Paused, "op", "maintenance")
+                .await
+                .unwrap()
+        );
+        let k = key("bf", "2026-01-01");
+        assert_eq!(
+            ledger
+                .claim_trigger(&k, Attempt::FIRST, "t", "w")
+                .await
+                .unwrap(),
+            Claim::NotActive(BackfillState::Paused)
+        );
+        ledger
+            .set_backfill_state(&id, BackfillState::Active, "op", "done")
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger
+                .claim_trigger(&k, Attempt::FIRST, "t", "w")
+                .await
+                .unwrap(),
+            Claim::Claimed
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn transitions_are_compare_and_set_along_the_state_machine() {
+    for_each_backend(|ledger| async move {
+        ledger
+            .register_backfill(&new_backfill("bf", 1, 5))
+            .await
+            .unwrap();
+        let k = key("bf", "2026-01-01");
+        let a1 = Attempt::FIRST;
+        // A run cannot be recorded before the attempt is claimed.
+        assert_eq!(ledger.record_run(&k, a1, 7, None, "w").await.unwrap(), None);
+        assert_eq!(
+            ledger.claim_trigger(&k, a1, "t1", "w").await.unwrap(),
+            Claim::Claimed
+        );
+        let seq = ledger
+            .record_run(&k, a1, 7, None, "w")
+            .await
+            .unwrap()
+            .expect("recorded");
+        // A second recording (a racing worker) is refused.
+        assert_eq!(
+            ledger.record_run(&k, a1, 7, None, "w2").await.unwrap(),
+            None
+        );
+        // A new check chain supersedes the old one.
+        let seq2 = ledger
+            .restart_checks(&k, a1, 7, "w2")
+            .await
+            .unwrap()
+            .expect("restarted");
+        assert_eq!(seq2, seq + 1);
+        assert!(
+            !ledger
+                .record_success(&k, a1, seq, times(7), "old-chain")
+                .await
+                .unwrap()
+        );
+        // The live chain schedules a retry: attempt 2, state failed.
+        assert!(
+            ledger
+                .schedule_retry(&k, a1, seq2, times(7), "CLOUD_FAILURE", "w2")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .schedule_retry(&k, a1, seq2, times(7), "again", "w3")
+                .await
+                .unwrap()
+        );
+        let p = ledger.partition(&k).await.unwrap().unwrap();
+        assert_eq!((p.state, p.attempt.get()), (PartitionState::Failed, 2));
+        assert_eq!(p.last_error.as_deref(), Some("CLOUD_FAILURE"));
+        // Attempt 2 runs and succeeds; attempt 1's claim can no longer happen.
+        let a2 = a1.next();
+        assert!(matches!(
+            ledger.claim_trigger(&k, a1, "t1", "w").await.unwrap(),
+            Claim::Lost
+        ));
+        assert_eq!(
+            ledger.claim_trigger(&k, a2, "t2", "w").await.unwrap(),
+            Claim::Claimed
+        );
+        let seq3 = ledger
+            .record_run(&k, a2, 8, None, "w")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            ledger
+                .record_success(&k, a2, seq3, times(8), "w")
+                .await
+                .unwrap()
+        );
+        assert!(ledger.mark_verified(&k, a2, 8, "reconciler").await.unwrap());
+        assert!(!ledger.mark_verified(&k, a2, 8, "reconciler").await.unwrap());
+        let p = ledger.partition(&k).await.unwrap().unwrap();
+        assert_eq!(p.state, PartitionState::Succeeded);
+        assert_eq!(p.run_id, Some(8));
+        assert!(p.verified_at_ms.is_some());
+        // Terminal: nothing moves it any more.
+        assert!(!ledger.dead_letter(&k, a2, None, "late", "w").await.unwrap());
+        let kinds: Vec<String> = ledger
+            .events(&k.backfill_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "registered",
+                "claimed",
+                "run_started",
+                "checks_restarted",
+                "retry_scheduled",
+                "claimed",
+                "run_started",
+                "succeeded",
+                "verified"
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn events_are_append_only() {
+    for (backend, url) in support::ledger_urls().await {
+        let ledger = support::ledger(&url).await;
+        ledger
+            .register_backfill(&new_backfill("bf", 1, 1))
+            .await
+            .unwrap();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .unwrap();
+        for statement in ["UPDATE events SET detail = 'forged'", "DELETE FROM events"] {
+            let err = sqlx::query(statement).execute(&mut conn).await.unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{backend}: {err}");
+        }
+        assert_eq!(
+            ledger.events(&"bf".parse().unwrap()).await.unwrap().len(),
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_bad_ledger_url_names_the_problem() {
+    let err = Ledger::connect("mysql://localhost/x").await.unwrap_err();
+    assert!(
+        err.to_string().contains("sqlite:// or postgres://"),
+        "{err}"
+    );
+}
