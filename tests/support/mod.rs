@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod chaos_proxy;
+pub mod fleet;
+pub mod process;
 
 use std::future::Future;
 use std::time::Duration;

@@ -1,0 +1,229 @@
+//! The command line as users meet it: exit codes, messages that name the problem, secrets
+//! kept out of help and errors, the simulator command.
+
+mod support;
+
+use std::time::Duration;
+
+use support::process::{backfill, run, text};
+
+fn env() -> Vec<(&'static str, String)> {
+    vec![
+        ("LEDGER_URL", support::sqlite_url()),
+        ("DATABRICKS_TOKEN", "dapi-very-secret-123".to_owned()),
+    ]
+}
+
+#[test]
+fn bad_usage_exits_2_naming_the_problem() {
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec![
+                "produce",
+                "--backfill-id",
+                "x",
+                "--job-id",
+                "1",
+                "--start",
+                "2026-13-01",
+                "--end",
+                "2026-01-02",
+            ],
+            "--start",
+        ),
+        (
+            vec![
+                "produce",
+                "--backfill-id",
+                "x",
+                "--job-id",
+                "1",
+                "--start",
+                "2026-01-05",
+                "--end",
+                "2026-01-02",
+            ],
+            "--end",
+        ),
+        (
+            vec![
+                "produce",
+                "--backfill-id",
+                "has space",
+                "--job-id",
+                "1",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-02",
+            ],
+            "backfill id",
+        ),
+        (
+            vec![
+                "produce",
+                "--backfill-id",
+                "x",
+                "--job-id",
+                "1",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-02",
+                "--param",
+                "novalue",
+            ],
+            "KEY=VALUE",
+        ),
+        (
+            vec![
+                "produce",
+                "--backfill-id",
+                "x",
+                "--start",
+                "2026-01-01",
+                "--end",
+                "2026-01-02",
+            ],
+            "--job-id",
+        ),
+        (
+            vec!["status", "--backfill-id", "x", "--ledger-url", "mysql://db"],
+            "--ledger-url",
+        ),
+        (vec!["worker", "--concurrency", "0"], "--concurrency"),
+        (vec!["worker", "--namespace", "bad name!"], "--namespace"),
+        (vec!["worker", "--delay-tiers", "5x"], "--delay-tiers"),
+        (
+            vec!["status", "--backfill-id", "never-registered"],
+            "no backfill never-registered",
+        ),
+        (vec!["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, expected) in cases {
+        let out = run(&env(), &args);
+        let stderr = text(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?} exited {:?}: {stderr}",
+            out.status.code()
+        );
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: stderr does not mention {expected:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn secrets_never_show_in_help_or_errors() {
+    let secret_env = vec![
+        ("DATABRICKS_TOKEN", "dapi-very-secret-123".to_owned()),
+        ("AMQP_URL", "amqp://bob:hunter2@127.0.0.1:1/%2f".to_owned()),
+        ("LEDGER_URL", support::sqlite_url()),
+    ];
+    for args in [
+        vec!["--help"],
+        vec!["worker", "--help"],
+        vec!["produce", "--help"],
+    ] {
+        let out = run(&secret_env, &args);
+        let all = text(&out.stdout) + &text(&out.stderr);
+        assert!(out.status.success());
+        assert!(
+            !all.contains("dapi-very-secret-123") && !all.contains("hunter2"),
+            "{args:?} leaked a secret"
+        );
+    }
+    // An unreachable broker: a readable error, the password redacted.
+    let out = run(
+        &secret_env,
+        &[
+            "produce",
+            "--backfill-id",
+            "x",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-01",
+            "--databricks-host",
+            "http://127.0.0.1:1",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        !stderr.contains("hunter2") && !stderr.contains("dapi-very-secret-123"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Databricks"), "{stderr}");
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_touches_nothing() {
+    let ledger = support::sqlite_url();
+    let env = vec![("LEDGER_URL", ledger.clone())];
+    let out = run(
+        &env,
+        &[
+            "produce",
+            "--backfill-id",
+            "plan",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-06-29",
+            "--dry-run",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("180 partitions"), "{stdout}");
+    assert!(stdout.contains("1. 2026-06-29"), "newest first: {stdout}");
+    let path = ledger.trim_start_matches("sqlite://");
+    assert!(
+        !std::path::Path::new(path).exists(),
+        "dry run created the ledger"
+    );
+}
+
+#[test]
+fn sim_serves_job_1_over_http_until_terminated() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = backfill(&[])
+        .args(["sim", "--addr", &addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let job: serde_json::Value = runtime.block_on(async {
+        support::eventually(
+            "the simulator to answer",
+            Duration::from_secs(20),
+            || async {
+                let response = reqwest::Client::new()
+                    .get(format!("http://{addr}/api/2.1/jobs/get?job_id=1"))
+                    .bearer_auth("any")
+                    .send()
+                    .await
+                    .ok()?;
+                response.json().await.ok()
+            },
+        )
+        .await
+    });
+    assert_eq!(job["job_id"], 1);
+    assert!(job["settings"]["max_concurrent_runs"].as_i64().unwrap() >= 1);
+    assert_eq!(support::process::terminate(&mut child), Some(0));
+}

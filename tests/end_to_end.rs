@@ -1,0 +1,174 @@
+//! The walking skeleton as users run it: `backfill produce`, two `backfill worker`
+//! processes and `backfill reconcile --once`, against the simulator over HTTP, on each
+//! ledger backend.
+
+mod support;
+
+use std::time::Duration;
+
+use backfill_simulator::Simulator;
+use support::fleet::fast_sim;
+use support::process::{run, spawn, terminate, text};
+
+async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
+    let sim = Simulator::spawn(fast_sim()).await.unwrap();
+    let namespace = format!("bftest-{}", support::unique());
+    let env = vec![
+        ("AMQP_URL", support::amqp_url_string()),
+        ("LEDGER_URL", ledger_url),
+        ("BACKFILL_NAMESPACE", namespace.clone()),
+        ("BACKFILL_DELAY_TIERS", support::TEST_TIERS.to_owned()),
+        ("DATABRICKS_HOST", sim.url()),
+        ("DATABRICKS_TOKEN", "e2e-secret-token".to_owned()),
+    ];
+    let produced = run(
+        &env,
+        &[
+            "produce",
+            "--backfill-id",
+            "e2e",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-30",
+            "--param",
+            "code_version=abc",
+            "--concurrency-cap",
+            "10",
+        ],
+    );
+    assert!(
+        produced.status.success(),
+        "produce failed: {}",
+        text(&produced.stderr)
+    );
+    assert!(
+        text(&produced.stdout).contains("30 published"),
+        "{}",
+        text(&produced.stdout)
+    );
+
+    // Re-running the same request is a no-op.
+    let again = run(
+        &env,
+        &[
+            "produce",
+            "--backfill-id",
+            "e2e",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-30",
+            "--param",
+            "code_version=abc",
+            "--concurrency-cap",
+            "10",
+        ],
+    );
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert!(
+        text(&again.stdout).contains("already registered (0 new partitions, 0 published"),
+        "{}",
+        text(&again.stdout)
+    );
+
+    let mut workers = vec![
+        spawn(&env, &["worker", "--concurrency", "8"]),
+        spawn(&env, &["worker", "--concurrency", "8"]),
+    ];
+
+    let status = support::eventually(
+        "all 30 partitions succeeded",
+        Duration::from_secs(90),
+        || async {
+            let out = run(&env, &["status", "--backfill-id", "e2e", "--json"]);
+            assert!(out.status.success(), "status failed: {}", text(&out.stderr));
+            let v: serde_json::Value =
+                serde_json::from_slice(&out.stdout).expect("status --json is one JSON object");
+            (v["states"]["succeeded"] == 30).then_some(v)
+        },
+    )
+    .await;
+    assert_eq!(status["backfill_id"], "e2e");
+    assert_eq!(status["total"], 30);
+    for key in [
+        "pending",
+        "running",
+        "succeeded",
+        "failed",
+        "dead_lettered",
+        "cancelled",
+    ] {
+        assert!(
+            status["states"][key].is_i64(),
+            "states.{key} missing: {status}"
+        );
+    }
+
+    let reconciled = run(
+        &env,
+        &["reconcile", "--backfill-id", "e2e", "--once", "--json"],
+    );
+    assert!(
+        reconciled.status.success(),
+        "reconcile: {}{}",
+        text(&reconciled.stdout),
+        text(&reconciled.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&reconciled.stdout).unwrap();
+    assert_eq!(report["complete"], true);
+    assert_eq!(report["verified"], 30);
+
+    for w in &mut workers {
+        assert_eq!(
+            terminate(w),
+            Some(0),
+            "a worker must drain and exit 0 on SIGTERM"
+        );
+    }
+    let stats = sim.sim.stats();
+    assert_eq!(stats.runs_per_partition.len(), 30);
+    assert!(
+        stats.runs_per_partition.values().all(|n| *n == 1),
+        "duplicate runs: {:?}",
+        stats.runs_per_partition
+    );
+    assert_eq!(stats.runs_created, 30);
+
+    let verified = run(&env, &["status", "--backfill-id", "e2e", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(v["verified"], 30);
+
+    let topology = backfill_broker::Topology::new(namespace)
+        .unwrap()
+        .with_delay_tiers(
+            support::TEST_TIERS
+                .split(',')
+                .map(|t| backfill_broker::parse_duration(t).unwrap())
+                .collect(),
+        )
+        .unwrap();
+    let broker = support::connect(&topology).await;
+    assert_eq!(
+        broker
+            .queue_depth(&topology.dead_letter_queue())
+            .await
+            .unwrap(),
+        0
+    );
+    support::teardown(&broker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_partitions_end_to_end_on_sqlite() {
+    thirty_partitions_through_the_whole_fleet(support::sqlite_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_partitions_end_to_end_on_postgres() {
+    thirty_partitions_through_the_whole_fleet(support::postgres_url().await).await;
+}

@@ -1,0 +1,176 @@
+//! An in-process fleet for worker tests: a simulator, a SQLite ledger, a broker namespace,
+//! a registered backfill, and workers started on demand.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane, Topology};
+use backfill_contract::{BackfillId, PartitionDate};
+use backfill_databricks::{ClientConfig, DatabricksClient, RequestRetry};
+use backfill_ledger::{Ledger, PartitionState};
+use backfill_producer::{Order, ProduceRequest, publish_pending, register};
+use backfill_simulator::{SimConfig, SimHandle, Simulator};
+use backfill_worker::{PollPolicy, RetryPolicy, Worker, WorkerConfig, run_worker};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Fleet {
+    pub sim: SimHandle,
+    pub ledger: Ledger,
+    pub client: DatabricksClient,
+    pub topology: Topology,
+    pub broker: Broker,
+    pub backfill_id: BackfillId,
+    pub days: u32,
+    workers: Vec<(CancellationToken, JoinHandle<()>)>,
+}
+
+/// Fast settings: runs of a few hundred ms, checks every 200 ms, retries after 200 ms.
+pub fn test_worker_config(name: &str) -> WorkerConfig {
+    let mut c = WorkerConfig::new(name);
+    c.concurrency = 8;
+    c.poll = PollPolicy {
+        first: Duration::from_millis(200),
+        age_fraction: 0.25,
+        max: Duration::from_secs(1),
+    };
+    c.retry = RetryPolicy {
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(1),
+        ..RetryPolicy::default()
+    };
+    c.admission_delay = Duration::from_millis(200);
+    c.outage_delay = Duration::from_millis(500);
+    c.claim_lease = Duration::from_secs(2);
+    c.shutdown_grace = Duration::from_secs(5);
+    c
+}
+
+pub fn fast_sim() -> SimConfig {
+    SimConfig {
+        pending: Duration::from_millis(100),
+        running: Duration::from_millis(200),
+        ..SimConfig::default()
+    }
+}
+
+impl Fleet {
+    /// A backfill of `days` partitions from 2026-01-01, registered but not yet published.
+    pub async fn new(days: u32, cap: i64, sim: SimConfig) -> Self {
+        let sim = Simulator::spawn(sim).await.expect("simulator");
+        let mut config = ClientConfig::new(sim.url(), "test-token");
+        config.retry = RequestRetry {
+            max_tries: 4,
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(500),
+        };
+        let client = DatabricksClient::new(config).unwrap();
+        let ledger = super::ledger(&super::sqlite_url()).await;
+        let topology = super::test_topology();
+        let broker = super::connect(&topology).await;
+        let start: PartitionDate = "2026-01-01".parse().unwrap();
+        let request = ProduceRequest {
+            backfill_id: format!("bf-{}", super::unique()).parse().unwrap(),
+            job_id: 1,
+            start,
+            end: PartitionDate::new(start.date() + chrono::Days::new(u64::from(days - 1))),
+            params: BTreeMap::from([("code_version".to_owned(), "v1".to_owned())]),
+            concurrency_cap: cap,
+            order: Order::NewestFirst,
+            created_by: "test".into(),
+        };
+        register(&ledger, &client, &request)
+            .await
+            .expect("register");
+        Self {
+            sim,
+            ledger,
+            client,
+            topology,
+            broker,
+            backfill_id: request.backfill_id,
+            days,
+            workers: Vec::new(),
+        }
+    }
+
+    pub async fn publish_all(&self) {
+        publish_pending(
+            &self.ledger,
+            &self.broker.publisher(),
+            &self.backfill_id,
+            Order::NewestFirst,
+            |_, _| {},
+        )
+        .await
+        .expect("publish");
+    }
+
+    pub fn worker(&self, name: &str) -> Arc<Worker> {
+        Arc::new(Worker::new(
+            test_worker_config(name),
+            self.ledger.clone(),
+            self.client.clone(),
+        ))
+    }
+
+    /// Starts a worker (its own connection, through `url` if given).
+    pub fn start_worker(&mut self, name: &str, url: Option<AmqpUrl>) {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(run_worker(
+            self.worker(name),
+            url.unwrap_or_else(super::amqp_url),
+            self.topology.clone(),
+            stop.clone(),
+        ));
+        let handle = tokio::spawn(async move {
+            task.await.expect("worker task").expect("worker ran");
+        });
+        self.workers.push((stop, handle));
+    }
+
+    pub async fn publish_raw(&self, lane: Lane, body: &[u8]) {
+        self.broker
+            .publisher()
+            .publish(Destination::Lane(lane), body, "raw", &Headers::new())
+            .await
+            .expect("publish raw");
+    }
+
+    pub async fn count(&self, state: PartitionState) -> i64 {
+        self.ledger.state_counts(&self.backfill_id).await.unwrap()[&state]
+    }
+
+    pub async fn wait_all_succeeded(&self, limit: Duration) {
+        let total = i64::from(self.days);
+        super::eventually("every partition to succeed", limit, || async {
+            (self.count(PartitionState::Succeeded).await == total).then_some(())
+        })
+        .await;
+    }
+
+    /// Exactly one simulator run per partition, and one per partition only.
+    pub fn assert_one_run_per_partition(&self) {
+        let stats = self.sim.sim.stats();
+        assert_eq!(
+            stats.runs_per_partition.len(),
+            self.days as usize,
+            "{stats:?}"
+        );
+        assert!(
+            stats.runs_per_partition.values().all(|n| *n == 1),
+            "duplicate runs: {:?}",
+            stats.runs_per_partition
+        );
+        assert_eq!(stats.runs_created, u64::from(self.days));
+    }
+
+    pub async fn stop(mut self) {
+        for (stop, handle) in self.workers.drain(..) {
+            stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(15), handle).await;
+        }
+        super::teardown(&self.broker).await;
+    }
+}

@@ -1,0 +1,175 @@
+//! The worker against the real broker, a SQLite ledger and the simulator over HTTP.
+
+mod support;
+
+use std::time::Duration;
+
+use backfill_broker::{AmqpUrl, Headers, Lane};
+use backfill_contract::{Attempt, PartitionMessage, Step};
+use backfill_ledger::PartitionState;
+use backfill_worker::Handled;
+use support::chaos_proxy::ChaosProxy;
+use support::fleet::{Fleet, fast_sim};
+
+fn trigger(fleet: &Fleet, date: &str, manifest: &str) -> PartitionMessage {
+    PartitionMessage::new(
+        fleet.backfill_id.clone(),
+        date.parse().unwrap(),
+        Attempt::FIRST,
+        manifest,
+        Step::Trigger,
+    )
+}
+
+#[tokio::test]
+async fn duplicate_trigger_messages_start_exactly_one_run() {
+    let mut fleet = Fleet::new(1, 5, fast_sim()).await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    for _ in 0..6 {
+        let msg = trigger(&fleet, "2026-01-01", &manifest);
+        fleet.publish_raw(Lane::Trigger, &msg.encode()).await;
+    }
+    fleet.start_worker("w1", None);
+    fleet.start_worker("w2", None);
+    fleet.wait_all_succeeded(Duration::from_secs(30)).await;
+    fleet.assert_one_run_per_partition();
+    let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+    assert_eq!(events.iter().filter(|e| e.kind == "claimed").count(), 1);
+    assert_eq!(events.iter().filter(|e| e.kind == "succeeded").count(), 1);
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn two_workers_handed_the_same_message_at_once_trigger_once() {
+    let fleet = Fleet::new(1, 5, fast_sim()).await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    let body = trigger(&fleet, "2026-01-01", &manifest).encode();
+    let (w1, w2) = (fleet.worker("w1"), fleet.worker("w2"));
+    let publisher = fleet.broker.publisher();
+    let (a, b) = tokio::join!(
+        w1.process(&publisher, Lane::Trigger, &body),
+        w2.process(&publisher, Lane::Trigger, &body)
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let triggered = outcomes
+        .iter()
+        .filter(|h| matches!(h, Handled::Triggered { .. }))
+        .count();
+    assert_eq!(triggered, 1, "{outcomes:?}");
+    assert_eq!(fleet.sim.sim.stats().runs_created, 1);
+    let p = fleet
+        .ledger
+        .partitions(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(p.state, PartitionState::Running);
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_messages_are_dead_lettered_with_reasons_and_the_worker_carries_on() {
+    let mut fleet = Fleet::new(1, 5, fast_sim()).await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    let mut unknown_version: serde_json::Value =
+        serde_json::from_slice(&trigger(&fleet, "2026-01-01", &manifest).encode()).unwrap();
+    unknown_version["schema_version"] = 99.into();
+    let mut unknown_partition = trigger(&fleet, "2026-01-01", &manifest);
+    unknown_partition.backfill_id = "no-such-backfill".parse().unwrap();
+    let poison: Vec<(Vec<u8>, &str)> = vec![
+        (b"\x00\xffgarbage".to_vec(), "not JSON"),
+        (
+            serde_json::to_vec(&unknown_version).unwrap(),
+            "unknown schema_version 99",
+        ),
+        (vec![b' '; 100_000], "over the"),
+        (
+            br#"{"schema_version": 1, "backfill_id": "x"}"#.to_vec(),
+            "missing field",
+        ),
+        (unknown_partition.encode(), "no such backfill partition"),
+    ];
+    for (body, _) in &poison {
+        fleet.publish_raw(Lane::Trigger, body).await;
+    }
+    fleet.publish_all().await;
+    fleet.start_worker("w1", None);
+    fleet.wait_all_succeeded(Duration::from_secs(30)).await;
+    let mut reasons = Vec::new();
+    let dlq = fleet.topology.dead_letter_queue();
+    while reasons.len() < poison.len() {
+        let d = support::eventually("dead-lettered poison", Duration::from_secs(10), || async {
+            fleet.broker.get(&dlq).await.unwrap()
+        })
+        .await;
+        let h = Headers::from_field_table(d.properties.headers().as_ref());
+        assert_eq!(h.get("x-backfill-reason"), Some("invalid_message"));
+        reasons.push(h.get("x-backfill-error").unwrap_or_default().to_owned());
+    }
+    for (_, expected) in &poison {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "no reason mentions {expected:?}: {reasons:?}"
+        );
+    }
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn workers_survive_severed_broker_connections_without_loss_or_duplicates() {
+    let mut fleet = Fleet::new(20, 10, fast_sim()).await;
+    let proxy = ChaosProxy::start("127.0.0.1:5672".parse().unwrap()).await;
+    let via_proxy = AmqpUrl::new(format!("amqp://guest:guest@{}/%2f", proxy.addr)).unwrap();
+    fleet.publish_all().await;
+    fleet.start_worker("w1", Some(via_proxy.clone()));
+    fleet.start_worker("w2", Some(via_proxy));
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        proxy.sever();
+    }
+    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_holds_while_a_backlog_drains() {
+    let mut fleet = Fleet::new(12, 3, fast_sim()).await;
+    fleet.publish_all().await;
+    fleet.start_worker("w1", None);
+    fleet.start_worker("w2", None);
+    let mut peak = 0;
+    let total = i64::from(fleet.days);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fleet.count(PartitionState::Succeeded).await < total {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "backlog did not drain in 60 s"
+        );
+        peak = peak.max(fleet.ledger.active_runs(&fleet.backfill_id).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(peak <= 3, "{peak} runs active with a cap of 3");
+    assert!(peak >= 2, "the cap was never used ({peak})");
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}
