@@ -1,5 +1,7 @@
 //! Broker topology and messaging against the real RabbitMQ, each test in its own namespace.
 
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
 mod support;
 
 use std::collections::BTreeSet;

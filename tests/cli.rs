@@ -1,6 +1,8 @@
 //! The command line as users meet it: exit codes, messages that name the problem, secrets
 //! kept out of help and errors, the simulator command.
 
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! processes and `backfill reconcile --once`, against the simulator over HTTP, on each
 //! ledger backend.
 
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
 mod support;
 
 use std::time::Duration;

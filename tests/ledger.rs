@@ -1,5 +1,7 @@
 //! The ledger suite, run against SQLite and PostgreSQL alike.
 
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
 mod support;
 
 use std::collections::BTreeMap;

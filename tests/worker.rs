@@ -1,5 +1,7 @@
 //! The worker against the real broker, a SQLite ledger and the simulator over HTTP.
 
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
 mod support;
 
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! their values in `--help`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -190,7 +189,4 @@ pub struct DemoArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
-    /// Optional TOML file (reserved for later settings; must exist when given).
-    #[arg(long, hide = true)]
-    pub config: Option<PathBuf>,
 }

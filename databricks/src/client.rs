@@ -113,13 +113,11 @@ impl DatabricksClient {
     /// `POST /jobs/run-now`. Retried only when the request carries an idempotency token,
     /// since without one a retry after a lost response would start a second run.
     pub async fn run_now(&self, request: &RunNowRequest) -> Result<RunNowResponse, ApiError> {
-        if let Some(token) = &request.idempotency_token {
-            if token.len() > 64 {
-                return Err(ApiError::Config(format!(
-                    "idempotency token is {} characters; Databricks allows 64",
-                    token.len()
-                )));
-            }
+        if let Some(token) = request.idempotency_token.as_ref().filter(|t| t.len() > 64) {
+            return Err(ApiError::Config(format!(
+                "idempotency token is {} characters; Databricks allows 64",
+                token.len()
+            )));
         }
         let body = serde_json::to_value(request).map_err(|e| ApiError::Config(e.to_string()))?;
         let call = Call {

@@ -102,13 +102,13 @@ pub(crate) fn parse_error_body(status: u16, body: &str) -> (String, String) {
         #[serde(default)]
         message: Option<String>,
     }
-    if let Ok(b) = serde_json::from_str::<Body>(body) {
-        if b.error_code.is_some() || b.message.is_some() {
-            return (
-                b.error_code.unwrap_or_else(|| format!("HTTP_{status}")),
-                b.message.unwrap_or_default(),
-            );
-        }
+    if let Ok(b) = serde_json::from_str::<Body>(body)
+        && (b.error_code.is_some() || b.message.is_some())
+    {
+        return (
+            b.error_code.unwrap_or_else(|| format!("HTTP_{status}")),
+            b.message.unwrap_or_default(),
+        );
     }
     let text = strip_tags(body);
     let text: String = text.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -91,7 +91,7 @@ impl Cas {
         cas
     }
 
-    fn to_state(self, state: PartitionState) -> Self {
+    fn move_to(self, state: PartitionState) -> Self {
         self.set("state", Bind::Text(state.as_str().to_owned()))
     }
 
@@ -277,7 +277,7 @@ impl Ledger {
         let now = now_ms();
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Pending, PartitionState::Failed])
-            .to_state(PartitionState::Triggering)
+            .move_to(PartitionState::Triggering)
             .set("idempotency_token", Bind::Text(token.to_owned()))
             .set("owner", Bind::Text(owner.to_owned()))
             .set("triggered_at_ms", Bind::Int(now))
@@ -321,7 +321,7 @@ impl Ledger {
     ) -> Result<Option<i64>, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Triggering])
-            .to_state(PartitionState::Running)
+            .move_to(PartitionState::Running)
             .set("run_id", Bind::Int(run_id))
             .set("run_url", Bind::OptText(run_url.map(str::to_owned)))
             .set_expr("check_seq = check_seq + 1");
@@ -361,7 +361,7 @@ impl Ledger {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
-            .to_state(PartitionState::Succeeded)
+            .move_to(PartitionState::Succeeded)
             .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("run_started_ms", Bind::OptInt(run.started_ms))
             .set("run_ended_ms", Bind::OptInt(run.ended_ms))
@@ -385,7 +385,7 @@ impl Ledger {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
-            .to_state(PartitionState::Failed)
+            .move_to(PartitionState::Failed)
             .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("attempt", Bind::Int(i64::from(attempt.next().get())))
             .set("idempotency_token", Bind::OptText(None))
@@ -419,7 +419,7 @@ impl Ledger {
             cas = cas.expect("check_seq", Bind::Int(seq));
         }
         let cas = cas
-            .to_state(PartitionState::DeadLettered)
+            .move_to(PartitionState::DeadLettered)
             .set("last_error", Bind::Text(reason.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "dead_lettered").detail(reason);
         Ok(self.apply(cas, event).await?.is_some())

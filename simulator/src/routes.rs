@@ -100,14 +100,16 @@ async fn run_now(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respo
             "Missing required field: job_id",
         );
     };
-    if let Some(token) = &body.idempotency_token {
-        if token.len() > 64 {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_PARAMETER_VALUE",
-                "idempotency_token must be at most 64 characters",
-            );
-        }
+    if body
+        .idempotency_token
+        .as_ref()
+        .is_some_and(|t| t.len() > 64)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "idempotency_token must be at most 64 characters",
+        );
     }
     let config = sim.config().clone();
     let mut inner = sim.lock();

@@ -27,14 +27,6 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     if args.days == 0 {
         return Err(CliError::usage("--days must be at least 1"));
     }
-    if let Some(path) = &args.config {
-        if !path.exists() {
-            return Err(CliError::usage(format!(
-                "--config {} does not exist",
-                path.display()
-            )));
-        }
-    }
     let started = Instant::now();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
     let backfill_id = format!("demo-{stamp}")
