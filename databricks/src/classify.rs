@@ -184,6 +184,19 @@ mod tests {
     use super::*;
     use crate::models::TerminationDetails;
 
+    /// Legacy (life cycle, result) state.
+    type Legacy<'a> = (&'a str, Option<&'a str>);
+    /// New status (state, termination code, termination type).
+    type Status<'a> = (&'a str, &'a str, &'a str);
+    /// (case name, legacy state, status, expected class).
+    type ShapeCase = (
+        &'static str,
+        Option<Legacy<'static>>,
+        Option<Status<'static>>,
+        &'static str,
+    );
+    type LegacyCase = (&'static str, Legacy<'static>, &'static str);
+
     fn run(legacy: Option<(&str, Option<&str>)>, status: Option<(&str, &str, &str)>) -> Run {
         Run {
             run_id: 1,
@@ -217,12 +230,7 @@ mod tests {
     /// Every row of the shapes table in the API notes, with and without `status`.
     #[test]
     fn shapes_table() {
-        let cases: &[(
-            &str,
-            Option<(&str, Option<&str>)>,
-            Option<(&str, &str, &str)>,
-            &str,
-        )] = &[
+        let cases: &[ShapeCase] = &[
             (
                 "success",
                 Some(("TERMINATED", Some("SUCCESS"))),
@@ -316,7 +324,7 @@ mod tests {
             );
         }
         // The legacy fallback, used only when `status` is absent.
-        let legacy_cases: &[(&str, (&str, Option<&str>), &str)] = &[
+        let legacy_cases: &[LegacyCase] = &[
             ("success", ("TERMINATED", Some("SUCCESS")), "succeeded"),
             (
                 "legacy INTERNAL_ERROR/FAILED is user code",
