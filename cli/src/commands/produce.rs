@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
 use backfill_contract::PartitionDate;
 use backfill_producer::{Order, ProduceError, ProduceRequest, publish_pending, register};
 
@@ -84,26 +83,45 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
                 ProduceError::Invalid(m) => CliError::usage(m),
                 other => CliError::Failed(anyhow::Error::new(other)),
             })?;
-    let broker = global
-        .broker("backfill producer", Duration::from_secs(60))
-        .await?;
-    let publisher = broker.publisher();
-    let mut last_shown = std::time::Instant::now();
-    let published = publish_pending(
-        &ledger,
-        &publisher,
-        &request.backfill_id,
-        request.order,
-        |done, total| {
-            if last_shown.elapsed() >= Duration::from_secs(1) || done == total {
-                eprintln!("published {done}/{total}");
-                last_shown = std::time::Instant::now();
+    // Publishing resumes from the ledger (partitions never confirmed), so a lost
+    // connection is survived by reconnecting and publishing the rest.
+    let mut published = 0;
+    let mut reconnects = 0;
+    loop {
+        let broker = global
+            .broker("backfill producer", Duration::from_secs(60))
+            .await?;
+        let mut last_shown = std::time::Instant::now();
+        let result = publish_pending(
+            &ledger,
+            &broker.publisher(),
+            &request.backfill_id,
+            request.order,
+            |done, total| {
+                if last_shown.elapsed() >= Duration::from_secs(1) || done == total {
+                    eprintln!("published {done}/{total}");
+                    last_shown = std::time::Instant::now();
+                }
+            },
+        )
+        .await;
+        broker.close().await;
+        match result {
+            Ok(n) => {
+                published += n;
+                break;
             }
-        },
-    )
-    .await
-    .context("publishing partitions")?;
-    broker.close().await;
+            Err(ProduceError::Broker(e)) if e.is_connection_lost() && reconnects < 5 => {
+                reconnects += 1;
+                tracing::warn!(error = %e, "lost the broker while publishing; reconnecting to publish the rest");
+            }
+            Err(e) => {
+                return Err(CliError::Failed(
+                    anyhow::Error::new(e).context("publishing partitions"),
+                ));
+            }
+        }
+    }
     println!(
         "backfill {}: {} ({} new partitions, {} published, manifest {})",
         request.backfill_id,
