@@ -101,6 +101,10 @@ fn bad_usage_exits_2_naming_the_problem() {
             "no backfill never-registered",
         ),
         (vec!["frobnicate"], "unrecognized subcommand"),
+        (
+            vec!["sim", "--outcome", "2026-01-01=exploded"],
+            "unknown outcome",
+        ),
     ];
     for (args, expected) in cases {
         let out = run(&env(), &args);

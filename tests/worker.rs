@@ -175,3 +175,115 @@ async fn the_concurrency_cap_holds_while_a_backlog_drains() {
     fleet.assert_one_run_per_partition();
     fleet.stop().await;
 }
+
+fn scripted(outcomes: &[(&str, &[backfill_simulator::Outcome])]) -> backfill_simulator::SimConfig {
+    let mut sim = fast_sim();
+    for (date, script) in outcomes {
+        sim.outcomes.insert((*date).to_owned(), script.to_vec());
+    }
+    sim
+}
+
+#[tokio::test]
+async fn each_termination_class_ends_as_its_policy_says() {
+    use backfill_simulator::Outcome::*;
+    let sim = scripted(&[
+        ("2026-01-01", &[CloudFailure]),
+        ("2026-01-02", &[PlatformFailure, Skipped]),
+        ("2026-01-03", &[TaskFailed]),
+        ("2026-01-04", &[TaskFailed, TaskFailed]),
+        ("2026-01-05", &[Unauthorized]),
+        ("2026-01-06", &[UserCanceled]),
+        ("2026-01-07", &[TimedOut]),
+    ]);
+    let mut fleet = Fleet::new(8, 8, sim).await;
+    fleet.publish_all().await;
+    fleet.start_worker("w1", None);
+    fleet.start_worker("w2", None);
+    let settled = support::eventually(
+        "every partition settled",
+        Duration::from_secs(60),
+        || async {
+            let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
+            ps.iter().all(|p| p.state.is_terminal()).then_some(ps)
+        },
+    )
+    .await;
+    let by_date = |d: &str| {
+        settled
+            .iter()
+            .find(|p| p.date.to_string() == d)
+            .unwrap()
+            .clone()
+    };
+    // (date, final state, final attempt, runs started at Databricks)
+    let expected = [
+        ("2026-01-01", PartitionState::Succeeded, 2, 1 + 1),
+        ("2026-01-02", PartitionState::Succeeded, 3, 2 + 1),
+        ("2026-01-03", PartitionState::Succeeded, 2, 1 + 1),
+        ("2026-01-04", PartitionState::DeadLettered, 2, 2),
+        ("2026-01-05", PartitionState::DeadLettered, 1, 1),
+        ("2026-01-06", PartitionState::DeadLettered, 1, 1),
+        ("2026-01-07", PartitionState::DeadLettered, 1, 1),
+        ("2026-01-08", PartitionState::Succeeded, 1, 1),
+    ];
+    let stats = fleet.sim.sim.stats();
+    for (date, state, attempt, runs) in expected {
+        let p = by_date(date);
+        assert_eq!(
+            (p.state, p.attempt.get()),
+            (state, attempt),
+            "{date}: {:?}",
+            p.last_error
+        );
+        assert_eq!(
+            stats.runs_per_partition.get(date).copied(),
+            Some(runs),
+            "{date}: runs at Databricks"
+        );
+    }
+    assert!(
+        by_date("2026-01-05")
+            .last_error
+            .unwrap()
+            .contains("UNAUTHORIZED_ERROR")
+    );
+    assert!(
+        by_date("2026-01-06")
+            .last_error
+            .unwrap()
+            .contains("never retried")
+    );
+
+    // Each dead-lettered partition is in the DLQ once, with its run's details.
+    let dlq = fleet.topology.dead_letter_queue();
+    let mut dead = std::collections::BTreeMap::new();
+    while let Some(d) = fleet.broker.get(&dlq).await.unwrap() {
+        let h = Headers::from_field_table(d.properties.headers().as_ref());
+        assert_eq!(h.get("x-backfill-reason"), Some("run_failed"));
+        assert!(
+            h.get("x-backfill-run-id").is_some() && h.get("x-backfill-run-url").is_some(),
+            "{h:?}"
+        );
+        let date = h.get("x-backfill-partition").unwrap().to_owned();
+        assert_eq!(
+            h.get("x-backfill-attempt"),
+            Some(by_date(&date).attempt.to_string().as_str())
+        );
+        *dead.entry(date).or_insert(0) += 1;
+    }
+    assert_eq!(
+        dead.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["2026-01-04", "2026-01-05", "2026-01-06", "2026-01-07"]
+    );
+    assert!(dead.values().all(|n| *n == 1), "{dead:?}");
+    let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "retry_scheduled")
+            .count(),
+        5
+    );
+    fleet.stop().await;
+}

@@ -173,6 +173,11 @@ pub struct SimArgs {
     /// Accept only this bearer token (default: any non-empty token).
     #[arg(long, env = "SIM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// Script how a partition's runs end, in order: DATE=OUTCOME[,OUTCOME...]; repeatable.
+    /// Outcomes: success, task_failed, platform_failure, cloud_failure, user_canceled,
+    /// timed_out, skipped, unauthorized. Runs beyond the script succeed.
+    #[arg(long = "outcome", value_name = "DATE=OUTCOMES")]
+    pub outcomes: Vec<String>,
 }
 
 #[derive(Debug, Args)]

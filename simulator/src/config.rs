@@ -1,6 +1,9 @@
 //! Simulator settings: jobs that exist at start, dwell times, the expected token.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use crate::Outcome;
 
 /// A job the simulator knows from the start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +29,9 @@ pub struct SimConfig {
     /// Base of `run_page_url`.
     pub workspace_url: String,
     pub jobs: Vec<JobSpec>,
+    /// Scripted outcomes per partition (value of `partition_param`): the n-th run of that
+    /// partition ends with the n-th outcome; runs beyond the script succeed.
+    pub outcomes: BTreeMap<String, Vec<Outcome>>,
 }
 
 impl Default for SimConfig {
@@ -43,6 +49,7 @@ impl Default for SimConfig {
                 max_concurrent_runs: 1000,
                 queue_enabled: true,
             }],
+            outcomes: BTreeMap::new(),
         }
     }
 }

@@ -9,12 +9,14 @@
 //! shared type.
 
 mod config;
+mod outcome;
 mod routes;
 mod runs;
 mod server;
 mod state;
 
 pub use config::{JobSpec, SimConfig};
+pub use outcome::Outcome;
 pub use routes::router;
 pub use server::{SimHandle, serve};
 pub use state::{SimStats, Simulator};

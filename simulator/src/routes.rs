@@ -133,6 +133,16 @@ async fn run_now(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respo
     inner.next_run_id += 1;
     let created = now_ms();
     let running_from = created + config.pending.as_millis() as i64;
+    let partition = body.job_parameters.get(&config.partition_param).cloned();
+    let nth = partition.as_ref().map_or(0, |p| {
+        inner.stats.runs_per_partition.get(p).copied().unwrap_or(0) as usize
+    });
+    let outcome = partition
+        .as_ref()
+        .and_then(|p| config.outcomes.get(p))
+        .and_then(|script| script.get(nth))
+        .copied()
+        .unwrap_or_default();
     let run = SimRun {
         run_id,
         job_id,
@@ -141,6 +151,7 @@ async fn run_now(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respo
         created_ms: created,
         running_from_ms: running_from,
         ends_ms: running_from + config.running.as_millis() as i64,
+        outcome,
     };
     if let Some(partition) = run.params.get(&config.partition_param) {
         *inner

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
+use crate::Outcome;
+
 /// A run as created by `run-now`; its state is derived from the clock when read.
 #[derive(Debug, Clone)]
 pub struct SimRun {
@@ -14,6 +16,7 @@ pub struct SimRun {
     pub created_ms: i64,
     pub running_from_ms: i64,
     pub ends_ms: i64,
+    pub outcome: Outcome,
 }
 
 /// The run's phase at `now_ms`.
@@ -21,7 +24,7 @@ pub struct SimRun {
 pub enum Phase {
     Pending,
     Running,
-    Succeeded,
+    Terminated,
 }
 
 impl SimRun {
@@ -31,7 +34,7 @@ impl SimRun {
         } else if now_ms < self.ends_ms {
             Phase::Running
         } else {
-            Phase::Succeeded
+            Phase::Terminated
         }
     }
 
@@ -49,20 +52,16 @@ impl SimRun {
                 json!({"state": "RUNNING"}),
                 0,
             ),
-            Phase::Succeeded => (
-                json!({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS",
-                       "state_message": "", "user_cancelled_or_timedout": false}),
-                json!({"state": "TERMINATED", "termination_details": {
-                    "code": "SUCCESS", "type": "SUCCESS",
-                    "message": "Run completed successfully."}}),
-                self.ends_ms,
-            ),
+            Phase::Terminated => {
+                let (state, status) = self.outcome.terminal_shapes();
+                (state, status, self.ends_ms)
+            }
         };
         let setup = (self.running_from_ms - self.created_ms).max(0);
         let execution = match phase {
             Phase::Pending => 0,
             Phase::Running => now_ms - self.running_from_ms,
-            Phase::Succeeded => self.ends_ms - self.running_from_ms,
+            Phase::Terminated => self.ends_ms - self.running_from_ms,
         };
         let params: Vec<Value> = self
             .params
