@@ -164,12 +164,20 @@ pub struct SimArgs {
     /// Address to listen on.
     #[arg(long, env = "SIM_ADDR", default_value = "127.0.0.1:8089")]
     pub addr: SocketAddr,
-    /// Milliseconds a run stays PENDING.
-    #[arg(long, default_value_t = 300)]
-    pub pending_ms: u64,
-    /// Milliseconds a run stays RUNNING.
-    #[arg(long, default_value_t = 700)]
-    pub running_ms: u64,
+    /// A TOML scenario file: dwell times, jobs, limits, scripted outcomes, faults
+    /// (see docs/simulator.md). Flags below override it.
+    #[arg(long, env = "SIM_SCENARIO")]
+    pub scenario: Option<std::path::PathBuf>,
+    /// Milliseconds a run stays PENDING (default 300).
+    #[arg(long)]
+    pub pending_ms: Option<u64>,
+    /// Milliseconds a run stays RUNNING (default 700).
+    #[arg(long)]
+    pub running_ms: Option<u64>,
+    /// Requests per second allowed on an endpoint, ENDPOINT=RATE (for example
+    /// jobs/run-now=20); repeatable.
+    #[arg(long = "rate-limit", value_name = "ENDPOINT=RATE")]
+    pub rate_limits: Vec<String>,
     /// Accept only this bearer token (default: any non-empty token).
     #[arg(long, env = "SIM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -9,13 +9,16 @@
 //! shared type.
 
 mod config;
+mod engine;
+mod gate;
+mod limits;
 mod outcome;
 mod routes;
 mod runs;
 mod server;
 mod state;
 
-pub use config::{JobSpec, SimConfig};
+pub use config::{FaultKind, FaultRule, JobSpec, SimConfig};
 pub use outcome::Outcome;
 pub use routes::router;
 pub use server::{SimHandle, serve};

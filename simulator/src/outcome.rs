@@ -1,10 +1,12 @@
 //! How a simulated run ends, emitted in both the legacy `state` and the new `status`
 //! shapes exactly as the API notes' table gives them.
 
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// A terminal outcome a scenario can script for a partition's run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     #[default]
     Success,
@@ -35,6 +37,10 @@ impl Outcome {
             "unauthorized" => Self::Unauthorized,
             _ => return None,
         })
+    }
+
+    pub fn is_success(self) -> bool {
+        self == Self::Success
     }
 
     /// `(state, status)` of a terminated run with this outcome.

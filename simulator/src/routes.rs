@@ -1,38 +1,56 @@
-//! The HTTP surface: `/api/2.1/...` and `/api/2.2/...` Jobs endpoints, and `/sim/stats`.
+//! The HTTP surface: the Jobs endpoints under `/api/2.1` and `/api/2.2`, and `/sim/stats`.
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Json, Router, middleware};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::JobSpec;
-use crate::runs::SimRun;
+use crate::engine::{ApiRefusal, fnv};
+use crate::gate::gate;
+use crate::runs::Phase;
 use crate::state::{Simulator, now_ms};
+
+/// Tasks per `runs/get` page in API 2.2.
+const TASK_PAGE: usize = 100;
 
 /// The simulator as an axum app.
 pub fn router(sim: Simulator) -> Router {
-    let jobs = Router::new()
-        .route("/jobs/run-now", post(run_now))
-        .route("/jobs/runs/get", get(get_run))
-        .route("/jobs/get", get(get_job))
-        .route("/jobs/create", post(create_job))
-        .layer(middleware::from_fn_with_state(sim.clone(), authenticate));
+    let v21 = jobs_routes(false).layer(middleware::from_fn_with_state(sim.clone(), gate));
+    let v22 = jobs_routes(true).layer(middleware::from_fn_with_state(sim.clone(), gate));
     Router::new()
-        .nest("/api/2.1", jobs.clone())
-        .nest("/api/2.2", jobs)
+        .nest("/api/2.1", v21)
+        .nest("/api/2.2", v22)
         .route("/sim/stats", get(stats))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(sim)
 }
 
+fn jobs_routes(paged: bool) -> Router<Simulator> {
+    let get_run = if paged {
+        get(get_run_paged)
+    } else {
+        get(get_run_whole)
+    };
+    Router::new()
+        .route("/jobs/run-now", post(run_now))
+        .route("/jobs/runs/get", get_run)
+        .route("/jobs/runs/get-output", get(get_output))
+        .route("/jobs/runs/cancel", post(cancel))
+        .route("/jobs/runs/cancel-all", post(cancel_all))
+        .route("/jobs/runs/list", get(list))
+        .route("/jobs/runs/repair", post(repair))
+        .route("/jobs/get", get(get_job))
+        .route("/jobs/create", post(create_job))
+}
+
 /// A Databricks-shaped error answer.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
         status,
         Json(json!({"error_code": code, "message": message.into()})),
@@ -40,37 +58,26 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
-async fn authenticate(
-    State(sim): State<Simulator>,
-    headers: HeaderMap,
-    request: Request,
-    next: Next,
-) -> Response {
-    let endpoint = request
-        .uri()
-        .path()
-        .split_once("/jobs/")
-        .map(|(_, rest)| format!("jobs/{rest}"))
-        .unwrap_or_default();
-    *sim.lock().stats.calls.entry(endpoint).or_default() += 1;
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|t| !t.is_empty());
-    match (token, &sim.config().token) {
-        (None, _) => error(
-            StatusCode::UNAUTHORIZED,
-            "UNAUTHENTICATED",
-            "Authorization header with a bearer token is required",
-        ),
-        (Some(given), Some(expected)) if given != expected => error(
-            StatusCode::FORBIDDEN,
-            "PERMISSION_DENIED",
-            "Invalid access token",
-        ),
-        _ => next.run(request).await,
-    }
+fn refused(r: ApiRefusal) -> Response {
+    error(
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+        r.code,
+        r.message,
+    )
+}
+
+fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiRefusal> {
+    serde_json::from_slice(body).map_err(|e| ApiRefusal {
+        status: 400,
+        code: "MALFORMED_REQUEST",
+        message: format!("Invalid JSON given in the body of the request: {e}"),
+    })
+}
+
+fn id_param(value: Option<&String>, name: &str) -> Result<i64, ApiRefusal> {
+    value
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| ApiRefusal::invalid(format!("{name} must be an integer")))
 }
 
 #[derive(Deserialize)]
@@ -80,18 +87,16 @@ struct RunNowBody {
     job_parameters: BTreeMap<String, String>,
     #[serde(default)]
     idempotency_token: Option<String>,
+    #[serde(default)]
+    notebook_params: Option<Value>,
+    #[serde(default)]
+    python_params: Option<Value>,
 }
 
 async fn run_now(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
-    let body: RunNowBody = match serde_json::from_slice(&body) {
+    let body: RunNowBody = match parse_body(&body) {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "MALFORMED_REQUEST",
-                format!("Invalid JSON given in the body of the request: {e}"),
-            );
-        }
+        Err(r) => return refused(r),
     };
     let Some(job_id) = body.job_id else {
         return error(
@@ -111,90 +116,308 @@ async fn run_now(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respo
             "idempotency_token must be at most 64 characters",
         );
     }
-    let config = sim.config().clone();
-    let mut inner = sim.lock();
-    if !inner.jobs.contains_key(&job_id) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER_VALUE",
-            format!("Job {job_id} does not exist."),
-        );
-    }
-    if let Some(run_id) = body
-        .idempotency_token
-        .as_ref()
-        .and_then(|t| inner.tokens.get(t).copied())
+    if !body.job_parameters.is_empty()
+        && (body.notebook_params.is_some() || body.python_params.is_some())
     {
-        inner.stats.idempotent_replays += 1;
-        let number = inner.runs.get(&run_id).map_or(0, |r| r.number_in_job);
-        return Json(json!({"run_id": run_id, "number_in_job": number})).into_response();
-    }
-    let run_id = inner.next_run_id;
-    inner.next_run_id += 1;
-    let created = now_ms();
-    let running_from = created + config.pending.as_millis() as i64;
-    let partition = body.job_parameters.get(&config.partition_param).cloned();
-    let nth = partition.as_ref().map_or(0, |p| {
-        inner.stats.runs_per_partition.get(p).copied().unwrap_or(0) as usize
-    });
-    let outcome = partition
-        .as_ref()
-        .and_then(|p| config.outcomes.get(p))
-        .and_then(|script| script.get(nth))
-        .copied()
-        .unwrap_or_default();
-    let run = SimRun {
-        run_id,
-        job_id,
-        number_in_job: run_id,
-        params: body.job_parameters,
-        created_ms: created,
-        running_from_ms: running_from,
-        ends_ms: running_from + config.running.as_millis() as i64,
-        outcome,
-    };
-    if let Some(partition) = run.params.get(&config.partition_param) {
-        *inner
-            .stats
-            .runs_per_partition
-            .entry(partition.clone())
-            .or_default() += 1;
-    }
-    inner.stats.runs_created += 1;
-    if let Some(token) = body.idempotency_token {
-        inner.tokens.insert(token, run_id);
-    }
-    inner.runs.insert(run_id, run);
-    Json(json!({"run_id": run_id, "number_in_job": run_id})).into_response()
-}
-
-#[derive(Deserialize)]
-struct RunQuery {
-    run_id: Option<String>,
-}
-
-async fn get_run(State(sim): State<Simulator>, Query(q): Query<RunQuery>) -> Response {
-    let Some(run_id) = q.run_id.and_then(|r| r.parse::<i64>().ok()) else {
         return error(
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMETER_VALUE",
-            "run_id must be an integer",
+            "job_parameters cannot be used together with legacy task parameters",
         );
+    }
+    let config = sim.config.clone();
+    let result = sim.lock().run_now(
+        &config,
+        job_id,
+        body.job_parameters,
+        body.idempotency_token,
+        now_ms(),
+    );
+    match result {
+        Ok((run_id, number)) => {
+            Json(json!({"run_id": run_id, "number_in_job": number})).into_response()
+        }
+        Err(r) => refused(r),
+    }
+}
+
+type Params = Query<BTreeMap<String, String>>;
+
+async fn get_run_whole(State(sim): State<Simulator>, Query(q): Params) -> Response {
+    get_run(&sim, &q, None)
+}
+
+async fn get_run_paged(State(sim): State<Simulator>, Query(q): Params) -> Response {
+    get_run(&sim, &q, Some(TASK_PAGE))
+}
+
+fn get_run(sim: &Simulator, q: &BTreeMap<String, String>, page: Option<usize>) -> Response {
+    let run_id = match id_param(q.get("run_id"), "run_id") {
+        Ok(id) => id,
+        Err(r) => return refused(r),
     };
-    let inner = sim.lock();
-    match inner.runs.get(&run_id) {
-        Some(run) => Json(run.to_json(now_ms(), &sim.config().workspace_url)).into_response(),
-        None => error(
+    let now = now_ms();
+    let mut inner = sim.lock();
+    inner.advance(now);
+    let (run, task) = match inner.find(&sim.config, run_id, now) {
+        Ok(found) => found,
+        Err(r) => return refused(r),
+    };
+    let url = &sim.config.workspace_url;
+    if let Some(index) = task {
+        return Json(run.task_json(run_id, index, now, url)).into_response();
+    }
+    let offset: usize = q
+        .get("page_token")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let end = page.map_or(run.task_ids.len(), |p| offset + p);
+    let mut body = run.to_json(now, url, offset..end);
+    if end < run.task_ids.len() {
+        body["next_page_token"] = json!(end.to_string());
+    }
+    if q.get("include_history").is_some_and(|v| v == "true") {
+        let mut history =
+            vec![json!({"type": "ORIGINAL", "id": run.run_id, "start_time": run.created_ms})];
+        history.extend(
+            run.repairs
+                .iter()
+                .map(|r| json!({"type": "REPAIR", "id": r.repair_id, "start_time": r.at_ms})),
+        );
+        body["repair_history"] = json!(history);
+    }
+    Json(body).into_response()
+}
+
+fn default_metrics(partition: &str) -> BTreeMap<String, Value> {
+    let rows = 8_000_000 + (fnv(partition) % 400_000) as i64;
+    BTreeMap::from([
+        ("row_count".to_owned(), json!(rows)),
+        (
+            "production_row_count".to_owned(),
+            json!(rows - (fnv(&format!("p{partition}")) % 20_000) as i64),
+        ),
+        ("duplicate_keys".to_owned(), json!(0)),
+        ("null_customer_ids".to_owned(), json!(0)),
+        ("schema_hash".to_owned(), json!("usage_v7_5d1c")),
+    ])
+}
+
+async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response {
+    let run_id = match id_param(q.get("run_id"), "run_id") {
+        Ok(id) => id,
+        Err(r) => return refused(r),
+    };
+    let now = now_ms();
+    let mut inner = sim.lock();
+    inner.advance(now);
+    let (run, task) = match inner.find(&sim.config, run_id, now) {
+        Ok(found) => found,
+        Err(r) => return refused(r),
+    };
+    if task.is_none() && run.task_ids.len() > 1 {
+        return error(
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMETER_VALUE",
-            format!("Run {run_id} does not exist."),
-        ),
+            "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the output of each individual task run instead.",
+        );
+    }
+    let index = task.unwrap_or(0);
+    let task_id = run.task_ids.get(index).copied().unwrap_or(run_id);
+    let metadata = run.task_json(task_id, index, now, &sim.config.workspace_url);
+    let done = run.phase(now) == Phase::Terminated;
+    let last = index + 1 == run.task_ids.len();
+    let mut body = json!({"metadata": metadata});
+    if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
+        let partition = run.partition.clone().unwrap_or_default();
+        let mut metrics = default_metrics(&partition);
+        if let Some(overrides) = sim.config.metrics.get(&partition) {
+            metrics.extend(overrides.clone());
+        }
+        metrics.insert("partition_date".into(), json!(partition));
+        body["notebook_output"] = json!({"result": Value::from(metrics.into_iter().collect::<serde_json::Map<_, _>>()).to_string(), "truncated": false});
+    } else if done {
+        body["error"] = json!("AnalysisException: the task failed");
+        body["error_trace"] = json!("Traceback (most recent call last): ...");
+        body["notebook_output"] = json!({});
+    } else {
+        body["notebook_output"] = json!({});
+    }
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct RunIdBody {
+    run_id: Option<i64>,
+}
+
+async fn cancel(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
+    let body: RunIdBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return refused(r),
+    };
+    let Some(run_id) = body.run_id else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "Missing required field: run_id",
+        );
+    };
+    let config = sim.config.clone();
+    match sim.lock().cancel(&config, run_id, now_ms()) {
+        Ok(()) => Json(json!({})).into_response(),
+        Err(r) => refused(r),
     }
 }
 
 #[derive(Deserialize)]
-struct JobQuery {
-    job_id: Option<String>,
+struct JobIdBody {
+    job_id: Option<i64>,
+}
+
+async fn cancel_all(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
+    let body: JobIdBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return refused(r),
+    };
+    let Some(job_id) = body.job_id else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "Missing required field: job_id",
+        );
+    };
+    let config = sim.config.clone();
+    let now = now_ms();
+    let mut inner = sim.lock();
+    let ids: Vec<i64> = inner
+        .runs
+        .values()
+        .filter(|r| r.job_id == job_id)
+        .map(|r| r.run_id)
+        .collect();
+    for id in ids {
+        let _ = inner.cancel(&config, id, now);
+    }
+    Json(json!({})).into_response()
+}
+
+async fn list(State(sim): State<Simulator>, Query(q): Params) -> Response {
+    let flag = |k: &str| q.get(k).is_some_and(|v| v == "true");
+    if flag("active_only") && flag("completed_only") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "active_only and completed_only cannot both be true",
+        );
+    }
+    let limit: usize = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 20,
+        Some(Ok(l)) if (1..=25).contains(&l) => l,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER_VALUE",
+                "limit must be between 1 and 25",
+            );
+        }
+    };
+    let offset: usize = q
+        .get("page_token")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    let job_id: Option<i64> = q.get("job_id").and_then(|j| j.parse().ok());
+    let from: Option<i64> = q.get("start_time_from").and_then(|j| j.parse().ok());
+    let to: Option<i64> = q.get("start_time_to").and_then(|j| j.parse().ok());
+    let now = now_ms();
+    let mut inner = sim.lock();
+    inner.advance(now);
+    let expiry = sim.config.run_expiry_s as i64 * 1000;
+    let matching: Vec<Value> = inner
+        .runs
+        .values()
+        .rev()
+        .filter(|r| job_id.is_none_or(|j| r.job_id == j))
+        .filter(|r| now - r.created_ms <= expiry)
+        .filter(|r| from.is_none_or(|f| r.created_ms >= f) && to.is_none_or(|t| r.created_ms < t))
+        .filter(|r| {
+            let done = r.phase(now) == Phase::Terminated;
+            if done {
+                !flag("active_only")
+            } else {
+                !flag("completed_only")
+            }
+        })
+        .skip(offset)
+        .take(limit + 1)
+        .map(|r| {
+            let tasks = if flag("expand_tasks") {
+                0..r.task_ids.len()
+            } else {
+                0..0
+            };
+            let mut run = r.to_json(now, &sim.config.workspace_url, tasks);
+            if let Some(o) = run.as_object_mut().filter(|_| !flag("expand_tasks")) {
+                o.remove("tasks");
+            }
+            run
+        })
+        .collect();
+    let has_more = matching.len() > limit;
+    let runs: Vec<Value> = matching.into_iter().take(limit).collect();
+    let mut body = json!({"has_more": has_more});
+    if !runs.is_empty() {
+        body["runs"] = json!(runs);
+    }
+    if has_more {
+        body["next_page_token"] = json!((offset + limit).to_string());
+    }
+    if offset > 0 {
+        body["prev_page_token"] = json!(offset.saturating_sub(limit).to_string());
+    }
+    Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct RepairBody {
+    run_id: Option<i64>,
+    #[serde(default)]
+    latest_repair_id: Option<i64>,
+    #[serde(default)]
+    rerun_all_failed_tasks: Option<bool>,
+    #[serde(default)]
+    rerun_tasks: Option<Vec<String>>,
+}
+
+async fn repair(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
+    let body: RepairBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return refused(r),
+    };
+    let Some(run_id) = body.run_id else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "Missing required field: run_id",
+        );
+    };
+    if body.rerun_all_failed_tasks != Some(true)
+        && body.rerun_tasks.as_ref().is_none_or(Vec::is_empty)
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "Either rerun_tasks or rerun_all_failed_tasks must be set",
+        );
+    }
+    let config = sim.config.clone();
+    match sim
+        .lock()
+        .repair(&config, run_id, body.latest_repair_id, now_ms())
+    {
+        Ok(repair_id) => Json(json!({"repair_id": repair_id})).into_response(),
+        Err(r) => refused(r),
+    }
 }
 
 fn job_json(job: &JobSpec) -> Value {
@@ -205,21 +428,18 @@ fn job_json(job: &JobSpec) -> Value {
         "settings": {
             "name": job.name,
             "max_concurrent_runs": job.max_concurrent_runs,
-            "queue": {"enabled": job.queue_enabled},
+            "queue": {"enabled": job.queue},
             "format": "MULTI_TASK",
-            "tasks": [{"task_key": "backfill", "notebook_task": {"notebook_path": "/Repos/data/usage/backfill"}}],
+            "tasks": [{"task_key": "task_1", "notebook_task": {"notebook_path": "/Repos/data/usage/backfill"}}],
             "parameters": [{"name": "partition_date", "default": ""}],
         },
     })
 }
 
-async fn get_job(State(sim): State<Simulator>, Query(q): Query<JobQuery>) -> Response {
-    let Some(job_id) = q.job_id.and_then(|j| j.parse::<i64>().ok()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER_VALUE",
-            "job_id must be an integer",
-        );
+async fn get_job(State(sim): State<Simulator>, Query(q): Params) -> Response {
+    let job_id = match id_param(q.get("job_id"), "job_id") {
+        Ok(id) => id,
+        Err(r) => return refused(r),
     };
     match sim.lock().jobs.get(&job_id) {
         Some(job) => Json(job_json(job)).into_response(),
@@ -241,19 +461,33 @@ struct CreateJobBody {
     queue: Option<Value>,
 }
 
-async fn create_job(State(sim): State<Simulator>, Json(body): Json<CreateJobBody>) -> Response {
+async fn create_job(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
+    let body: CreateJobBody = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return refused(r),
+    };
+    let max = body.max_concurrent_runs.unwrap_or(1);
+    if !(0..=1000).contains(&max) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "max_concurrent_runs must be between 0 and 1000",
+        );
+    }
     let mut inner = sim.lock();
     let job_id = inner.jobs.keys().max().copied().unwrap_or(0) + 1;
+    let queue = body
+        .queue
+        .and_then(|q| q.get("enabled").and_then(Value::as_bool))
+        .unwrap_or(false);
+    let name = body.name.unwrap_or_else(|| "Untitled".into());
     inner.jobs.insert(
         job_id,
         JobSpec {
             job_id,
-            name: body.name.unwrap_or_else(|| "Untitled".into()),
-            max_concurrent_runs: body.max_concurrent_runs.unwrap_or(1),
-            queue_enabled: body
-                .queue
-                .and_then(|q| q.get("enabled").and_then(Value::as_bool))
-                .unwrap_or(false),
+            name,
+            max_concurrent_runs: max,
+            queue,
         },
     );
     Json(json!({"job_id": job_id})).into_response()

@@ -1,33 +1,53 @@
-//! The simulated workspace's memory: jobs, runs, idempotency tokens, and what it saw.
+//! The simulated workspace's memory (jobs, runs, tokens, what it saw) and the shared
+//! handle every request uses.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
 
 use crate::config::{JobSpec, SimConfig};
+use crate::limits::Buckets;
 use crate::runs::SimRun;
 
-/// What the simulator observed, for tests and benchmarks to assert on.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// What the simulator observed, for tests and benchmarks to assert on (`/sim/stats`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimStats {
     /// Requests per endpoint (`jobs/run-now`, `jobs/runs/get`, ...), refused ones included.
     pub calls: BTreeMap<String, u64>,
+    /// Requests answered 429 per endpoint (rate limits and throttle faults).
+    pub throttled: BTreeMap<String, u64>,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
     /// Runs created (a token seen before creates none).
     pub runs_created: u64,
     /// Runs created per value of the partition parameter.
     pub runs_per_partition: BTreeMap<String, u64>,
     /// `run-now` calls answered with an existing run because of its idempotency token.
     pub idempotent_replays: u64,
+    /// The most runs of each job active at once.
+    pub max_active: BTreeMap<i64, usize>,
+    pub repairs: u64,
+    pub cancels: u64,
 }
 
 pub(crate) struct Inner {
     pub jobs: BTreeMap<i64, JobSpec>,
     pub runs: BTreeMap<i64, SimRun>,
+    /// Task run id → parent run id.
+    pub tasks: HashMap<i64, i64>,
     pub tokens: HashMap<String, i64>,
-    pub next_run_id: i64,
+    pub next_id: i64,
     pub stats: SimStats,
+    pub buckets: Buckets,
+    pub rng: StdRng,
+    /// Hits per fault rule (by index), for `times`.
+    pub fault_hits: Vec<u64>,
+    /// Runs and repairs started per partition: picks the scripted outcome.
+    pub executions: BTreeMap<String, usize>,
 }
 
 /// A handle on one simulated workspace; cheap to clone, shared by every request.
@@ -46,16 +66,22 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     pub fn new(config: SimConfig) -> Self {
         let jobs = config.jobs.iter().map(|j| (j.job_id, j.clone())).collect();
+        let inner = Inner {
+            jobs,
+            runs: BTreeMap::new(),
+            tasks: HashMap::new(),
+            tokens: HashMap::new(),
+            // Realistic-looking, and distinct from job ids and partition numbers.
+            next_id: 100_001,
+            stats: SimStats::default(),
+            buckets: Buckets::new(&config.rate_limits),
+            rng: StdRng::seed_from_u64(config.seed),
+            fault_hits: vec![0; config.faults.len()],
+            executions: BTreeMap::new(),
+        };
         Self {
             config: Arc::new(config),
-            inner: Arc::new(Mutex::new(Inner {
-                jobs,
-                runs: BTreeMap::new(),
-                tokens: HashMap::new(),
-                // Realistic-looking, and distinct from job ids and partition numbers.
-                next_run_id: 100_001,
-                stats: SimStats::default(),
-            })),
+            inner: Arc::new(Mutex::new(inner)),
         }
     }
 

@@ -49,8 +49,8 @@ pub fn test_worker_config(name: &str) -> WorkerConfig {
 
 pub fn fast_sim() -> SimConfig {
     SimConfig {
-        pending: Duration::from_millis(100),
-        running: Duration::from_millis(200),
+        pending_ms: 100,
+        running_ms: 200,
         ..SimConfig::default()
     }
 }

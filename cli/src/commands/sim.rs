@@ -1,7 +1,5 @@
 //! `backfill sim`: serve the Databricks simulator until SIGTERM.
 
-use std::time::Duration;
-
 use anyhow::Context;
 use std::collections::BTreeMap;
 
@@ -37,13 +35,36 @@ fn scripted_outcomes(flags: &[String]) -> Result<BTreeMap<String, Vec<Outcome>>,
 }
 
 pub async fn run(args: SimArgs) -> Result<(), CliError> {
-    let config = SimConfig {
-        outcomes: scripted_outcomes(&args.outcomes)?,
-        token: args.token,
-        pending: Duration::from_millis(args.pending_ms),
-        running: Duration::from_millis(args.running_ms),
-        ..SimConfig::default()
+    let mut config = match &args.scenario {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| CliError::usage(format!("--scenario {}: {e}", path.display())))?;
+            SimConfig::from_toml(&text)
+                .map_err(|e| CliError::usage(format!("--scenario {}: {e}", path.display())))?
+        }
+        None => SimConfig::default(),
     };
+    if args.token.is_some() {
+        config.token = args.token.clone();
+    }
+    if let Some(ms) = args.pending_ms {
+        config.pending_ms = ms;
+    }
+    if let Some(ms) = args.running_ms {
+        config.running_ms = ms;
+    }
+    config.outcomes.extend(scripted_outcomes(&args.outcomes)?);
+    for flag in &args.rate_limits {
+        let parsed = flag
+            .split_once('=')
+            .and_then(|(e, r)| Some((e.to_owned(), r.parse::<f64>().ok()?)));
+        let Some((endpoint, rate)) = parsed.filter(|(_, r)| *r > 0.0) else {
+            return Err(CliError::usage(format!(
+                "--rate-limit {flag:?} must look like ENDPOINT=RATE with RATE > 0"
+            )));
+        };
+        config.rate_limits.insert(endpoint, rate);
+    }
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on --addr {}", args.addr))?;

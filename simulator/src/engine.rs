@@ -1,0 +1,281 @@
+//! The workspace's rules: creating runs under job concurrency and the workspace limit,
+//! queueing, cancelling, repairing, expiring. Time-driven and lazy: state is brought up to
+//! date (`advance`) whenever a request looks at it.
+
+use std::collections::BTreeMap;
+
+use crate::Outcome;
+use crate::config::SimConfig;
+use crate::runs::{Dwell, Refusal, Repair, SimRun};
+use crate::state::Inner;
+
+/// A refusal in the Jobs API's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiRefusal {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiRefusal {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            code: "INVALID_PARAMETER_VALUE",
+            message: message.into(),
+        }
+    }
+
+    pub fn run_not_found(run_id: i64) -> Self {
+        Self::invalid(format!("Run {run_id} does not exist."))
+    }
+}
+
+impl Inner {
+    fn next_id(&mut self) -> i64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn active_count(&self, job_id: Option<i64>, t: i64) -> usize {
+        self.runs
+            .values()
+            .filter(|r| job_id.is_none_or(|j| r.job_id == j) && r.active_at(t))
+            .count()
+    }
+
+    fn note_active(&mut self, job_id: i64, t: i64) {
+        let n = self.active_count(Some(job_id), t);
+        let max = self.stats.max_active.entry(job_id).or_default();
+        *max = (*max).max(n);
+    }
+
+    /// Gives queued runs their slots, in order, at the moments slots freed up.
+    pub fn advance(&mut self, now: i64) {
+        let job_ids: Vec<i64> = self.jobs.keys().copied().collect();
+        for job_id in job_ids {
+            let cap = self.jobs[&job_id].max_concurrent_runs.max(0) as usize;
+            let mut floor = i64::MIN;
+            let queued: Vec<i64> = self
+                .runs
+                .values()
+                .filter(|r| {
+                    r.job_id == job_id
+                        && r.slot_ms.is_none()
+                        && r.refused.is_none()
+                        && r.cancel_ms.is_none()
+                })
+                .map(|r| r.run_id)
+                .collect();
+            for run_id in queued {
+                let earliest = self.runs[&run_id].created_ms.max(floor);
+                let mut candidates: Vec<i64> = self
+                    .runs
+                    .values()
+                    .filter(|r| r.job_id == job_id && r.slot_ms.is_some())
+                    .filter_map(SimRun::end_ms)
+                    .filter(|e| *e > earliest && *e <= now)
+                    .collect();
+                candidates.push(earliest);
+                candidates.sort_unstable();
+                let slot = candidates
+                    .into_iter()
+                    .filter(|t| *t <= now)
+                    .find(|t| self.active_count(Some(job_id), *t) < cap);
+                match slot {
+                    Some(t) => {
+                        if let Some(r) = self.runs.get_mut(&run_id) {
+                            r.slot_ms = Some(t);
+                        }
+                        self.note_active(job_id, t);
+                        floor = t;
+                    }
+                    None => break,
+                }
+            }
+        }
+    }
+
+    fn scripted_outcome(&mut self, config: &SimConfig, partition: Option<&String>) -> Outcome {
+        let Some(p) = partition else {
+            return Outcome::Success;
+        };
+        let n = self.executions.entry(p.clone()).or_default();
+        let outcome = config
+            .outcomes
+            .get(p)
+            .and_then(|s| s.get(*n))
+            .copied()
+            .unwrap_or_default();
+        *n += 1;
+        outcome
+    }
+
+    /// `run-now`: the existing run for a known token, else a new run (started, queued,
+    /// or refused by the job's or the workspace's limits).
+    pub fn run_now(
+        &mut self,
+        config: &SimConfig,
+        job_id: i64,
+        params: BTreeMap<String, String>,
+        token: Option<String>,
+        now: i64,
+    ) -> Result<(i64, i64), ApiRefusal> {
+        let Some(job) = self.jobs.get(&job_id).cloned() else {
+            return Err(ApiRefusal::invalid(format!("Job {job_id} does not exist.")));
+        };
+        if let Some(run_id) = token.as_ref().and_then(|t| self.tokens.get(t).copied()) {
+            self.stats.idempotent_replays += 1;
+            let number = self.runs.get(&run_id).map_or(run_id, |r| r.number_in_job);
+            return Ok((run_id, number));
+        }
+        self.advance(now);
+        let partition = params.get(&config.partition_param).cloned();
+        let run_id = self.next_id();
+        let task_ids: Vec<i64> = (0..config.tasks_per_run.max(1))
+            .map(|_| self.next_id())
+            .collect();
+        let spread = match (&partition, config.running_spread_ms) {
+            (Some(p), spread) if spread > 0 => (fnv(p) % (spread + 1)) as i64,
+            _ => 0,
+        };
+        let cap = job.max_concurrent_runs.max(0) as usize;
+        let (slot_ms, refused) = if self.active_count(None, now) >= config.workspace_run_limit {
+            (None, Some(Refusal::WorkspaceLimit))
+        } else if self.active_count(Some(job_id), now) < cap {
+            (Some(now), None)
+        } else if job.queue && cap > 0 {
+            (None, None)
+        } else {
+            (None, Some(Refusal::Skipped))
+        };
+        let outcome = self.scripted_outcome(config, partition.as_ref());
+        let run = SimRun {
+            run_id,
+            job_id,
+            number_in_job: run_id,
+            unknown_state: partition
+                .as_ref()
+                .is_some_and(|p| config.unknown_state_partitions.contains(p)),
+            partition: partition.clone(),
+            params,
+            created_ms: now,
+            slot_ms,
+            refused,
+            dwell: Dwell {
+                pending: config.pending_ms as i64,
+                running: config.running_ms as i64 + spread,
+                terminating: config.terminating_ms as i64,
+            },
+            cancel_ms: None,
+            outcome,
+            task_ids: task_ids.clone(),
+            repairs: Vec::new(),
+        };
+        for t in task_ids {
+            self.tasks.insert(t, run_id);
+        }
+        self.runs.insert(run_id, run);
+        if slot_ms.is_some() {
+            self.note_active(job_id, now);
+        }
+        self.stats.runs_created += 1;
+        if let Some(p) = partition {
+            *self.stats.runs_per_partition.entry(p).or_default() += 1;
+        }
+        if let Some(t) = token {
+            self.tokens.insert(t, run_id);
+        }
+        Ok((run_id, run_id))
+    }
+
+    /// The run (or, for a task run id, its parent and the task's index), unless it has
+    /// expired.
+    pub fn find(
+        &self,
+        config: &SimConfig,
+        id: i64,
+        now: i64,
+    ) -> Result<(&SimRun, Option<usize>), ApiRefusal> {
+        let (run_id, task) = match self.tasks.get(&id) {
+            Some(parent) => (
+                *parent,
+                self.runs
+                    .get(parent)
+                    .and_then(|r| r.task_ids.iter().position(|t| *t == id)),
+            ),
+            None => (id, None),
+        };
+        let run = self
+            .runs
+            .get(&run_id)
+            .ok_or_else(|| ApiRefusal::run_not_found(id))?;
+        if now - run.created_ms > config.run_expiry_s as i64 * 1000 {
+            return Err(ApiRefusal::run_not_found(id));
+        }
+        Ok((run, task))
+    }
+
+    /// `runs/cancel`: asynchronous; a terminal run is left as it is.
+    pub fn cancel(&mut self, config: &SimConfig, run_id: i64, now: i64) -> Result<(), ApiRefusal> {
+        self.advance(now);
+        self.find(config, run_id, now)?;
+        let run_id = self.tasks.get(&run_id).copied().unwrap_or(run_id);
+        if let Some(run) = self
+            .runs
+            .get_mut(&run_id)
+            .filter(|r| r.end_ms().is_none_or(|e| now < e) && r.cancel_ms.is_none())
+        {
+            run.cancel_ms = Some(now);
+            self.stats.cancels += 1;
+        }
+        Ok(())
+    }
+
+    /// `runs/repair`: re-runs a terminal run's failed tasks under the same run id.
+    pub fn repair(
+        &mut self,
+        config: &SimConfig,
+        run_id: i64,
+        latest_repair_id: Option<i64>,
+        now: i64,
+    ) -> Result<i64, ApiRefusal> {
+        self.advance(now);
+        let (run, _) = self.find(config, run_id, now)?;
+        if run.end_ms().is_none_or(|e| now < e) {
+            return Err(ApiRefusal {
+                status: 400,
+                code: "INVALID_STATE",
+                message: format!("Run {run_id} is not in a terminal state."),
+            });
+        }
+        let last = run.repairs.last().map(|r| r.repair_id);
+        if last.is_some() && latest_repair_id != last {
+            return Err(ApiRefusal::invalid(format!(
+                "latest_repair_id must be {} (the run's latest repair)",
+                last.unwrap_or_default()
+            )));
+        }
+        let partition = run.partition.clone();
+        let outcome = self.scripted_outcome(config, partition.as_ref());
+        let repair_id = self.next_id();
+        if let Some(run) = self.runs.get_mut(&run_id) {
+            run.cancel_ms = None;
+            run.repairs.push(Repair {
+                repair_id,
+                at_ms: now,
+                outcome,
+            });
+        }
+        self.stats.repairs += 1;
+        Ok(repair_id)
+    }
+}
+
+/// A stable hash for spreading run durations by partition.
+pub(crate) fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
