@@ -215,24 +215,27 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
         let k = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
         // A run cannot be recorded before the attempt is claimed.
-        assert_eq!(ledger.record_run(&k, a1, 7, None, "w").await.unwrap(), None);
+        assert_eq!(
+            ledger.record_run(&k, a1, 7, None, 0, "w").await.unwrap(),
+            None
+        );
         assert_eq!(
             ledger.claim_trigger(&k, a1, "t1", "w").await.unwrap(),
             Claim::Claimed
         );
         let seq = ledger
-            .record_run(&k, a1, 7, None, "w")
+            .record_run(&k, a1, 7, None, 0, "w")
             .await
             .unwrap()
             .expect("recorded");
         // A second recording (a racing worker) is refused.
         assert_eq!(
-            ledger.record_run(&k, a1, 7, None, "w2").await.unwrap(),
+            ledger.record_run(&k, a1, 7, None, 0, "w2").await.unwrap(),
             None
         );
         // A new check chain supersedes the old one.
         let seq2 = ledger
-            .restart_checks(&k, a1, 7, "w2")
+            .restart_checks(&k, a1, 7, 0, "w2")
             .await
             .unwrap()
             .expect("restarted");
@@ -270,7 +273,7 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
             Claim::Claimed
         );
         let seq3 = ledger
-            .record_run(&k, a2, 8, None, "w")
+            .record_run(&k, a2, 8, None, 0, "w")
             .await
             .unwrap()
             .unwrap();
@@ -342,4 +345,88 @@ async fn a_bad_ledger_url_names_the_problem() {
         err.to_string().contains("sqlite:// or postgres://"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn only_the_live_check_hands_the_chain_on_and_overdue_checks_are_found() {
+    for_each_backend(|ledger| async move {
+        ledger
+            .register_backfill(&new_backfill("bf", 1, 5))
+            .await
+            .unwrap();
+        let k = key("bf", "2026-01-01");
+        let a1 = Attempt::FIRST;
+        ledger.claim_trigger(&k, a1, "t", "w").await.unwrap();
+        let seq = ledger
+            .record_run(&k, a1, 7, None, 1_000, "w")
+            .await
+            .unwrap()
+            .unwrap();
+        let (a, b) = tokio::join!(
+            ledger.advance_check(&k, a1, seq, 2_000),
+            ledger.advance_check(&k, a1, seq, 2_000)
+        );
+        let winners: Vec<i64> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert_eq!(
+            winners,
+            [seq + 1],
+            "exactly one holder of check {seq} hands the chain on"
+        );
+        assert!(ledger.overdue_checks(1_999, 10).await.unwrap().is_empty());
+        let overdue = ledger.overdue_checks(2_001, 10).await.unwrap();
+        assert_eq!(overdue.len(), 1);
+        assert_eq!(overdue[0].check_due_ms, Some(2_000));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn waiting_partitions_can_be_cancelled_and_claims_dead_lettered_only_by_their_owner() {
+    for_each_backend(|ledger| async move {
+        ledger
+            .register_backfill(&new_backfill("bf", 2, 5))
+            .await
+            .unwrap();
+        let (k1, k2) = (key("bf", "2026-01-01"), key("bf", "2026-01-02"));
+        let a1 = Attempt::FIRST;
+        assert!(
+            ledger
+                .cancel_partition(&k1, a1, "op", "backfill cancelled")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ledger.partition(&k1).await.unwrap().unwrap().state,
+            PartitionState::Cancelled
+        );
+        ledger.claim_trigger(&k2, a1, "t", "owner").await.unwrap();
+        assert!(
+            !ledger
+                .dead_letter_claim(&k2, a1, "someone-else", "refused")
+                .await
+                .unwrap()
+        );
+        ledger
+            .record_run(&k2, a1, 9, None, 0, "owner")
+            .await
+            .unwrap();
+        // Once a run is recorded, even the owner's late refusal cannot dead-letter it.
+        assert!(
+            !ledger
+                .dead_letter_claim(&k2, a1, "owner", "refused")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .cancel_partition(&k2, a1, "op", "too late")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ledger.partition(&k2).await.unwrap().unwrap().state,
+            PartitionState::Running
+        );
+    })
+    .await;
 }

@@ -287,3 +287,135 @@ async fn each_termination_class_ends_as_its_policy_says() {
     );
     fleet.stop().await;
 }
+
+fn long_runs() -> backfill_simulator::SimConfig {
+    backfill_simulator::SimConfig {
+        pending_ms: 100,
+        running_ms: 2_500,
+        ..fast_sim()
+    }
+}
+
+#[tokio::test]
+async fn a_duplicated_check_dies_instead_of_growing_a_second_chain() {
+    let fleet = Fleet::new(1, 5, long_runs()).await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    let worker = fleet.worker("w1");
+    let publisher = fleet.broker.publisher();
+    let Handled::Triggered { run_id } = worker
+        .process(
+            &publisher,
+            Lane::Trigger,
+            &trigger(&fleet, "2026-01-01", &manifest).encode(),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("not triggered");
+    };
+    let p = fleet
+        .ledger
+        .partitions(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .remove(0);
+    let check = PartitionMessage::new(
+        fleet.backfill_id.clone(),
+        p.date,
+        p.attempt,
+        manifest,
+        Step::Check {
+            run_id,
+            check_seq: p.check_seq,
+        },
+    );
+    let (first, duplicate) = (
+        worker
+            .process(&publisher, Lane::Check, &check.encode())
+            .await
+            .unwrap(),
+        worker
+            .process(&publisher, Lane::Check, &check.encode())
+            .await
+            .unwrap(),
+    );
+    assert!(matches!(first, Handled::StillRunning { .. }), "{first:?}");
+    assert_eq!(duplicate, Handled::Dropped("superseded check".into()));
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_lost_check_is_reissued_by_the_sweep() {
+    let mut fleet = Fleet::new(1, 5, long_runs()).await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    let publisher = fleet.broker.publisher();
+    let worker = fleet.worker("crashing");
+    worker
+        .process(
+            &publisher,
+            Lane::Trigger,
+            &trigger(&fleet, "2026-01-01", &manifest).encode(),
+        )
+        .await
+        .unwrap();
+    // A worker hands the chain on and dies before publishing the next check: the check
+    // already queued is now superseded and nothing else would look at the run.
+    let p = fleet
+        .ledger
+        .partitions(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .remove(0);
+    fleet
+        .ledger
+        .advance_check(&p.key(), p.attempt, p.check_seq, backfill_ledger::now_ms())
+        .await
+        .unwrap()
+        .unwrap();
+    fleet.start_worker("w1", None);
+    fleet.wait_all_succeeded(Duration::from_secs(30)).await;
+    let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+    assert!(
+        events.iter().any(|e| e.kind == "checks_restarted"),
+        "the sweep re-issued the check"
+    );
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_cancelled_backfill_cancels_its_waiting_partitions_and_starts_nothing() {
+    let mut fleet = Fleet::new(5, 5, fast_sim()).await;
+    fleet.publish_all().await;
+    fleet
+        .ledger
+        .set_backfill_state(
+            &fleet.backfill_id,
+            backfill_ledger::BackfillState::Cancelled,
+            "op",
+            "wrong range",
+        )
+        .await
+        .unwrap();
+    fleet.start_worker("w1", None);
+    support::eventually(
+        "every partition cancelled",
+        Duration::from_secs(20),
+        || async { (fleet.count(PartitionState::Cancelled).await == 5).then_some(()) },
+    )
+    .await;
+    assert_eq!(fleet.sim.sim.stats().runs_created, 0);
+    fleet.stop().await;
+}

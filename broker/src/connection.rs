@@ -44,7 +44,8 @@ impl AmqpUrl {
     pub fn redacted(&self) -> String {
         let url = self.0.expose_secret();
         let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
-        match rest.split_once('@') {
+        match rest.rsplit_once('@') {
+            // The last '@' ends the user info: a password may contain '@'.
             Some((userinfo, host)) => {
                 let user = userinfo.split(':').next().unwrap_or("");
                 format!("{scheme}://{user}:***@{host}")
@@ -124,17 +125,21 @@ impl Broker {
         let connection = with_timeout("connect", Connection::connect(&url.dial(), props))
             .await?
             .map_err(BrokerError::Connection)?;
-        let setup = connection
-            .create_channel()
-            .await
-            .map_err(BrokerError::op("channel.open"))?;
-        with_timeout("declare", topology.declare(&setup)).await??;
-        let _ = setup.close(200, "declared".into()).await;
+        let setup = open_channel(&connection).await?;
+        if let Err(e) = with_timeout("declare", topology.declare(&setup)).await? {
+            // The connection is fine and the broker said no (for example 406: a queue
+            // exists with other arguments): retrying cannot help.
+            if connection.status().connected() {
+                return Err(BrokerError::Config(format!(
+                    "the broker refused the topology of namespace {}: {e}",
+                    topology.namespace()
+                )));
+            }
+            return Err(e);
+        }
+        let _ = with_timeout("channel.close", setup.close(200, "declared".into())).await;
         let publisher = Publisher::open(&connection, topology.clone()).await?;
-        let getter = connection
-            .create_channel()
-            .await
-            .map_err(BrokerError::op("channel.open"))?;
+        let getter = open_channel(&connection).await?;
         Ok(Self {
             connection,
             topology: topology.clone(),
@@ -164,73 +169,76 @@ impl Broker {
         prefetch: u16,
         consumer_tag: &str,
     ) -> Result<LaneConsumer, BrokerError> {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .map_err(BrokerError::op("channel.open"))?;
-        channel
-            .basic_qos(prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(BrokerError::op("basic.qos"))?;
-        let consumer = channel
-            .basic_consume(
+        let channel = self.channel().await?;
+        with_timeout(
+            "basic.qos",
+            channel.basic_qos(prefetch, BasicQosOptions { global: false }),
+        )
+        .await?
+        .map_err(BrokerError::op("basic.qos"))?;
+        let consumer = with_timeout(
+            "basic.consume",
+            channel.basic_consume(
                 self.topology.work_queue(lane).into(),
                 consumer_tag.into(),
                 BasicConsumeOptions::default(),
                 FieldTable::default(),
-            )
-            .await
-            .map_err(BrokerError::op("basic.consume"))?;
+            ),
+        )
+        .await?
+        .map_err(BrokerError::op("basic.consume"))?;
         Ok(LaneConsumer { consumer, channel })
     }
 
     /// Takes one message from a queue without waiting (manual ack: the caller acks it, or
     /// it returns to the queue when the channel closes). Used by operator tools and tests.
     pub async fn get(&self, queue: &str) -> Result<Option<lapin::message::Delivery>, BrokerError> {
-        let got = self
-            .getter
-            .basic_get(queue.into(), BasicGetOptions { no_ack: false })
-            .await
-            .map_err(BrokerError::op("basic.get"))?;
+        let got = with_timeout(
+            "basic.get",
+            self.getter
+                .basic_get(queue.into(), BasicGetOptions { no_ack: false }),
+        )
+        .await?
+        .map_err(BrokerError::op("basic.get"))?;
         Ok(got.map(|m| m.delivery))
     }
 
     /// The exact number of ready messages in a queue (a passive declare on a throwaway
     /// channel, since a missing queue closes the channel).
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
-        let channel = self
-            .connection
-            .create_channel()
-            .await
-            .map_err(BrokerError::op("channel.open"))?;
-        let q = channel
-            .queue_declare(
+        let channel = self.channel().await?;
+        let q = with_timeout(
+            "queue.declare",
+            channel.queue_declare(
                 queue.into(),
                 QueueDeclareOptions {
                     passive: true,
                     ..Default::default()
                 },
                 FieldTable::default(),
-            )
-            .await
-            .map_err(BrokerError::op("queue.declare passive"))?;
-        let _ = channel.close(200, "done".into()).await;
+            ),
+        )
+        .await?
+        .map_err(BrokerError::op("queue.declare passive"))?;
+        let _ = with_timeout("channel.close", channel.close(200, "done".into())).await;
         Ok(q.message_count())
     }
 
     /// A fresh channel for ad-hoc operations (deleting a test namespace, for example).
     pub async fn channel(&self) -> Result<Channel, BrokerError> {
-        self.connection
-            .create_channel()
-            .await
-            .map_err(BrokerError::op("channel.open"))
+        open_channel(&self.connection).await
     }
 
     /// Closes the connection politely; unacknowledged deliveries return to their queues.
     pub async fn close(&self) {
-        let _ = self.connection.close(200, "bye".into()).await;
+        let _ = with_timeout("connection.close", self.connection.close(200, "bye".into())).await;
     }
+}
+
+async fn open_channel(connection: &Connection) -> Result<Channel, BrokerError> {
+    with_timeout("channel.open", connection.create_channel())
+        .await?
+        .map_err(BrokerError::op("channel.open"))
 }
 
 pub(crate) async fn with_timeout<T>(
@@ -254,6 +262,8 @@ mod tests {
     fn url_password_is_redacted() {
         let url = AmqpUrl::new("amqp://bob:hunter2@rabbit:5672/%2f").unwrap();
         assert_eq!(url.redacted(), "amqp://bob:***@rabbit:5672/%2f");
+        let at = AmqpUrl::new("amqp://bob:p@ss@rabbit/%2f").unwrap();
+        assert_eq!(at.redacted(), "amqp://bob:***@rabbit/%2f");
         assert!(!format!("{url:?}").contains("hunter2"));
         assert!(url.dial().ends_with("?heartbeat=15"));
         assert!(AmqpUrl::new("http://x").is_err());

@@ -40,14 +40,15 @@ impl Publisher {
         connection: &Connection,
         topology: Topology,
     ) -> Result<Self, BrokerError> {
-        let channel = connection
-            .create_channel()
-            .await
+        let channel = with_timeout("channel.open", connection.create_channel())
+            .await?
             .map_err(BrokerError::op("channel.open"))?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(BrokerError::op("confirm.select"))?;
+        with_timeout(
+            "confirm.select",
+            channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?
+        .map_err(BrokerError::op("confirm.select"))?;
         Ok(Self { channel, topology })
     }
 

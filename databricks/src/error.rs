@@ -56,8 +56,9 @@ impl ApiError {
             )
     }
 
-    /// The run or job does not exist (any more): HTTP 404, or the usual HTTP 400
-    /// `INVALID_PARAMETER_VALUE` "... does not exist", or `RESOURCE_DOES_NOT_EXIST`.
+    /// The run or job does not exist (any more): `RESOURCE_DOES_NOT_EXIST`, a 404 from
+    /// the API itself (a JSON error body), or the usual HTTP 400 `INVALID_PARAMETER_VALUE`
+    /// "... does not exist". A gateway's HTML 404 page is not proof of anything.
     pub fn is_not_found(&self) -> bool {
         match self {
             Self::Http {
@@ -66,7 +67,7 @@ impl ApiError {
                 message,
                 ..
             } => {
-                *status == 404
+                (*status == 404 && !error_code.starts_with("HTTP_"))
                     || error_code == "RESOURCE_DOES_NOT_EXIST"
                     || (*status == 400
                         && error_code == "INVALID_PARAMETER_VALUE"
@@ -160,6 +161,7 @@ mod tests {
         assert!(http(400, "INVALID_PARAMETER_VALUE", "Run 123 does not exist.").is_not_found());
         assert!(http(404, "RESOURCE_DOES_NOT_EXIST", "gone").is_not_found());
         assert!(!http(400, "INVALID_PARAMETER_VALUE", "job_id must be set").is_not_found());
+        assert!(!http(404, "HTTP_404", "HTML error page: 404 Not Found").is_not_found());
     }
 
     #[test]

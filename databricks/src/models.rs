@@ -199,6 +199,8 @@ pub struct Run {
     pub tasks: Vec<RunTask>,
     #[serde(default)]
     pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub repair_history: Vec<RepairHistoryItem>,
 }
 
 impl Run {
@@ -208,6 +210,15 @@ impl Run {
             .iter()
             .find(|p| p.name == name)
             .and_then(|p| p.value.as_deref().or(p.default.as_deref()))
+    }
+
+    /// The latest repair's id, which the next repair must name.
+    pub fn latest_repair_id(&self) -> Option<i64> {
+        self.repair_history
+            .iter()
+            .filter(|r| r.kind.as_deref() == Some("REPAIR"))
+            .filter_map(|r| r.id)
+            .next_back()
     }
 
     /// `end_time` when the run has ended (Databricks sends 0 while it runs).
@@ -260,6 +271,86 @@ pub struct Job {
     pub job_id: i64,
     #[serde(default)]
     pub settings: JobSettings,
+}
+
+/// `notebook_output` of `runs/get-output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NotebookOutput {
+    /// What the notebook passed to `dbutils.notebook.exit()` (first 5 MB).
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub truncated: Option<bool>,
+}
+
+/// `GET /jobs/runs/get-output` (on a task's run id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RunOutput {
+    #[serde(default)]
+    pub metadata: Option<Run>,
+    #[serde(default)]
+    pub notebook_output: Option<NotebookOutput>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub error_trace: Option<String>,
+}
+
+/// Filters of `GET /jobs/runs/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListRuns {
+    pub job_id: Option<i64>,
+    pub active_only: bool,
+    pub completed_only: bool,
+    pub start_time_from: Option<i64>,
+    pub start_time_to: Option<i64>,
+    /// 1 to 25 per page (Databricks' default 20).
+    pub limit: Option<u32>,
+    pub expand_tasks: bool,
+}
+
+/// One page of `GET /jobs/runs/list`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RunsPage {
+    /// Newest first; Databricks omits the field when there are none.
+    #[serde(default)]
+    pub runs: Vec<Run>,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub prev_page_token: Option<String>,
+}
+
+/// `POST /jobs/runs/repair`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RepairRequest {
+    pub run_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rerun_all_failed_tasks: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rerun_tasks: Vec<String>,
+    /// Required for every repair after the first (from `repair_history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_repair_id: Option<i64>,
+    /// Pass the job parameters again: a repair runs with the job's current settings.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub job_parameters: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairResponse {
+    pub repair_id: i64,
+}
+
+/// An entry of `repair_history` (`runs/get?include_history=true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairHistoryItem {
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub id: Option<i64>,
 }
 
 #[cfg(test)]

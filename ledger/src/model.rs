@@ -160,6 +160,8 @@ pub struct Partition {
     pub run_id: Option<i64>,
     pub run_url: Option<String>,
     pub check_seq: i64,
+    /// When the live check is due (running partitions).
+    pub check_due_ms: Option<i64>,
     pub enqueued: bool,
     pub owner: Option<String>,
     pub last_error: Option<String>,

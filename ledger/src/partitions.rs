@@ -28,8 +28,8 @@ pub enum Claim {
 macro_rules! columns {
     () => {
         "backfill_id, partition_date, state, attempt, idempotency_token, run_id, run_url, \
-         check_seq, enqueued, owner, last_error, triggered_at_ms, run_started_ms, run_ended_ms, \
-         verified_at_ms, updated_at_ms"
+         check_seq, check_due_ms, enqueued, owner, last_error, triggered_at_ms, run_started_ms, \
+         run_ended_ms, verified_at_ms, updated_at_ms"
     };
 }
 
@@ -110,7 +110,7 @@ impl Ledger {
     /// was not as expected (someone else acted first).
     async fn apply(&self, cas: Cas, event: NewEvent) -> Result<Option<i64>, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let seq = Self::apply_in(&mut tx, cas, &event).await?;
+        let seq = Self::apply_in(&mut tx, cas, Some(&event)).await?;
         match seq {
             Some(_) => tx.commit().await?,
             None => tx.rollback().await?,
@@ -121,7 +121,7 @@ impl Ledger {
     async fn apply_in(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         cas: Cas,
-        event: &NewEvent,
+        event: Option<&NewEvent>,
     ) -> Result<Option<i64>, LedgerError> {
         let sql = cas.sql();
         // Built only from column names and states in this file; values are bound.
@@ -138,7 +138,9 @@ impl Ledger {
             return Ok(None);
         };
         let seq: i64 = row.try_get(0).map_err(corrupt)?;
-        insert_event(tx, event).await?;
+        if let Some(event) = event {
+            insert_event(tx, event).await?;
+        }
         Ok(Some(seq))
     }
 
@@ -285,7 +287,7 @@ impl Ledger {
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")
             .detail(format!("idempotency token {token}"));
-        if Self::apply_in(&mut tx, cas, &event).await?.is_none() {
+        if Self::apply_in(&mut tx, cas, Some(&event)).await?.is_none() {
             tx.rollback().await?;
             return Ok(Claim::Lost);
         }
@@ -317,6 +319,7 @@ impl Ledger {
         attempt: Attempt,
         run_id: i64,
         run_url: Option<&str>,
+        check_due_ms: i64,
         actor: &str,
     ) -> Result<Option<i64>, LedgerError> {
         let cas = Cas::on(key, attempt)
@@ -324,6 +327,7 @@ impl Ledger {
             .move_to(PartitionState::Running)
             .set("run_id", Bind::Int(run_id))
             .set("run_url", Bind::OptText(run_url.map(str::to_owned)))
+            .set("check_due_ms", Bind::Int(check_due_ms))
             .set_expr("check_seq = check_seq + 1");
         let event = NewEvent::partition(actor, key, attempt, "run_started")
             .run(Some(run_id))
@@ -339,14 +343,91 @@ impl Ledger {
         key: &PartitionKey,
         attempt: Attempt,
         run_id: i64,
+        check_due_ms: i64,
         actor: &str,
     ) -> Result<Option<i64>, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
             .expect("run_id", Bind::Int(run_id))
+            .set("check_due_ms", Bind::Int(check_due_ms))
             .set_expr("check_seq = check_seq + 1");
         let event = NewEvent::partition(actor, key, attempt, "checks_restarted").run(Some(run_id));
         self.apply(cas, event).await
+    }
+
+    /// Hands the check chain on: `check_seq` → `check_seq + 1`, due at `check_due_ms`.
+    /// Only the holder of the live check succeeds, so a duplicated check message dies
+    /// here instead of growing a second chain. Not an event: the state does not change.
+    pub async fn advance_check(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        check_seq: i64,
+        check_due_ms: i64,
+    ) -> Result<Option<i64>, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Running])
+            .expect("check_seq", Bind::Int(check_seq))
+            .set("check_due_ms", Bind::Int(check_due_ms))
+            .set_expr("check_seq = check_seq + 1");
+        let mut tx = self.pool.begin().await?;
+        let seq = Self::apply_in(&mut tx, cas, None).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// Running partitions (of any backfill) whose live check was due before `before_ms`:
+    /// its message was lost (a crash between handing the chain on and publishing).
+    pub async fn overdue_checks(
+        &self,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Partition>, LedgerError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM partitions WHERE state = 'running' AND check_due_ms < $1 \
+             ORDER BY check_due_ms LIMIT $2"
+        ))
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(partition_from_row).collect()
+    }
+
+    /// pending/failed → cancelled (nothing runs for it); used when its backfill is cancelled.
+    pub async fn cancel_partition(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        actor: &str,
+        why: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Pending, PartitionState::Failed])
+            .move_to(PartitionState::Cancelled)
+            .set("last_error", Bind::Text(why.to_owned()));
+        let event = NewEvent::partition(actor, key, attempt, "cancelled").detail(why);
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// triggering → dead_lettered, only by the worker holding the claim (its `run-now`
+    /// was refused), so a run recorded meanwhile by another worker is never dead-lettered.
+    pub async fn dead_letter_claim(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        owner: &str,
+        reason: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Triggering])
+            .expect("owner", Bind::Text(owner.to_owned()))
+            .move_to(PartitionState::DeadLettered)
+            .set("last_error", Bind::Text(reason.to_owned()));
+        let event = NewEvent::partition(owner, key, attempt, "dead_lettered").detail(reason);
+        Ok(self.apply(cas, event).await?.is_some())
     }
 
     /// running → succeeded, by the live check chain only.
@@ -481,6 +562,7 @@ fn partition_from_row(r: &AnyRow) -> Result<Partition, LedgerError> {
         run_id: r.try_get("run_id").map_err(corrupt)?,
         run_url: r.try_get("run_url").map_err(corrupt)?,
         check_seq: r.try_get("check_seq").map_err(corrupt)?,
+        check_due_ms: r.try_get("check_due_ms").map_err(corrupt)?,
         enqueued: enqueued != 0,
         owner: r.try_get("owner").map_err(corrupt)?,
         last_error: r.try_get("last_error").map_err(corrupt)?,

@@ -44,6 +44,8 @@ pub fn test_worker_config(name: &str) -> WorkerConfig {
     c.outage_delay = Duration::from_millis(500);
     c.claim_lease = Duration::from_secs(2);
     c.shutdown_grace = Duration::from_secs(5);
+    c.sweep_interval = Duration::from_millis(500);
+    c.check_grace = Duration::from_secs(2);
     c
 }
 

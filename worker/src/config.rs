@@ -65,6 +65,11 @@ pub struct WorkerConfig {
     pub outage_delay: Duration,
     /// Time allowed for in-flight messages after SIGTERM.
     pub shutdown_grace: Duration,
+    /// How often each worker looks for overdue checks.
+    pub sweep_interval: Duration,
+    /// How late a check may be before it is re-issued (tiers and busy workers make
+    /// checks a little late; a lost one is late forever).
+    pub check_grace: Duration,
 }
 
 impl WorkerConfig {
@@ -78,6 +83,8 @@ impl WorkerConfig {
             admission_delay: Duration::from_secs(5),
             outage_delay: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(20),
+            sweep_interval: Duration::from_secs(15),
+            check_grace: Duration::from_secs(60),
         }
     }
 }

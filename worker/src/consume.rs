@@ -60,18 +60,30 @@ async fn serve(
         .await?;
     let tracker = TaskTracker::new();
     let publisher = broker.publisher();
+    // Cancelled by any task that finds the publisher unusable: reconnect.
+    let lost = CancellationToken::new();
     // Separate lanes with separate permits: checks of running runs never wait behind a
     // backlog of untriggered partitions.
     let served = tokio::try_join!(
-        lane_loop(worker, &publisher, checks, Lane::Check, shutdown, &tracker),
+        lane_loop(
+            worker,
+            &publisher,
+            checks,
+            Lane::Check,
+            shutdown,
+            &lost,
+            &tracker
+        ),
         lane_loop(
             worker,
             &publisher,
             triggers,
             Lane::Trigger,
             shutdown,
+            &lost,
             &tracker
         ),
+        sweep_loop(worker, &publisher, shutdown, &lost),
     );
     tracker.close();
     if served.is_ok() {
@@ -86,12 +98,44 @@ async fn serve(
     served.map(|_| ())
 }
 
+/// Every `sweep_interval`, re-issues checks whose message was lost.
+async fn sweep_loop(
+    worker: &Arc<Worker>,
+    publisher: &Publisher,
+    shutdown: &CancellationToken,
+    lost: &CancellationToken,
+) -> Result<(), BrokerError> {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(worker.config.sweep_interval) => {}
+            () = shutdown.cancelled() => return Ok(()),
+            () = lost.cancelled() => return Err(publisher_lost()),
+        }
+        match worker.sweep_overdue_checks(publisher).await {
+            Ok(_) => {}
+            Err(e) if e.is_broker() => lost.cancel(),
+            Err(e) => {
+                tracing::warn!(error = %e, "sweep for overdue checks failed; next sweep will retry")
+            }
+        }
+    }
+}
+
+fn publisher_lost() -> BrokerError {
+    BrokerError::Config("the publishing channel failed; reconnecting".into())
+}
+
+/// A bound on acks, nacks and cancels, which lapin may otherwise await forever on a
+/// half-dead connection.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn lane_loop(
     worker: &Arc<Worker>,
     publisher: &Publisher,
     mut lane_consumer: LaneConsumer,
     lane: Lane,
     shutdown: &CancellationToken,
+    lost: &CancellationToken,
     tracker: &TaskTracker,
 ) -> Result<(), BrokerError> {
     let permits = Arc::new(Semaphore::new(worker.config.concurrency.max(1)));
@@ -102,10 +146,12 @@ async fn lane_loop(
                 Err(_) => return Ok(()),
             },
             () = shutdown.cancelled() => break,
+            () = lost.cancelled() => return Err(publisher_lost()),
         };
         let next = tokio::select! {
             d = lane_consumer.consumer.next() => d,
             () = shutdown.cancelled() => break,
+            () = lost.cancelled() => return Err(publisher_lost()),
         };
         let delivery = match next {
             Some(Ok(d)) => d,
@@ -124,8 +170,9 @@ async fn lane_loop(
         };
         let worker = worker.clone();
         let publisher = publisher.clone();
+        let lost = lost.clone();
         tracker.spawn(async move {
-            handle_delivery(worker, publisher, lane, delivery).await;
+            handle_delivery(worker, publisher, lane, delivery, lost).await;
             drop(permit);
         });
     }
@@ -133,10 +180,10 @@ async fn lane_loop(
     // in-flight ones can still be acknowledged on their own channel... which stays open
     // until the connection closes after the grace period.
     let tag = lane_consumer.consumer.tag();
-    let _ = lane_consumer
+    let cancel = lane_consumer
         .channel
-        .basic_cancel(tag, backfill_broker::BasicCancelOptions::default())
-        .await;
+        .basic_cancel(tag, backfill_broker::BasicCancelOptions::default());
+    let _ = tokio::time::timeout(SETTLE_TIMEOUT, cancel).await;
     Ok(())
 }
 
@@ -147,6 +194,7 @@ async fn handle_delivery(
     publisher: Publisher,
     lane: Lane,
     delivery: Delivery,
+    lost: CancellationToken,
 ) {
     let body = Arc::new(delivery.data.clone());
     let outcome = {
@@ -167,6 +215,9 @@ async fn handle_delivery(
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delay message either; returning it to the queue");
+                    if e.is_broker() {
+                        lost.cancel();
+                    }
                     false
                 }
             }
@@ -174,6 +225,7 @@ async fn handle_delivery(
         Err(join_error) => {
             let reason = format!("worker panicked handling this message: {join_error}");
             tracing::error!(lane = lane.key(), reason, "message handler panicked");
+            worker.record_panic(&body, &reason).await;
             DeadLetter {
                 kind: "handler_panicked",
                 error: &reason,
@@ -187,22 +239,30 @@ async fn handle_delivery(
         }
     };
     if settled {
-        match delivery.ack(BasicAckOptions::default()).await {
-            Ok(true) => {}
-            Ok(false) => tracing::info!(
+        let ack = tokio::time::timeout(SETTLE_TIMEOUT, delivery.ack(BasicAckOptions::default()));
+        match ack.await {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => tracing::info!(
                 lane = lane.key(),
-                "ack not delivered (channel gone); the message will be redelivered and re-attach"
+                "ack not delivered (channel gone); the message will be redelivered"
             ),
-            Err(e) => {
-                tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered and re-attach")
+            Ok(Err(e)) => {
+                tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered")
             }
+            Err(_) => tracing::warn!(
+                lane = lane.key(),
+                "ack timed out; the message will be redelivered"
+            ),
         }
     } else {
+        // Pause first: a broker that refuses publishes (an alarm, a full queue) would
+        // otherwise get the message straight back in a hot loop.
+        tokio::time::sleep(worker.config.outage_delay).await;
         let requeue = BasicNackOptions {
             requeue: true,
             ..Default::default()
         };
-        let _ = delivery.nack(requeue).await;
+        let _ = tokio::time::timeout(SETTLE_TIMEOUT, delivery.nack(requeue)).await;
     }
 }
 

@@ -14,6 +14,9 @@ pub enum StepError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Databricks(#[from] ApiError),
+    /// The message can be neither handled nor moved anywhere else.
+    #[error("{0}")]
+    Undeliverable(String),
 }
 
 impl StepError {
@@ -28,6 +31,7 @@ impl StepError {
             Self::Ledger(_) => "ledger",
             Self::Broker(_) => "broker",
             Self::Databricks(_) => "databricks",
+            Self::Undeliverable(_) => "undeliverable",
         }
     }
 }

@@ -170,6 +170,7 @@ mod tests {
             run_id: (state == PartitionState::Running).then_some(77),
             run_url: None,
             check_seq: 3,
+            check_due_ms: None,
             enqueued: true,
             owner: Some("w1".into()),
             last_error: None,

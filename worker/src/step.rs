@@ -8,7 +8,7 @@ use std::time::Duration;
 use backfill_broker::{Destination, Headers, Lane, Publisher};
 use backfill_contract::{BackfillId, PartitionMessage, Step, idempotency_token};
 use backfill_databricks::models::RunNowRequest;
-use backfill_databricks::{DatabricksClient, RunOutcome, classify};
+use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{
     Backfill, BackfillState, Claim, Ledger, Partition, PartitionKey, RunTimes, now_ms,
 };
@@ -158,7 +158,7 @@ impl Worker {
             TriggerAction::RestartChecks { run_id } => {
                 match self
                     .ledger
-                    .restart_checks(&key, msg.attempt, run_id, self.id())
+                    .restart_checks(&key, msg.attempt, run_id, now_ms(), self.id())
                     .await?
                 {
                     Some(seq) => {
@@ -196,7 +196,11 @@ impl Worker {
                         .await
                     }
                     Claim::NotActive(BackfillState::Cancelled) => {
-                        Ok(Handled::Dropped("backfill cancelled".into()))
+                        let why = "backfill cancelled by an operator";
+                        self.ledger
+                            .cancel_partition(&key, msg.attempt, self.id(), why)
+                            .await?;
+                        Ok(Handled::Dropped(why.into()))
                     }
                     Claim::NotActive(state) => {
                         let reason = format!("backfill {}", state.as_str());
@@ -254,7 +258,11 @@ impl Worker {
         };
         let response = match self.client.run_now(&request).await {
             Ok(r) => r,
-            Err(e) if e.is_retryable() => return Err(e.into()),
+            // An unreadable answer may come from a run that was created: retrying with
+            // the same token is safe, so treat it like an outage.
+            Err(e) if e.is_retryable() || matches!(e, ApiError::Decode { .. }) => {
+                return Err(e.into());
+            }
             Err(e) => {
                 let reason = format!("run-now refused: {e}");
                 DeadLetter {
@@ -269,20 +277,26 @@ impl Worker {
                 }
                 .publish(publisher, body)
                 .await?;
-                self.ledger
-                    .dead_letter(&key, msg.attempt, None, &reason, self.id())
-                    .await?;
+                // Only the claim's holder, and only while no run is recorded.
+                if !self
+                    .ledger
+                    .dead_letter_claim(&key, msg.attempt, self.id(), &reason)
+                    .await?
+                {
+                    return Ok(Handled::Dropped("claim moved on".into()));
+                }
                 return Ok(Handled::DeadLettered(reason));
             }
         };
         let run_id = response.run_id;
+        let first = self.config.poll.first;
+        let due = now_ms() + first.as_millis() as i64;
         match self
             .ledger
-            .record_run(&key, msg.attempt, run_id, None, self.id())
+            .record_run(&key, msg.attempt, run_id, None, due, self.id())
             .await?
         {
             Some(seq) => {
-                let first = self.config.poll.first;
                 self.schedule_check(publisher, msg, run_id, seq, first, "run started")
                     .await?;
                 tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "run triggered");
@@ -340,8 +354,18 @@ impl Worker {
                     (now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64,
                 );
                 let wait = next_check_in(age, &self.config.poll);
+                let due = now_ms() + wait.as_millis() as i64;
+                // Hand the chain on first: a duplicate of this check fails here and dies.
+                // If we die before publishing, the sweep re-issues the overdue check.
+                let Some(next_seq) = self
+                    .ledger
+                    .advance_check(&key, msg.attempt, check_seq, due)
+                    .await?
+                else {
+                    return Ok(Handled::Dropped("superseded check".into()));
+                };
                 let reason = format!("run {run_id} is {state}");
-                self.schedule_check(publisher, msg, run_id, check_seq, wait, &reason)
+                self.schedule_check(publisher, msg, run_id, next_seq, wait, &reason)
                     .await?;
                 Ok(Handled::StillRunning { state, known })
             }
@@ -552,6 +576,64 @@ impl Worker {
         self.backfills.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Re-issues the checks that are overdue by more than the grace period (their message
+    /// was lost between handing the chain on and publishing). Safe to run on every
+    /// worker at once: each re-issue is a compare-and-set. Returns how many it re-issued.
+    pub async fn sweep_overdue_checks(&self, publisher: &Publisher) -> Result<usize, StepError> {
+        let grace = self.config.check_grace.as_millis() as i64;
+        let overdue = self.ledger.overdue_checks(now_ms() - grace, 200).await?;
+        let mut reissued = 0;
+        for p in overdue {
+            let (Some(run_id), Some(backfill)) =
+                (p.run_id, self.ledger.backfill(&p.backfill_id).await?)
+            else {
+                continue;
+            };
+            let Some(seq) = self
+                .ledger
+                .restart_checks(&p.key(), p.attempt, run_id, now_ms(), self.id())
+                .await?
+            else {
+                continue;
+            };
+            let msg = PartitionMessage::new(
+                p.backfill_id.clone(),
+                p.date,
+                p.attempt,
+                backfill.manifest_id,
+                Step::Trigger,
+            );
+            self.schedule_check(
+                publisher,
+                &msg,
+                run_id,
+                seq,
+                Duration::ZERO,
+                "overdue check re-issued",
+            )
+            .await?;
+            tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, run_id, "re-issued an overdue check");
+            reissued += 1;
+        }
+        Ok(reissued)
+    }
+
+    /// Records in the ledger that the message for this partition made a handler panic,
+    /// so the partition ends dead-lettered rather than stranded (best effort).
+    pub(crate) async fn record_panic(&self, body: &[u8], reason: &str) {
+        let Ok(msg) = PartitionMessage::decode(body) else {
+            return;
+        };
+        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        if let Err(e) = self
+            .ledger
+            .dead_letter(&key, msg.attempt, None, reason, self.id())
+            .await
+        {
+            tracing::error!(error = %e, "could not record the panic in the ledger");
+        }
+    }
+
     /// After an outage while handling `body`, sends it round again after a pause so it is
     /// neither lost nor retried in a hot loop.
     pub(crate) async fn delay_after_error(
@@ -562,7 +644,9 @@ impl Worker {
         error: &StepError,
     ) -> Result<(), StepError> {
         let Ok(msg) = PartitionMessage::decode(body) else {
-            return Ok(());
+            return Err(StepError::Undeliverable(
+                "an undecodable message could not be dead-lettered".into(),
+            ));
         };
         let reason = format!("{} outage: {error}", error.kind());
         self.delay(publisher, &msg, lane, self.config.outage_delay, &reason)

@@ -45,9 +45,9 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         .broker("backfill demo", Duration::from_secs(10))
         .await?;
     eprintln!(
-        "demo: simulator at {}, ledger {}, RabbitMQ namespace {}",
+        "demo: simulator at {}, {} ledger, RabbitMQ namespace {}",
         sim.url(),
-        global.ledger_url,
+        ledger.backend_name(),
         demo_global.namespace
     );
 
