@@ -12,6 +12,9 @@ mod client;
 mod error;
 pub mod models;
 
+#[cfg(test)]
+mod parse_property_tests;
+
 pub use classify::{Failure, FailureClass, RunOutcome, classify};
 pub use client::{ClientConfig, DatabricksClient, RequestRetry};
 pub use error::ApiError;

@@ -201,8 +201,20 @@ pub async fn gate(
         ),
         FaultKind::Html => html(StatusCode::BAD_GATEWAY, "502 Bad Gateway"),
         FaultKind::Slow => {
-            tokio::time::sleep(Duration::from_millis(fault.delay_ms)).await;
-            next.run(request).await
+            // Detached, like a real server: the request still acts after the client gave
+            // up waiting.
+            let delay = Duration::from_millis(fault.delay_ms);
+            let handled = tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                next.run(request).await
+            });
+            handled.await.unwrap_or_else(|_| {
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "INTERNAL_ERROR",
+                    "handler failed",
+                )
+            })
         }
         FaultKind::LostResponse => {
             let _acted = next.run(request).await;
