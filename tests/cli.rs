@@ -229,7 +229,41 @@ fn sim_serves_job_1_over_http_until_terminated() {
         )
         .await
     });
-    assert_eq!(job["job_id"], 1);
+    assert_eq!(
+        job["job_id"], 1,
+        "the first answer was the scripted HTML page, the next the job"
+    );
     assert!(job["settings"]["max_concurrent_runs"].as_i64().unwrap() >= 1);
     assert_eq!(support::process::terminate(&mut child), Some(0));
+}
+
+#[test]
+fn the_example_scenario_loads_and_bad_scenarios_are_named() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/rehearsal.toml"
+    ))
+    .unwrap();
+    let config = backfill_simulator::SimConfig::from_toml(&example).unwrap();
+    assert_eq!(config.jobs[0].max_concurrent_runs, 50);
+    assert_eq!(config.faults.len(), 3);
+    assert_eq!(config.outcomes["2026-04-02"].len(), 2);
+    assert_eq!(config.unknown_state_partitions, ["2026-01-09"]);
+    assert_eq!(
+        config.metrics["2026-02-11"].len(),
+        1,
+        "{:?}",
+        config.metrics
+    );
+    let err = backfill_simulator::SimConfig::from_toml("runing_ms = 5").unwrap_err();
+    assert!(err.contains("runing_ms"), "{err}");
+    let bad = std::env::temp_dir().join(format!("bad-{}.toml", support::unique()));
+    std::fs::write(&bad, "[[faults]]\nendpoint = \"x\"\nkind = \"explode\"\n").unwrap();
+    let out = run(&[], &["sim", "--scenario", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--scenario") && text(&out.stderr).contains("explode"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -579,3 +579,54 @@ async fn the_bearer_token_stays_secret() {
     assert!(!err.to_string().contains("dapi-test-secret"), "{err}");
     assert!(err.to_string().contains("PERMISSION_DENIED"), "{err}");
 }
+
+#[tokio::test]
+async fn random_faults_are_reproducible_from_their_seed() {
+    let random_rule = FaultRule {
+        probability: Some(0.3),
+        times: None,
+        ..rule("jobs/get", FaultKind::Html, 0)
+    };
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (sim, client) = sim(SimConfig {
+            seed: 99,
+            faults: vec![random_rule.clone()],
+            ..fast()
+        })
+        .await;
+        for _ in 0..20 {
+            client.get_job(1).await.unwrap();
+        }
+        let stats = sim.sim.stats();
+        seen.push((
+            stats.calls["jobs/get"],
+            stats.faults.get("Html").copied().unwrap_or(0),
+        ));
+    }
+    assert_eq!(seen[0], seen[1], "same seed, same faults");
+    assert!(seen[0].1 > 0, "some requests were hit: {seen:?}");
+}
+
+#[tokio::test]
+async fn runs_get_follows_task_pages_of_api_2_2() {
+    let (sim, client) = sim(SimConfig {
+        tasks_per_run: 230,
+        ..fast()
+    })
+    .await;
+    let run = client
+        .run_now(&run_now("2026-01-01", Some("t")))
+        .await
+        .unwrap();
+    let full = client.get_run(run.run_id).await.unwrap();
+    assert_eq!(full.tasks.len(), 230);
+    let mut ids: Vec<i64> = full.tasks.iter().filter_map(|t| t.run_id).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 230, "every task once");
+    assert_eq!(
+        sim.sim.stats().calls["jobs/runs/get"],
+        3,
+        "three pages of at most 100"
+    );
+}

@@ -178,6 +178,11 @@ pub struct SimArgs {
     /// jobs/run-now=20); repeatable.
     #[arg(long = "rate-limit", value_name = "ENDPOINT=RATE")]
     pub rate_limits: Vec<String>,
+    /// Inject a fault: ENDPOINT=KIND[,times=N][,probability=P][,partition=DATE]
+    /// [,retry_after_s=S][,delay_ms=MS]; repeatable. Kinds: throttle,
+    /// throttle_no_retry_after, unavailable, internal, html, slow, lost_response.
+    #[arg(long = "fault", value_name = "ENDPOINT=KIND[,...]")]
+    pub faults: Vec<String>,
     /// Accept only this bearer token (default: any non-empty token).
     #[arg(long, env = "SIM_TOKEN", hide_env_values = true)]
     pub token: Option<String>,

@@ -4,7 +4,8 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 
 use backfill_contract::PartitionDate;
-use backfill_simulator::{Outcome, SimConfig, Simulator, serve};
+use backfill_simulator::{FaultRule, Outcome, SimConfig, Simulator, serve};
+use serde::Deserialize;
 
 use super::shutdown_on_signals;
 use crate::CliError;
@@ -34,6 +35,38 @@ fn scripted_outcomes(flags: &[String]) -> Result<BTreeMap<String, Vec<Outcome>>,
     Ok(script)
 }
 
+/// Parses a `--fault ENDPOINT=KIND[,key=value...]` flag into a rule (through the same
+/// deserializer as scenario files, so both accept the same things).
+fn fault_rule(flag: &str) -> Result<FaultRule, CliError> {
+    let bad = |why: String| CliError::usage(format!("--fault {flag:?}: {why}"));
+    let (endpoint, rest) = flag
+        .split_once('=')
+        .ok_or_else(|| bad("must look like ENDPOINT=KIND[,key=value...]".into()))?;
+    let mut parts = rest.split(',');
+    let kind = parts.next().unwrap_or_default();
+    let mut table = toml::Table::new();
+    table.insert("endpoint".into(), toml::Value::String(endpoint.to_owned()));
+    table.insert("kind".into(), toml::Value::String(kind.to_owned()));
+    for part in parts {
+        let (k, v) = part
+            .split_once('=')
+            .ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
+        let value = match k {
+            "partition" => toml::Value::String(v.to_owned()),
+            "probability" => toml::Value::Float(
+                v.parse()
+                    .map_err(|_| bad(format!("probability {v:?} is not a number")))?,
+            ),
+            _ => toml::Value::Integer(
+                v.parse()
+                    .map_err(|_| bad(format!("{k} {v:?} is not a whole number")))?,
+            ),
+        };
+        table.insert(k.to_owned(), value);
+    }
+    FaultRule::deserialize(toml::Value::Table(table)).map_err(|e| bad(e.to_string()))
+}
+
 pub async fn run(args: SimArgs) -> Result<(), CliError> {
     let mut config = match &args.scenario {
         Some(path) => {
@@ -54,6 +87,9 @@ pub async fn run(args: SimArgs) -> Result<(), CliError> {
         config.running_ms = ms;
     }
     config.outcomes.extend(scripted_outcomes(&args.outcomes)?);
+    for flag in &args.faults {
+        config.faults.push(fault_rule(flag)?);
+    }
     for flag in &args.rate_limits {
         let parsed = flag
             .split_once('=')
