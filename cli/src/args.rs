@@ -133,6 +133,15 @@ pub struct WorkerArgs {
     /// Seconds allowed for in-flight messages after SIGTERM.
     #[arg(long, default_value_t = 20)]
     pub shutdown_grace_s: u64,
+    /// Seconds a claim is left to its owner before another worker re-attaches.
+    #[arg(long, env = "WORKER_CLAIM_LEASE_S", default_value_t = 15)]
+    pub claim_lease_s: u64,
+    /// Seconds a check may be overdue before the sweep re-issues it.
+    #[arg(long, env = "WORKER_CHECK_GRACE_S", default_value_t = 60)]
+    pub check_grace_s: u64,
+    /// Seconds between sweeps for overdue checks.
+    #[arg(long, env = "WORKER_SWEEP_INTERVAL_S", default_value_t = 15)]
+    pub sweep_interval_s: u64,
 }
 
 #[derive(Debug, Args)]

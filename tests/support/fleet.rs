@@ -60,6 +60,11 @@ pub fn fast_sim() -> SimConfig {
 impl Fleet {
     /// A backfill of `days` partitions from 2026-01-01, registered but not yet published.
     pub async fn new(days: u32, cap: i64, sim: SimConfig) -> Self {
+        Self::new_on(days, cap, sim, &super::amqp_url()).await
+    }
+
+    /// The same, on another broker (a private node).
+    pub async fn new_on(days: u32, cap: i64, sim: SimConfig, url: &AmqpUrl) -> Self {
         let sim = Simulator::spawn(sim).await.expect("simulator");
         let mut config = ClientConfig::new(sim.url(), "test-token");
         config.retry = RequestRetry {
@@ -70,7 +75,9 @@ impl Fleet {
         let client = DatabricksClient::new(config).unwrap();
         let ledger = super::ledger(&super::sqlite_url()).await;
         let topology = super::test_topology();
-        let broker = super::connect(&topology).await;
+        let broker = Broker::connect(url, &topology, "backfill test", Duration::from_secs(60))
+            .await
+            .expect("broker");
         let start: PartitionDate = "2026-01-01".parse().unwrap();
         let request = ProduceRequest {
             backfill_id: format!("bf-{}", super::unique()).parse().unwrap(),

@@ -4,6 +4,7 @@
 
 pub mod chaos_proxy;
 pub mod fleet;
+pub mod private_broker;
 pub mod process;
 
 use std::future::Future;

@@ -21,6 +21,9 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     let mut config = WorkerConfig::new(args.worker_id.unwrap_or_else(default_worker_id));
     config.concurrency = args.concurrency;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
+    config.claim_lease = Duration::from_secs(args.claim_lease_s);
+    config.check_grace = Duration::from_secs(args.check_grace_s);
+    config.sweep_interval = Duration::from_secs(args.sweep_interval_s.max(1));
     let worker = Arc::new(Worker::new(config, ledger, client));
     let shutdown = shutdown_on_signals();
     tracing::info!(worker = worker.id(), "worker starting");
