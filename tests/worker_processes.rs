@@ -5,121 +5,24 @@
 
 mod support;
 
-use std::process::Child;
 use std::time::Duration;
 
-use backfill_simulator::{SimConfig, Simulator};
+use backfill_simulator::{FaultKind, FaultRule, SimConfig};
 use rand::{Rng, SeedableRng};
-use support::process::{run, spawn, text};
-
-struct ProcessFleet {
-    env: Vec<(&'static str, String)>,
-    sim: backfill_simulator::SimHandle,
-    workers: Vec<Child>,
-}
-
-impl ProcessFleet {
-    async fn new(sim: SimConfig) -> Self {
-        let sim = Simulator::spawn(sim).await.unwrap();
-        let env = vec![
-            ("AMQP_URL", support::amqp_url_string()),
-            ("LEDGER_URL", support::postgres_url().await),
-            (
-                "BACKFILL_NAMESPACE",
-                format!("bftest-{}", support::unique()),
-            ),
-            ("BACKFILL_DELAY_TIERS", support::TEST_TIERS.to_owned()),
-            ("DATABRICKS_HOST", sim.url()),
-            ("DATABRICKS_TOKEN", "t".to_owned()),
-            ("WORKER_CLAIM_LEASE_S", "2".to_owned()),
-            ("WORKER_CHECK_GRACE_S", "3".to_owned()),
-            ("WORKER_SWEEP_INTERVAL_S", "1".to_owned()),
-        ];
-        Self {
-            env,
-            sim,
-            workers: Vec::new(),
-        }
-    }
-
-    fn produce(&self, days: u32, cap: u32) {
-        let end = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
-            + chrono::Days::new(u64::from(days - 1));
-        let out = run(
-            &self.env,
-            &[
-                "produce",
-                "--backfill-id",
-                "fleet",
-                "--job-id",
-                "1",
-                "--start",
-                "2026-01-01",
-                "--end",
-                &end.to_string(),
-                "--concurrency-cap",
-                &cap.to_string(),
-            ],
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
-    }
-
-    fn spawn_worker(&mut self) {
-        self.workers
-            .push(spawn(&self.env, &["worker", "--concurrency", "8"]));
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = run(&self.env, &["status", "--backfill-id", "fleet", "--json"]);
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|_| panic!("status: {}", text(&out.stderr)))
-    }
-
-    async fn wait_succeeded(&self, total: i64, limit: Duration) {
-        support::eventually("every partition succeeded", limit, || async {
-            let s = self.status();
-            assert_eq!(s["states"]["dead_lettered"], 0, "{s}");
-            (s["states"]["succeeded"] == total).then_some(())
-        })
-        .await;
-    }
-
-    fn assert_one_run_per_partition(&self, total: usize) {
-        let stats = self.sim.sim.stats();
-        assert_eq!(stats.runs_per_partition.len(), total);
-        let dup: Vec<_> = stats
-            .runs_per_partition
-            .iter()
-            .filter(|(_, n)| **n != 1)
-            .collect();
-        assert!(dup.is_empty(), "duplicate runs: {dup:?}");
-    }
-
-    async fn teardown(mut self) {
-        for w in &mut self.workers {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
-        let tiers = support::TEST_TIERS
-            .split(',')
-            .map(|t| backfill_broker::parse_duration(t).unwrap())
-            .collect();
-        let topology = backfill_broker::Topology::new(self.env[2].1.clone())
-            .unwrap()
-            .with_delay_tiers(tiers)
-            .unwrap();
-        support::teardown(&support::connect(&topology).await).await;
-    }
-}
+use support::private_broker::PrivateBroker;
+use support::process_fleet::ProcessFleet;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_workers_at_random_moments_loses_nothing_and_duplicates_nothing() {
-    let mut fleet = ProcessFleet::new(SimConfig {
-        pending_ms: 100,
-        running_ms: 300,
-        running_spread_ms: 400,
-        ..SimConfig::default()
-    })
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 300,
+            running_spread_ms: 400,
+            ..SimConfig::default()
+        },
+    )
     .await;
     fleet.produce(200, 40);
     for _ in 0..3 {
@@ -144,11 +47,14 @@ async fn kill_9_of_workers_at_random_moments_loses_nothing_and_duplicates_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cap_of_5_holds_across_3_worker_processes() {
-    let mut fleet = ProcessFleet::new(SimConfig {
-        pending_ms: 100,
-        running_ms: 400,
-        ..SimConfig::default()
-    })
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 400,
+            ..SimConfig::default()
+        },
+    )
     .await;
     fleet.produce(30, 5);
     for _ in 0..3 {
@@ -159,5 +65,167 @@ async fn a_cap_of_5_holds_across_3_worker_processes() {
     assert!(max <= 5, "{max} runs active at once with a cap of 5");
     assert!(max >= 4, "the cap should be nearly used ({max})");
     fleet.assert_one_run_per_partition(30);
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_restarts_and_forced_closes_lose_nothing_and_duplicate_nothing() {
+    let node = tokio::task::spawn_blocking(PrivateBroker::start)
+        .await
+        .unwrap();
+    let mut fleet = ProcessFleet::new(
+        &node.url(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 400,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce(60, 20);
+    for _ in 0..3 {
+        fleet.spawn_worker();
+    }
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let node = tokio::task::spawn_blocking(move || {
+        node.stop_app();
+        std::thread::sleep(Duration::from_secs(2));
+        node.start_app();
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert!(
+            node.ctl(&["close_all_connections", "test: forced close"])
+                .status
+                .success()
+        );
+        node
+    })
+    .await
+    .unwrap();
+    fleet.wait_succeeded(60, Duration::from_secs(120)).await;
+    fleet.assert_one_run_per_partition(60);
+    fleet.teardown().await;
+    drop(node);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_duplicate() {
+    use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane, Topology};
+    use futures_lite::StreamExt;
+    let node = tokio::task::spawn_blocking(PrivateBroker::start)
+        .await
+        .unwrap();
+    node.set_consumer_timeout(3_000);
+    let url = AmqpUrl::new(node.url()).unwrap();
+
+    // Control: a consumer that holds a delivery past the timeout loses its channel, so
+    // this broker really enforces the setting.
+    let control = Broker::connect(
+        &url,
+        &Topology::new("control").unwrap(),
+        "holder",
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    control
+        .publisher()
+        .publish(
+            Destination::Lane(Lane::Check),
+            b"held",
+            "held",
+            &Headers::new(),
+        )
+        .await
+        .unwrap();
+    let mut held = control.consume(Lane::Check, 1, "holder").await.unwrap();
+    let _delivery = tokio::time::timeout(Duration::from_secs(5), held.consumer.next())
+        .await
+        .unwrap();
+    support::eventually(
+        "the broker to close the holding channel",
+        Duration::from_secs(20),
+        || async { (!held.channel.status().connected()).then_some(()) },
+    )
+    .await;
+    control.close().await;
+
+    let mut fleet = ProcessFleet::new(
+        &node.url(),
+        SimConfig {
+            pending_ms: 500,
+            running_ms: 8_000,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce(6, 6);
+    fleet.spawn_worker();
+    fleet.spawn_worker();
+    fleet.wait_succeeded(6, Duration::from_secs(90)).await;
+    fleet.assert_one_run_per_partition(6);
+    let log = std::fs::read_to_string(node.log_file()).unwrap_or_default();
+    let timeouts = log
+        .matches("has timed out waiting for delivery acknowledgement")
+        .count();
+    assert_eq!(
+        timeouts, 1,
+        "only the control's channel may time out:\n{log}"
+    );
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_429_storms_503s_and_lost_responses_the_fleet_stays_in_budget_with_one_run_per_attempt()
+ {
+    let random = |endpoint: &str, kind, p| FaultRule {
+        endpoint: endpoint.into(),
+        kind,
+        partition: None,
+        times: None,
+        probability: Some(p),
+        retry_after_s: 1,
+        delay_ms: 0,
+    };
+    let sim = SimConfig {
+        pending_ms: 200,
+        running_ms: 1_500,
+        faults: vec![
+            random("jobs/run-now", FaultKind::LostResponse, 0.3),
+            random("jobs/run-now", FaultKind::ThrottleNoRetryAfter, 0.1),
+            random("jobs/runs/get", FaultKind::Throttle, 0.1),
+            random("jobs/runs/get", FaultKind::ThrottleNoRetryAfter, 0.05),
+            random("jobs/runs/get", FaultKind::Unavailable, 0.05),
+        ],
+        ..SimConfig::default()
+    };
+    let mut fleet = ProcessFleet::new(&support::amqp_url_string(), sim).await;
+    fleet.set_env("WORKER_API_BUDGET", "jobs/run-now=6,jobs/runs/get=9");
+    fleet.produce(40, 40);
+    for _ in 0..3 {
+        fleet.spawn_worker();
+    }
+    fleet.wait_succeeded(40, Duration::from_secs(150)).await;
+    fleet.assert_one_run_per_partition(40);
+    let stats = fleet.sim.sim.stats();
+    eprintln!(
+        "api: peak per second {:?}, calls {:?}, throttled {:?}, faults {:?}",
+        stats.peak_per_second, stats.calls, stats.throttled, stats.faults
+    );
+    assert!(
+        stats.faults.get("LostResponse").copied().unwrap_or(0) > 0,
+        "{stats:?}"
+    );
+    assert!(stats.throttled.values().sum::<u64>() > 0, "{stats:?}");
+    let peak = &stats.peak_per_second;
+    assert!(
+        peak["jobs/run-now"] <= 6,
+        "run-now peaked at {} calls in a second: {peak:?}",
+        peak["jobs/run-now"]
+    );
+    assert!(
+        peak["jobs/runs/get"] <= 9,
+        "runs/get peaked at {} calls in a second: {peak:?}",
+        peak["jobs/runs/get"]
+    );
     fleet.teardown().await;
 }

@@ -139,6 +139,14 @@ pub struct WorkerArgs {
     /// Seconds a check may be overdue before the sweep re-issues it.
     #[arg(long, env = "WORKER_CHECK_GRACE_S", default_value_t = 60)]
     pub check_grace_s: u64,
+    /// Databricks requests per second for the whole fleet, per endpoint; every worker
+    /// takes an equal share.
+    #[arg(
+        long,
+        env = "WORKER_API_BUDGET",
+        default_value = "jobs/run-now=10,jobs/runs/get=50"
+    )]
+    pub api_budget: String,
     /// Seconds between sweeps for overdue checks.
     #[arg(long, env = "WORKER_SWEEP_INTERVAL_S", default_value_t = 15)]
     pub sweep_interval_s: u64,

@@ -1,5 +1,6 @@
 //! The HTTP client: one request shape per endpoint, request retry in one place.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backon::{ExponentialBuilder, Retryable};
@@ -7,12 +8,12 @@ use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 
-use crate::ApiError;
 use crate::error::parse_error_body;
 use crate::models::{
     Job, ListRuns, RepairRequest, RepairResponse, Run, RunNowRequest, RunNowResponse, RunOutput,
     RunsPage,
 };
+use crate::{ApiError, CallGate};
 
 /// How one request is retried in process (not to be confused with a partition's
 /// redelivery through the broker, which the worker decides).
@@ -73,6 +74,7 @@ pub struct DatabricksClient {
     http: reqwest::Client,
     base: String,
     config: ClientConfig,
+    gate: Option<Arc<dyn CallGate>>,
 }
 
 impl std::fmt::Debug for DatabricksClient {
@@ -106,7 +108,18 @@ impl DatabricksClient {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| ApiError::Config(e.to_string()))?;
-        Ok(Self { http, base, config })
+        Ok(Self {
+            http,
+            base,
+            config,
+            gate: None,
+        })
+    }
+
+    /// Sends every attempt through `gate` (a shared API budget).
+    pub fn with_gate(mut self, gate: Arc<dyn CallGate>) -> Self {
+        self.gate = Some(gate);
+        self
     }
 
     pub fn host(&self) -> &str {
@@ -331,6 +344,9 @@ impl DatabricksClient {
 
     async fn send_once<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, ApiError> {
         let endpoint = call.endpoint;
+        if let Some(gate) = &self.gate {
+            gate.acquire(endpoint).await;
+        }
         let url = format!("{}/api/2.2/{}", self.base, call.endpoint);
         let mut request = self
             .http
@@ -359,6 +375,11 @@ impl DatabricksClient {
             .await
             .map_err(|e| self.transport(endpoint, e))?;
         if status != StatusCode::OK {
+            let throttled = status == StatusCode::TOO_MANY_REQUESTS
+                || (status == StatusCode::SERVICE_UNAVAILABLE && retry_after.is_some());
+            if let (true, Some(gate)) = (throttled, &self.gate) {
+                gate.throttled(endpoint, retry_after);
+            }
             let (error_code, message) = parse_error_body(status.as_u16(), &body);
             return Err(ApiError::Http {
                 endpoint,

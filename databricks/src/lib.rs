@@ -10,6 +10,7 @@
 mod classify;
 mod client;
 mod error;
+mod gate;
 pub mod models;
 
 #[cfg(test)]
@@ -18,3 +19,4 @@ mod parse_property_tests;
 pub use classify::{Failure, FailureClass, RunOutcome, classify};
 pub use client::{ClientConfig, DatabricksClient, RequestRetry};
 pub use error::ApiError;
+pub use gate::CallGate;

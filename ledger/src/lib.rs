@@ -13,6 +13,7 @@ mod backfills;
 mod connect;
 mod error;
 mod events;
+mod fleet;
 mod model;
 mod partitions;
 

@@ -113,7 +113,7 @@ pub async fn gate(
     let config = sim.config.clone();
     {
         let mut inner = sim.lock();
-        *inner.stats.calls.entry(endpoint.clone()).or_default() += 1;
+        Simulator::count_call(&mut inner, &endpoint);
     }
     let token = headers
         .get(header::AUTHORIZATION)

@@ -18,6 +18,8 @@ use crate::runs::SimRun;
 pub struct SimStats {
     /// Requests per endpoint (`jobs/run-now`, `jobs/runs/get`, ...), refused ones included.
     pub calls: BTreeMap<String, u64>,
+    /// The most requests per endpoint in any one calendar second.
+    pub peak_per_second: BTreeMap<String, u64>,
     /// Requests answered 429 per endpoint (rate limits and throttle faults).
     pub throttled: BTreeMap<String, u64>,
     /// Faults injected, by kind.
@@ -46,6 +48,8 @@ pub(crate) struct Inner {
     pub rng: StdRng,
     /// Hits per fault rule (by index), for `times`.
     pub fault_hits: Vec<u64>,
+    /// (second, requests in it) per endpoint, for `peak_per_second`.
+    pub current_second: HashMap<String, (i64, u64)>,
     /// Runs and repairs started per partition: picks the scripted outcome.
     pub executions: BTreeMap<String, usize>,
 }
@@ -78,6 +82,7 @@ impl Simulator {
             rng: StdRng::seed_from_u64(config.seed),
             fault_hits: vec![0; config.faults.len()],
             executions: BTreeMap::new(),
+            current_second: HashMap::new(),
         };
         Self {
             config: Arc::new(config),
@@ -92,6 +97,27 @@ impl Simulator {
     /// A snapshot of what the simulator has seen so far.
     pub fn stats(&self) -> SimStats {
         self.lock().stats.clone()
+    }
+
+    /// Counts one request to `endpoint`.
+    pub(crate) fn count_call(inner: &mut Inner, endpoint: &str) {
+        *inner.stats.calls.entry(endpoint.to_owned()).or_default() += 1;
+        let second = now_ms() / 1000;
+        let slot = inner
+            .current_second
+            .entry(endpoint.to_owned())
+            .or_insert((second, 0));
+        if slot.0 != second {
+            *slot = (second, 0);
+        }
+        slot.1 += 1;
+        let count = slot.1;
+        let peak = inner
+            .stats
+            .peak_per_second
+            .entry(endpoint.to_owned())
+            .or_default();
+        *peak = (*peak).max(count);
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {

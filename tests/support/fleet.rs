@@ -126,9 +126,14 @@ impl Fleet {
 
     /// Starts a worker (its own connection, through `url` if given).
     pub fn start_worker(&mut self, name: &str, url: Option<AmqpUrl>) {
+        let worker = self.worker(name);
+        self.start(worker, url);
+    }
+
+    fn start(&mut self, worker: Arc<Worker>, url: Option<AmqpUrl>) {
         let stop = CancellationToken::new();
         let task = tokio::spawn(run_worker(
-            self.worker(name),
+            worker,
             url.unwrap_or_else(super::amqp_url),
             self.topology.clone(),
             stop.clone(),

@@ -6,6 +6,7 @@ pub mod chaos_proxy;
 pub mod fleet;
 pub mod private_broker;
 pub mod process;
+pub mod process_fleet;
 
 use std::future::Future;
 use std::time::Duration;

@@ -27,13 +27,42 @@ pub async fn run_worker(
     shutdown: CancellationToken,
 ) -> Result<(), BrokerError> {
     let name = format!("backfill worker {}", worker.id());
+    let heartbeat = worker.budget().cloned().map(|budget| {
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = budget.refresh().await {
+                    tracing::warn!(error = %e, "heartbeat failed; keeping the last known share of the API budget");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(budget.heartbeat_interval()) => {}
+                    () = stop.cancelled() => break,
+                }
+            }
+            budget.leave().await;
+        })
+    });
+    let result = connect_and_serve(&worker, &url, &topology, &shutdown, &name).await;
+    if let Some(h) = heartbeat {
+        let _ = h.await;
+    }
+    result
+}
+
+async fn connect_and_serve(
+    worker: &Arc<Worker>,
+    url: &AmqpUrl,
+    topology: &Topology,
+    shutdown: &CancellationToken,
+    name: &str,
+) -> Result<(), BrokerError> {
     loop {
         let broker = tokio::select! {
-            b = Broker::connect(&url, &topology, &name, Duration::from_secs(24 * 3600)) => b?,
+            b = Broker::connect(url, topology, name, Duration::from_secs(24 * 3600)) => b?,
             () = shutdown.cancelled() => return Ok(()),
         };
         tracing::info!(worker = worker.id(), broker = %url.redacted(), namespace = topology.namespace(), "worker connected");
-        let served = serve(&worker, &broker, &shutdown).await;
+        let served = serve(worker, &broker, shutdown).await;
         broker.close().await;
         match served {
             Ok(()) => return Ok(()),

@@ -14,6 +14,7 @@
 //! - [`run_worker`]: the loop: consume both lanes, bounded concurrency, reconnect,
 //!   graceful shutdown.
 
+mod budget;
 mod config;
 mod consume;
 mod dead_letter;
@@ -21,6 +22,7 @@ mod error;
 pub mod policy;
 mod step;
 
+pub use budget::{ApiBudget, FleetBudget};
 pub use config::{PollPolicy, RetryPolicy, WorkerConfig};
 pub use consume::run_worker;
 pub use error::StepError;

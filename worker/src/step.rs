@@ -19,7 +19,7 @@ use crate::policy::{
     CheckAction, FailureDecision, TriggerAction, decide_check, decide_failure, decide_trigger,
     next_check_in, remaining_wait,
 };
-use crate::{StepError, WorkerConfig};
+use crate::{ApiBudget, FleetBudget, StepError, WorkerConfig};
 
 /// What handling a message did (for logs and metrics); the delivery is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +60,8 @@ pub struct Worker {
     client: DatabricksClient,
     /// A backfill's job id and parameters never change once registered.
     backfills: Mutex<HashMap<BackfillId, Arc<Backfill>>>,
+    /// This worker's share of the fleet's API budget (also the client's gate).
+    budget: Option<Arc<FleetBudget>>,
 }
 
 impl Worker {
@@ -69,7 +71,26 @@ impl Worker {
             ledger,
             client,
             backfills: Mutex::new(HashMap::new()),
+            budget: None,
         }
+    }
+
+    /// Shares the fleet's API budget: the client's calls pass through it, and the worker
+    /// loop keeps it informed (heartbeats, fleet-wide pauses).
+    pub fn with_budget(mut self, budget: ApiBudget) -> Self {
+        let gate = FleetBudget::new(
+            self.ledger.clone(),
+            &self.config.worker_id,
+            budget,
+            Duration::from_secs(1),
+        );
+        self.client = self.client.clone().with_gate(gate.clone());
+        self.budget = Some(gate);
+        self
+    }
+
+    pub fn budget(&self) -> Option<&Arc<FleetBudget>> {
+        self.budget.as_ref()
     }
 
     pub fn id(&self) -> &str {

@@ -93,7 +93,14 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
         config.concurrency = args.concurrency;
         config.admission_delay = Duration::from_secs(1);
-        let worker = Arc::new(Worker::new(config, ledger.clone(), client.clone()));
+        // The simulator has no rate limits by default; a generous budget still exercises
+        // the fleet's sharing of it.
+        let budget = backfill_worker::ApiBudget(BTreeMap::from([
+            ("jobs/run-now".to_owned(), 500),
+            ("jobs/runs/get".to_owned(), 2000),
+        ]));
+        let worker =
+            Arc::new(Worker::new(config, ledger.clone(), client.clone()).with_budget(budget));
         tasks.push(tokio::spawn(run_worker(
             worker,
             demo_global.amqp()?,

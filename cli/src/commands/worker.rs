@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use backfill_worker::{Worker, WorkerConfig, run_worker};
+use backfill_worker::{ApiBudget, Worker, WorkerConfig, run_worker};
 
 use super::{default_worker_id, shutdown_on_signals};
 use crate::CliError;
@@ -24,7 +24,11 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     config.claim_lease = Duration::from_secs(args.claim_lease_s);
     config.check_grace = Duration::from_secs(args.check_grace_s);
     config.sweep_interval = Duration::from_secs(args.sweep_interval_s.max(1));
-    let worker = Arc::new(Worker::new(config, ledger, client));
+    let budget: ApiBudget = args
+        .api_budget
+        .parse()
+        .map_err(|e| CliError::usage(format!("--api-budget / WORKER_API_BUDGET: {e}")))?;
+    let worker = Arc::new(Worker::new(config, ledger, client).with_budget(budget));
     let shutdown = shutdown_on_signals();
     tracing::info!(worker = worker.id(), "worker starting");
     run_worker(worker, url, topology, shutdown)

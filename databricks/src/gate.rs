@@ -1,0 +1,18 @@
+//! A hook through which every HTTP attempt passes, so that a caller can share one API
+//! budget between many clients (the worker fleet does, through its ledger).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+/// Decides when a request to an endpoint may go, and hears about throttling.
+pub trait CallGate: Send + Sync + std::fmt::Debug {
+    /// Resolves when one request to `endpoint` (`jobs/runs/get`, ...) may be sent.
+    fn acquire<'a>(
+        &'a self,
+        endpoint: &'static str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+    /// The workspace answered 429 (or 503 with `Retry-After`) on `endpoint`.
+    fn throttled(&self, endpoint: &'static str, retry_after: Option<Duration>);
+}

@@ -1,0 +1,129 @@
+//! Worker fleets as separate `backfill` processes, against PostgreSQL, a broker and the
+//! simulator over HTTP.
+
+use std::process::Child;
+use std::time::Duration;
+
+use backfill_simulator::{SimConfig, Simulator};
+
+use super::process::{run, spawn, text};
+
+pub struct ProcessFleet {
+    pub env: Vec<(&'static str, String)>,
+    pub sim: backfill_simulator::SimHandle,
+    pub workers: Vec<Child>,
+}
+
+impl ProcessFleet {
+    /// A simulator, a fresh PostgreSQL ledger and a namespace on the broker at `amqp_url`.
+    pub async fn new(amqp_url: &str, sim: SimConfig) -> Self {
+        let sim = Simulator::spawn(sim).await.unwrap();
+        let env = vec![
+            ("AMQP_URL", amqp_url.to_owned()),
+            ("LEDGER_URL", super::postgres_url().await),
+            ("BACKFILL_NAMESPACE", format!("bftest-{}", super::unique())),
+            ("BACKFILL_DELAY_TIERS", super::TEST_TIERS.to_owned()),
+            ("DATABRICKS_HOST", sim.url()),
+            ("DATABRICKS_TOKEN", "t".to_owned()),
+            ("WORKER_CLAIM_LEASE_S", "2".to_owned()),
+            ("WORKER_CHECK_GRACE_S", "3".to_owned()),
+            ("WORKER_SWEEP_INTERVAL_S", "1".to_owned()),
+            (
+                "WORKER_API_BUDGET",
+                "jobs/run-now=200,jobs/runs/get=400".to_owned(),
+            ),
+        ];
+        Self {
+            env,
+            sim,
+            workers: Vec::new(),
+        }
+    }
+
+    pub fn produce(&self, days: u32, cap: u32) {
+        let end = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
+            + chrono::Days::new(u64::from(days - 1));
+        let out = run(
+            &self.env,
+            &[
+                "produce",
+                "--backfill-id",
+                "fleet",
+                "--job-id",
+                "1",
+                "--start",
+                "2026-01-01",
+                "--end",
+                &end.to_string(),
+                "--concurrency-cap",
+                &cap.to_string(),
+            ],
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+    }
+
+    /// Sets (or replaces) an environment variable of every later command.
+    pub fn set_env(&mut self, key: &'static str, value: &str) {
+        self.env.retain(|(k, _)| *k != key);
+        self.env.push((key, value.to_owned()));
+    }
+
+    pub fn spawn_worker(&mut self) {
+        self.workers
+            .push(spawn(&self.env, &["worker", "--concurrency", "8"]));
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let out = run(&self.env, &["status", "--backfill-id", "fleet", "--json"]);
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("status: {}", text(&out.stderr)))
+    }
+
+    pub async fn wait_succeeded(&self, total: i64, limit: Duration) {
+        super::eventually("every partition succeeded", limit, || async {
+            let s = self.status();
+            assert_eq!(s["states"]["dead_lettered"], 0, "{s}");
+            (s["states"]["succeeded"] == total).then_some(())
+        })
+        .await;
+    }
+
+    pub fn assert_one_run_per_partition(&self, total: usize) {
+        let stats = self.sim.sim.stats();
+        assert_eq!(stats.runs_per_partition.len(), total);
+        let dup: Vec<_> = stats
+            .runs_per_partition
+            .iter()
+            .filter(|(_, n)| **n != 1)
+            .collect();
+        assert!(dup.is_empty(), "duplicate runs: {dup:?}");
+    }
+
+    pub async fn teardown(mut self) {
+        for w in &mut self.workers {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+        let url = self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "AMQP_URL")
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default();
+        let tiers = super::TEST_TIERS
+            .split(',')
+            .map(|t| backfill_broker::parse_duration(t).unwrap())
+            .collect();
+        let topology = backfill_broker::Topology::new(self.env[2].1.clone())
+            .unwrap()
+            .with_delay_tiers(tiers)
+            .unwrap();
+        let url = backfill_broker::AmqpUrl::new(url).unwrap();
+        if let Ok(broker) =
+            backfill_broker::Broker::connect(&url, &topology, "teardown", Duration::from_secs(10))
+                .await
+        {
+            super::teardown(&broker).await;
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! The fleet-wide Databricks API budget. Every worker heartbeats into the ledger and takes
+//! an equal share of each endpoint's budget (`floor(budget / live workers)` calls in any
+//! sliding second); a throttled answer pauses the endpoint for the whole fleet. A new
+//! worker waits one heartbeat before its first call, so the others have shrunk their
+//! shares by then: the fleet's sum never exceeds the budget.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use backfill_databricks::CallGate;
+use backfill_ledger::{Ledger, LedgerError, now_ms};
+use tokio::time::Instant;
+
+/// Requests per second allowed for the whole fleet, per endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiBudget(pub BTreeMap<String, u32>);
+
+impl Default for ApiBudget {
+    /// Half the limits reported for a workspace (20/s `run-now`, 100/s `runs/get`): the
+    /// rest is left to production jobs and people.
+    fn default() -> Self {
+        Self(BTreeMap::from([
+            ("jobs/run-now".to_owned(), 10),
+            ("jobs/runs/get".to_owned(), 50),
+        ]))
+    }
+}
+
+impl std::str::FromStr for ApiBudget {
+    type Err = String;
+    /// `jobs/run-now=10,jobs/runs/get=50`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut budget = BTreeMap::new();
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let (endpoint, rate) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?} must look like ENDPOINT=REQUESTS_PER_SECOND"))?;
+            let rate: u32 = rate
+                .trim()
+                .parse()
+                .ok()
+                .filter(|r| *r > 0)
+                .ok_or_else(|| format!("{part:?}: the rate must be a whole number above 0"))?;
+            budget.insert(endpoint.trim().to_owned(), rate);
+        }
+        Ok(Self(budget))
+    }
+}
+
+/// One worker's view of the fleet's budget; the client's [`CallGate`].
+#[derive(Debug)]
+pub struct FleetBudget {
+    worker_id: String,
+    ledger: Ledger,
+    budget: ApiBudget,
+    heartbeat: Duration,
+    live: AtomicI64,
+    ready_at: Instant,
+    windows: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
+    paused_until: Mutex<HashMap<String, Instant>>,
+}
+
+impl FleetBudget {
+    pub fn new(
+        ledger: Ledger,
+        worker_id: &str,
+        budget: ApiBudget,
+        heartbeat: Duration,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            worker_id: worker_id.to_owned(),
+            ledger,
+            budget,
+            heartbeat,
+            live: AtomicI64::new(1),
+            ready_at: Instant::now() + heartbeat + Duration::from_millis(250),
+            windows: Mutex::new(HashMap::new()),
+            paused_until: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// This worker's calls allowed in any second on `endpoint` (None: unlimited).
+    pub fn share(&self, endpoint: &str) -> Option<usize> {
+        let live = self.live.load(Ordering::Relaxed).max(1) as u32;
+        self.budget
+            .0
+            .get(endpoint)
+            .map(|b| (b / live).max(1) as usize)
+    }
+
+    /// Heartbeats, learns how many workers share the budget and which endpoints the
+    /// fleet has paused.
+    pub async fn refresh(&self) -> Result<(), LedgerError> {
+        let ttl = (self.heartbeat * 3).as_millis() as i64;
+        let live = self.ledger.heartbeat(&self.worker_id, ttl).await?;
+        self.live.store(live, Ordering::Relaxed);
+        let now_wall = now_ms();
+        let paused = self.ledger.paused_endpoints().await?;
+        let mut local = self.lock_paused();
+        for (endpoint, until) in paused {
+            let until = Instant::now() + Duration::from_millis((until - now_wall).max(0) as u64);
+            let entry = local.entry(endpoint).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+        Ok(())
+    }
+
+    /// Leaves the fleet (a clean stop): the others take the share at their next heartbeat.
+    pub async fn leave(&self) {
+        let _ = self.ledger.leave(&self.worker_id).await;
+    }
+
+    fn lock_paused(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.paused_until.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// How long to wait before a call to `endpoint` may go; records the call when 0.
+    fn try_take(&self, endpoint: &'static str) -> Duration {
+        let now = Instant::now();
+        if now < self.ready_at {
+            return self.ready_at - now;
+        }
+        if let Some(until) = self.lock_paused().get(endpoint).filter(|u| **u > now) {
+            return *until - now;
+        }
+        let Some(share) = self.share(endpoint) else {
+            return Duration::ZERO;
+        };
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        let window = windows.entry(endpoint).or_default();
+        while window
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
+            window.pop_front();
+        }
+        if window.len() < share {
+            window.push_back(now);
+            Duration::ZERO
+        } else {
+            let oldest = window.front().copied().unwrap_or(now);
+            (oldest + Duration::from_secs(1)).saturating_duration_since(now)
+                + Duration::from_millis(1)
+        }
+    }
+}
+
+impl CallGate for FleetBudget {
+    fn acquire<'a>(
+        &'a self,
+        endpoint: &'static str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            loop {
+                let wait = self.try_take(endpoint);
+                if wait.is_zero() {
+                    return;
+                }
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+
+    fn throttled(&self, endpoint: &'static str, retry_after: Option<Duration>) {
+        let pause = retry_after.unwrap_or(Duration::from_secs(1));
+        let until = Instant::now() + pause;
+        {
+            let mut local = self.lock_paused();
+            let entry = local.entry(endpoint.to_owned()).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+        let ledger = self.ledger.clone();
+        let wall_until = now_ms() + pause.as_millis() as i64;
+        tokio::spawn(async move {
+            if let Err(e) = ledger.pause_endpoint(endpoint, wall_until).await {
+                tracing::warn!(endpoint, error = %e, "could not share a throttling pause with the fleet");
+            }
+        });
+        tracing::info!(
+            endpoint,
+            pause_ms = pause.as_millis() as u64,
+            "Databricks throttled us; pausing the endpoint fleet-wide"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budgets_parse_and_name_the_problem() {
+        let b: ApiBudget = "jobs/run-now=10, jobs/runs/get=50".parse().unwrap();
+        assert_eq!(b.0["jobs/runs/get"], 50);
+        assert!(
+            "jobs/run-now"
+                .parse::<ApiBudget>()
+                .unwrap_err()
+                .contains("ENDPOINT=")
+        );
+        assert!(
+            "jobs/run-now=0"
+                .parse::<ApiBudget>()
+                .unwrap_err()
+                .contains("above 0")
+        );
+    }
+}
