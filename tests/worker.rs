@@ -419,3 +419,30 @@ async fn a_cancelled_backfill_cancels_its_waiting_partitions_and_starts_nothing(
     assert_eq!(fleet.sim.sim.stats().runs_created, 0);
     fleet.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ledger_outage_is_waited_out_with_nothing_lost_or_duplicated() {
+    let proxy = ChaosProxy::start("127.0.0.1:5432".parse().unwrap()).await;
+    let direct = support::postgres_url().await;
+    let via_proxy = direct.replace("127.0.0.1:5432", &proxy.addr.to_string());
+    let sim = backfill_simulator::SimConfig {
+        running_ms: 800,
+        ..fast_sim()
+    };
+    let mut fleet = Fleet::build(20, 10, sim, &support::amqp_url(), &via_proxy).await;
+    fleet.publish_all().await;
+    fleet.start_worker("w1", None);
+    fleet.start_worker("w2", None);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let done_before = fleet.count(PartitionState::Succeeded).await;
+    assert!(
+        done_before < 20,
+        "the outage must come mid-backfill ({done_before} done)"
+    );
+    proxy.take_down();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+    fleet.wait_all_succeeded(Duration::from_secs(90)).await;
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}

@@ -65,6 +65,17 @@ impl Fleet {
 
     /// The same, on another broker (a private node).
     pub async fn new_on(days: u32, cap: i64, sim: SimConfig, url: &AmqpUrl) -> Self {
+        Self::build(days, cap, sim, url, &super::sqlite_url()).await
+    }
+
+    /// The same, with the ledger at `ledger_url`.
+    pub async fn build(
+        days: u32,
+        cap: i64,
+        sim: SimConfig,
+        url: &AmqpUrl,
+        ledger_url: &str,
+    ) -> Self {
         let sim = Simulator::spawn(sim).await.expect("simulator");
         let mut config = ClientConfig::new(sim.url(), "test-token");
         config.retry = RequestRetry {
@@ -73,7 +84,7 @@ impl Fleet {
             max_delay: Duration::from_millis(500),
         };
         let client = DatabricksClient::new(config).unwrap();
-        let ledger = super::ledger(&super::sqlite_url()).await;
+        let ledger = super::ledger(ledger_url).await;
         let topology = super::test_topology();
         let broker = Broker::connect(url, &topology, "backfill test", Duration::from_secs(60))
             .await
