@@ -165,6 +165,10 @@ pub struct ReconcileArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Data-quality policy (TOML rules over each partition's metrics); every partition
+    /// must pass it to count as complete.
+    #[arg(long, env = "BACKFILL_DQ_POLICY")]
+    pub dq_policy: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -16,8 +16,10 @@ mod events;
 mod fleet;
 mod model;
 mod partitions;
+mod reconcile_records;
 
 pub use partitions::{Claim, RunTimes};
+pub use reconcile_records::{Action, DqResult};
 
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;

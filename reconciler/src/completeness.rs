@@ -1,9 +1,14 @@
 //! One completeness pass over a backfill.
 
 use backfill_contract::BackfillId;
+use std::collections::HashMap;
+
+use backfill_databricks::models::Run;
 use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
-use backfill_ledger::{Backfill, Ledger, LedgerError, Partition, PartitionState};
+use backfill_ledger::{Backfill, DqResult, Ledger, LedgerError, Partition, PartitionState};
 use serde::Serialize;
+
+use crate::DqPolicy;
 
 /// Why a partition does not (yet) count as done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -22,6 +27,10 @@ pub enum GapKind {
     RunNotFound,
     /// The run exists but belongs to another job or ran with other parameters.
     ParametersMismatch,
+    /// The run succeeded but its data failed a data-quality rule.
+    DqFailed,
+    /// The run succeeded but reported no readable data-quality metrics.
+    DqUnavailable,
 }
 
 /// One partition that is not proven complete.
@@ -55,24 +64,69 @@ pub enum ReconcileError {
     Databricks(#[from] ApiError),
 }
 
-/// Re-reads every succeeded partition's run and reports what is not proven.
+/// Re-reads every succeeded partition's run, gates it on the data-quality policy (when
+/// one is given), and reports what is not proven.
 pub async fn reconcile_once(
     ledger: &Ledger,
     client: &DatabricksClient,
     backfill_id: &BackfillId,
     actor: &str,
+    policy: Option<&DqPolicy>,
 ) -> Result<Report, ReconcileError> {
     let backfill = ledger
         .backfill(backfill_id)
         .await?
         .ok_or_else(|| ReconcileError::UnknownBackfill(backfill_id.to_string()))?;
     let partitions = ledger.partitions(backfill_id).await?;
+    let mut stored: HashMap<(String, i64), Vec<DqResult>> = HashMap::new();
+    if policy.is_some() {
+        for r in ledger.dq_results(backfill_id).await? {
+            stored
+                .entry((r.partition_date.clone(), r.attempt))
+                .or_default()
+                .push(r);
+        }
+    }
     let mut gaps = Vec::new();
     let mut verified = 0;
     for p in &partitions {
-        match verify(ledger, client, &backfill, p, actor).await? {
-            None => verified += 1,
-            Some(gap) => gaps.push(gap),
+        let run = match verify(ledger, client, &backfill, p, actor).await? {
+            Ok(run) => run,
+            Err(gap) => {
+                gaps.push(gap);
+                continue;
+            }
+        };
+        let Some(policy) = policy else {
+            verified += 1;
+            continue;
+        };
+        let key = (p.date.to_string(), i64::from(p.attempt.get()));
+        let results = match stored.remove(&key) {
+            Some(results) => results,
+            None => match gate(ledger, client, policy, p, &run, actor).await? {
+                Ok(results) => results,
+                Err(gap) => {
+                    gaps.push(gap);
+                    continue;
+                }
+            },
+        };
+        let failed: Vec<String> = results
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| format!("{}: {} (required {})", r.rule, r.value, r.threshold))
+            .collect();
+        if failed.is_empty() {
+            verified += 1;
+        } else {
+            gaps.push(Gap {
+                partition: p.date.to_string(),
+                kind: GapKind::DqFailed,
+                attempt: p.attempt.get(),
+                run_id: p.run_id,
+                detail: failed.join("; "),
+            });
         }
     }
     Ok(Report {
@@ -84,15 +138,69 @@ pub async fn reconcile_once(
     })
 }
 
+/// Reads the partition's metrics from its (last) task run's output, evaluates the policy,
+/// records every verdict.
+async fn gate(
+    ledger: &Ledger,
+    client: &DatabricksClient,
+    policy: &DqPolicy,
+    p: &Partition,
+    run: &Run,
+    actor: &str,
+) -> Result<Result<Vec<DqResult>, Gap>, ReconcileError> {
+    let unavailable = |detail: String| {
+        Err(Gap {
+            partition: p.date.to_string(),
+            kind: GapKind::DqUnavailable,
+            attempt: p.attempt.get(),
+            run_id: p.run_id,
+            detail,
+        })
+    };
+    let task_run = run
+        .tasks
+        .last()
+        .and_then(|t| t.run_id)
+        .unwrap_or(run.run_id);
+    let output = client.get_run_output(task_run).await?;
+    let Some(text) = output.notebook_output.and_then(|o| o.result) else {
+        return Ok(unavailable(format!(
+            "task run {task_run} reported no notebook output"
+        )));
+    };
+    let Ok(serde_json::Value::Object(metrics)) = serde_json::from_str(&text) else {
+        return Ok(unavailable(format!(
+            "task run {task_run}: notebook output is not a JSON object"
+        )));
+    };
+    let results: Vec<DqResult> = policy
+        .evaluate(&metrics)
+        .into_iter()
+        .map(|v| DqResult {
+            partition_date: p.date.to_string(),
+            attempt: i64::from(p.attempt.get()),
+            run_id: run.run_id,
+            rule: v.rule,
+            passed: v.passed,
+            value: v.value,
+            threshold: v.threshold,
+        })
+        .collect();
+    ledger
+        .record_dq(&p.key(), p.attempt, actor, &results)
+        .await?;
+    Ok(Ok(results))
+}
+
 async fn verify(
     ledger: &Ledger,
     client: &DatabricksClient,
     backfill: &Backfill,
     p: &Partition,
     actor: &str,
-) -> Result<Option<Gap>, ReconcileError> {
+) -> Result<Result<Run, Gap>, ReconcileError> {
     let gap = |kind, detail: String| {
-        Some(Gap {
+        Err(Gap {
             partition: p.date.to_string(),
             kind,
             attempt: p.attempt.get(),
@@ -175,5 +283,5 @@ async fn verify(
             .mark_verified(&p.key(), p.attempt, run_id, actor)
             .await?;
     }
-    Ok(None)
+    Ok(Ok(run))
 }

@@ -4,7 +4,9 @@
 //! parameters; everything else is reported as a gap by kind.
 
 mod completeness;
+mod dq;
 mod service;
 
 pub use completeness::{Gap, GapKind, ReconcileError, Report, reconcile_once};
+pub use dq::{Check, DqPolicy, Op, Rule, Verdict};
 pub use service::run_reconciler;

@@ -7,7 +7,7 @@ use backfill_databricks::DatabricksClient;
 use backfill_ledger::Ledger;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ReconcileError, Report, reconcile_once};
+use crate::{DqPolicy, ReconcileError, Report, reconcile_once};
 
 /// Runs passes every `interval` until the backfill is complete (returns its report) or
 /// `shutdown` is cancelled (returns the last report, if any). Outages are logged and
@@ -18,11 +18,12 @@ pub async fn run_reconciler(
     backfill_id: &BackfillId,
     actor: &str,
     interval: Duration,
+    policy: Option<&DqPolicy>,
     shutdown: CancellationToken,
 ) -> Result<Option<Report>, ReconcileError> {
     let mut last = None;
     loop {
-        match reconcile_once(ledger, client, backfill_id, actor).await {
+        match reconcile_once(ledger, client, backfill_id, actor, policy).await {
             Ok(report) if report.complete => return Ok(Some(report)),
             Ok(report) => {
                 tracing::info!(backfill_id = %backfill_id, verified = report.verified, total = report.total, gaps = report.gaps.len(), "backfill not complete yet");

@@ -22,6 +22,8 @@ use crate::CliError;
 use crate::args::{DemoArgs, GlobalOpts};
 
 const WORKERS: usize = 2;
+/// The shipped policy: the demo gates every partition on it.
+const DEMO_POLICY: &str = include_str!("../../../policies/usage-daily.toml");
 
 pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     if args.days == 0 {
@@ -110,6 +112,8 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     }
 
     let deadline = started + Duration::from_secs(args.timeout_s);
+    let policy =
+        backfill_reconciler::DqPolicy::from_toml(DEMO_POLICY).map_err(anyhow::Error::msg)?;
     let total = i64::from(args.days);
     let outcome = loop {
         tokio::select! {
@@ -134,9 +138,15 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             break Err("some partitions were dead-lettered or cancelled".to_owned());
         }
         if done == total {
-            let report = reconcile_once(&ledger, &client, &request.backfill_id, "demo-reconciler")
-                .await
-                .map_err(anyhow::Error::new)?;
+            let report = reconcile_once(
+                &ledger,
+                &client,
+                &request.backfill_id,
+                "demo-reconciler",
+                Some(&policy),
+            )
+            .await
+            .map_err(anyhow::Error::new)?;
             if report.complete {
                 break Ok(report.verified);
             }
@@ -164,7 +174,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     match outcome {
         Ok(verified) => {
             println!(
-                "demo: backfill {} complete: {verified}/{total} partitions succeeded and verified in {:.1} s; \
+                "demo: backfill {} complete: {verified}/{total} partitions succeeded, verified and passed the data-quality gate in {:.1} s; \
                  {} Databricks runs ({} per partition at most), {} runs/get calls",
                 request.backfill_id,
                 started.elapsed().as_secs_f64(),

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use backfill_reconciler::{Report, reconcile_once, run_reconciler};
+use backfill_reconciler::{DqPolicy, Report, reconcile_once, run_reconciler};
 
 use super::{parse_backfill_id, shutdown_on_signals};
 use crate::CliError;
@@ -14,9 +14,10 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
     let client = global.client()?;
     let ledger = global.ledger().await?;
     let actor = format!("reconciler-{}", std::process::id());
+    let policy = load_policy(args.dq_policy.as_deref())?;
     let report = if args.once {
         Some(
-            reconcile_once(&ledger, &client, &backfill_id, &actor)
+            reconcile_once(&ledger, &client, &backfill_id, &actor, policy.as_ref())
                 .await
                 .context("reconcile")?,
         )
@@ -27,6 +28,7 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             &backfill_id,
             &actor,
             Duration::from_secs(args.interval_s.max(1)),
+            policy.as_ref(),
             shutdown_on_signals(),
         )
         .await
@@ -46,6 +48,16 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             report.gaps.len()
         )))
     }
+}
+
+/// Reads a data-quality policy file, naming the flag and the problem on error.
+pub fn load_policy(path: Option<&std::path::Path>) -> Result<Option<DqPolicy>, CliError> {
+    let Some(path) = path else { return Ok(None) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::usage(format!("--dq-policy {}: {e}", path.display())))?;
+    DqPolicy::from_toml(&text)
+        .map(Some)
+        .map_err(|e| CliError::usage(format!("--dq-policy {}: {e}", path.display())))
 }
 
 fn print_report(report: &Report, json: bool) {
