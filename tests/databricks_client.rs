@@ -336,12 +336,14 @@ async fn job_concurrency_queues_with_queueing_on_and_skips_with_it_off() {
             name: "queued".into(),
             max_concurrent_runs: 1,
             queue: true,
+            output: Default::default(),
         },
         JobSpec {
             job_id: 2,
             name: "skipping".into(),
             max_concurrent_runs: 1,
             queue: false,
+            output: Default::default(),
         },
     ];
     let (sim, client) = sim(SimConfig { jobs, ..fast() }).await;

@@ -84,6 +84,12 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Show where a backfill stands.
     Status(StatusArgs),
+    /// Promote a complete, green backfill into production, in waves (and approve it).
+    Promote(PromoteArgs),
+    /// Roll back promoted partitions from their recorded pre-promotion versions.
+    Rollback(RollbackArgs),
+    /// Export the manifest and the full event log.
+    Audit(AuditArgs),
     /// Serve the Databricks Jobs API simulator.
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
@@ -108,6 +114,14 @@ pub struct ProduceArgs {
     /// table versions here.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// The job code's version (a git SHA, a wheel version), pinned for every run as the
+    /// job parameter `code_version` and recorded in the manifest.
+    #[arg(long)]
+    pub code_version: Option<String>,
+    /// A dimension table's pinned Delta version, TABLE=VERSION; repeatable. Passed to every
+    /// run as the job parameter `pin.TABLE` so reruns read the same inputs.
+    #[arg(long = "pin", value_name = "TABLE=VERSION")]
+    pub pins: Vec<String>,
     /// Most runs active at once across the whole fleet.
     #[arg(long, env = "BACKFILL_CONCURRENCY_CAP", default_value_t = 20)]
     pub concurrency_cap: i64,
@@ -228,4 +242,80 @@ pub struct DemoArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
+}
+
+/// Where promotion and rollback happen.
+#[derive(Debug, Args, Clone)]
+pub struct PromotionFlags {
+    /// The job that replaces partitions of the target from staging.
+    #[arg(long, env = "BACKFILL_PROMOTION_JOB_ID", default_value_t = 2)]
+    pub promotion_job_id: i64,
+    /// The job that rewrites a partition of the target from an earlier version.
+    #[arg(long, env = "BACKFILL_ROLLBACK_JOB_ID", default_value_t = 3)]
+    pub rollback_job_id: i64,
+    #[arg(
+        long,
+        env = "BACKFILL_STAGING_TABLE",
+        default_value = "usage.daily_aggregates_staging"
+    )]
+    pub staging_table: String,
+    #[arg(
+        long,
+        env = "BACKFILL_TARGET_TABLE",
+        default_value = "usage.daily_aggregates"
+    )]
+    pub target_table: String,
+    /// Seconds to wait for a promotion or rollback run.
+    #[arg(long, default_value_t = 3600)]
+    pub run_timeout_s: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// Record this operator's approval, then promote.
+    #[arg(long)]
+    pub approve: bool,
+    /// Who approves (recorded in the audit trail).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
+    /// Promote only once an operator has approved.
+    #[arg(long, env = "BACKFILL_REQUIRE_APPROVAL")]
+    pub require_approval: bool,
+    /// Partitions per promotion run, oldest first.
+    #[arg(long, default_value_t = 30)]
+    pub wave_size: usize,
+    /// The data-quality policy every partition must pass.
+    #[arg(long, env = "BACKFILL_DQ_POLICY")]
+    pub dq_policy: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub promotion: PromotionFlags,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// A partition to roll back, YYYY-MM-DD; repeatable (default: every promoted one).
+    #[arg(long = "partition")]
+    pub partitions: Vec<String>,
+    #[command(flatten)]
+    pub promotion: PromotionFlags,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    #[arg(long, value_enum, default_value_t = AuditFormat::Json)]
+    pub format: AuditFormat,
 }

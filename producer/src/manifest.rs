@@ -21,6 +21,10 @@ pub struct Manifest {
     pub end: String,
     /// Every parameter, pinned versions of code and dimension tables included.
     pub params: BTreeMap<String, String>,
+    /// The job code's pinned version (`--code-version`).
+    pub code_version: Option<String>,
+    /// Dimension tables' pinned versions (`--pin TABLE=VERSION`).
+    pub pinned_tables: BTreeMap<String, String>,
     pub concurrency_cap: i64,
     pub created_by: String,
     pub created_at: String,
@@ -37,6 +41,12 @@ impl Manifest {
             start: request.start.to_string(),
             end: request.end.to_string(),
             params: request.params.clone(),
+            code_version: request.params.get("code_version").cloned(),
+            pinned_tables: request
+                .params
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix("pin.").map(|t| (t.to_owned(), v.clone())))
+                .collect(),
             concurrency_cap: request.concurrency_cap,
             created_by: request.created_by.clone(),
             created_at: chrono::Utc::now().to_rfc3339(),

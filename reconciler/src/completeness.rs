@@ -62,6 +62,10 @@ pub enum ReconcileError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Databricks(#[from] ApiError),
+    #[error("{0}")]
+    Timeout(String),
+    #[error("partition {0} was never promoted, so there is nothing to roll back")]
+    NotPromoted(String),
 }
 
 /// Re-reads every succeeded partition's run, gates it on the data-quality policy (when

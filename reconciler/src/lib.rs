@@ -3,10 +3,14 @@
 //! that it succeeded, belongs to the backfill's job, and ran with the partition's
 //! parameters; everything else is reported as a gap by kind.
 
+mod audit;
 mod completeness;
 mod dq;
+mod promotion;
 mod service;
 
+pub use audit::{audit_csv, audit_json};
 pub use completeness::{Gap, GapKind, ReconcileError, Report, reconcile_once};
 pub use dq::{Check, DqPolicy, Op, Rule, Verdict};
+pub use promotion::{PromotionOutcome, PromotionSettings, promote, rollback};
 pub use service::run_reconciler;

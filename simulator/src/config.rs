@@ -20,6 +20,20 @@ pub struct JobSpec {
     /// Runs over the cap wait QUEUED when on, end SKIPPED when off.
     #[serde(default)]
     pub queue: bool,
+    /// What the job's task reports in its output.
+    #[serde(default)]
+    pub output: JobOutput,
+}
+
+/// What a job's task passes to `dbutils.notebook.exit()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOutput {
+    /// A backfill job: the partition's data-quality metrics.
+    #[default]
+    DqMetrics,
+    /// A promotion or rollback job: the target table's Delta versions before and after.
+    TableVersions,
 }
 
 fn default_job_name() -> String {
@@ -138,12 +152,29 @@ impl Default for SimConfig {
             workspace_url: "https://sim.cloud.databricks.local".into(),
             rate_limits: BTreeMap::new(),
             seed: 42,
-            jobs: vec![JobSpec {
-                job_id: 1,
-                name: "usage-aggregates-backfill".into(),
-                max_concurrent_runs: 1000,
-                queue: true,
-            }],
+            jobs: vec![
+                JobSpec {
+                    job_id: 1,
+                    name: "usage-aggregates-backfill".into(),
+                    max_concurrent_runs: 1000,
+                    queue: true,
+                    output: JobOutput::DqMetrics,
+                },
+                JobSpec {
+                    job_id: 2,
+                    name: "usage-aggregates-promote".into(),
+                    max_concurrent_runs: 1,
+                    queue: true,
+                    output: JobOutput::TableVersions,
+                },
+                JobSpec {
+                    job_id: 3,
+                    name: "usage-aggregates-rollback".into(),
+                    max_concurrent_runs: 10,
+                    queue: true,
+                    output: JobOutput::TableVersions,
+                },
+            ],
             outcomes: BTreeMap::new(),
             unknown_state_partitions: Vec::new(),
             metrics: BTreeMap::new(),

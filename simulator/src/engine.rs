@@ -151,7 +151,13 @@ impl Inner {
             (None, Some(Refusal::Skipped))
         };
         let outcome = self.scripted_outcome(config, partition.as_ref());
+        let table_versions = (job.output == crate::JobOutput::TableVersions && refused.is_none())
+            .then(|| {
+                self.table_version += 1;
+                (self.table_version - 1, self.table_version)
+            });
         let run = SimRun {
+            table_versions,
             run_id,
             job_id,
             number_in_job: run_id,

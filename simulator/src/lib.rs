@@ -1,5 +1,7 @@
 //! A Databricks workspace in a box: the Jobs API endpoints the fleet uses, served over
-//! real HTTP by `backfill sim` and in-process by tests ([`Simulator::spawn`]).
+//! real HTTP by `backfill sim` and in-process by tests ([`Simulator::spawn`]). Job 1
+//! recomputes partitions (its task reports data-quality metrics); jobs 2 and 3 promote
+//! and roll back (their tasks report the target table's versions).
 //!
 //! Runs move through `PENDING → RUNNING → TERMINATED` on a clock (dwell times are
 //! settings), idempotency tokens are remembered forever, and `/sim/stats` tells what the
@@ -18,7 +20,7 @@ mod runs;
 mod server;
 mod state;
 
-pub use config::{FaultKind, FaultRule, JobSpec, SimConfig};
+pub use config::{FaultKind, FaultRule, JobOutput, JobSpec, SimConfig};
 pub use outcome::Outcome;
 pub use routes::router;
 pub use server::{SimHandle, serve};

@@ -228,7 +228,14 @@ async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response 
     let done = run.phase(now) == Phase::Terminated;
     let last = index + 1 == run.task_ids.len();
     let mut body = json!({"metadata": metadata});
-    if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
+    if let (true, Some((before, after))) =
+        (done && run.final_outcome().is_success(), run.table_versions)
+    {
+        let target = run.params.get("target_table").cloned().unwrap_or_default();
+        let result = json!({"target_table": target, "version_before": before, "version_after": after,
+                            "partitions": run.params.get("partitions").cloned().unwrap_or_default()});
+        body["notebook_output"] = json!({"result": result.to_string(), "truncated": false});
+    } else if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
         let partition = run.partition.clone().unwrap_or_default();
         let mut metrics = default_metrics(&partition);
         if let Some(overrides) = sim.config.metrics.get(&partition) {
@@ -488,6 +495,7 @@ async fn create_job(State(sim): State<Simulator>, body: axum::body::Bytes) -> Re
             name,
             max_concurrent_runs: max,
             queue,
+            output: Default::default(),
         },
     );
     Json(json!({"job_id": job_id})).into_response()

@@ -49,6 +49,8 @@ pub struct SimRun {
     pub outcome: Outcome,
     pub task_ids: Vec<i64>,
     pub repairs: Vec<Repair>,
+    /// For promotion and rollback jobs: the target table's versions before and after.
+    pub table_versions: Option<(i64, i64)>,
 }
 
 /// Where a run is at a moment.

@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub rng: StdRng,
     /// Hits per fault rule (by index), for `times`.
     pub fault_hits: Vec<u64>,
+    /// The target table's latest Delta version (promotions and rollbacks add one each).
+    pub table_version: i64,
     /// (second, requests in it) per endpoint, for `peak_per_second`.
     pub current_second: HashMap<String, (i64, u64)>,
     /// Runs and repairs started per partition: picks the scripted outcome.
@@ -83,6 +85,7 @@ impl Simulator {
             fault_hits: vec![0; config.faults.len()],
             executions: BTreeMap::new(),
             current_second: HashMap::new(),
+            table_version: 1_000,
         };
         Self {
             config: Arc::new(config),

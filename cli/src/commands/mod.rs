@@ -1,8 +1,10 @@
 //! One module per subcommand, and what they share (signals, worker names).
 
+mod audit;
 mod demo;
 mod produce;
-mod reconcile;
+mod promote;
+pub(crate) mod reconcile;
 mod sim;
 mod status;
 mod worker;
@@ -19,6 +21,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Worker(args) => worker::run(&global, args).await,
         Command::Reconcile(args) => reconcile::run(&global, args).await,
         Command::Status(args) => status::run(&global, args).await,
+        Command::Promote(args) => promote::run(&global, args).await,
+        Command::Rollback(args) => promote::rollback(&global, args).await,
+        Command::Audit(args) => audit::run(&global, args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }

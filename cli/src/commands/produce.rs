@@ -24,6 +24,20 @@ pub fn request_from(args: &ProduceArgs) -> Result<ProduceRequest, CliError> {
         };
         params.insert(k.to_owned(), v.to_owned());
     }
+    if let Some(v) = &args.code_version {
+        params.insert("code_version".to_owned(), v.clone());
+    }
+    for pin in &args.pins {
+        let Some((table, version)) = pin
+            .split_once('=')
+            .filter(|(t, v)| !t.is_empty() && !v.is_empty())
+        else {
+            return Err(CliError::usage(format!(
+                "--pin {pin:?} must look like TABLE=VERSION"
+            )));
+        };
+        params.insert(format!("pin.{table}"), version.to_owned());
+    }
     let request = ProduceRequest {
         backfill_id: parse_backfill_id(&args.backfill_id)?,
         job_id: args.job_id,
