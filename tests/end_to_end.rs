@@ -35,8 +35,10 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
             "2026-01-01",
             "--end",
             "2026-01-30",
-            "--param",
-            "code_version=abc",
+            "--code-version",
+            "abc",
+            "--pin",
+            "dim_customers=812",
             "--concurrency-cap",
             "10",
         ],
@@ -65,8 +67,10 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
             "2026-01-01",
             "--end",
             "2026-01-30",
-            "--param",
-            "code_version=abc",
+            "--code-version",
+            "abc",
+            "--pin",
+            "dim_customers=812",
             "--concurrency-cap",
             "10",
         ],
@@ -144,6 +148,19 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
     let verified = run(&env, &["status", "--backfill-id", "e2e", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
     assert_eq!(v["verified"], 30);
+
+    // The manifest pins code and inputs; every run carried them (reconcile checked each
+    // run's parameters against the backfill's).
+    let audit = run(&env, &["audit", "--backfill-id", "e2e", "--format", "json"]);
+    assert!(audit.status.success(), "{}", text(&audit.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    assert_eq!(doc["manifest"]["code_version"], "abc");
+    assert_eq!(doc["manifest"]["pinned_tables"]["dim_customers"], "812");
+    assert_eq!(
+        doc["manifest"]["created_by"].as_str().map(str::is_empty),
+        Some(false)
+    );
+    assert!(!String::from_utf8_lossy(&audit.stdout).contains("e2e-secret-token"));
 
     let topology = backfill_broker::Topology::new(namespace)
         .unwrap()

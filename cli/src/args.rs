@@ -90,6 +90,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Export the manifest and the full event log.
     Audit(AuditArgs),
+    /// Re-run partitions as new attempts (for example after a failed data-quality gate).
+    Rerun(RerunArgs),
     /// Serve the Databricks Jobs API simulator.
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
@@ -318,4 +320,19 @@ pub struct AuditArgs {
     pub backfill_id: String,
     #[arg(long, value_enum, default_value_t = AuditFormat::Json)]
     pub format: AuditFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// A partition to re-run, YYYY-MM-DD; repeatable.
+    #[arg(long = "partition", required = true)]
+    pub partitions: Vec<String>,
+    /// Why (recorded in the audit trail).
+    #[arg(long)]
+    pub reason: String,
+    /// Who asks (recorded in the audit trail).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
 }

@@ -40,6 +40,10 @@ pub struct PartitionMessage {
     /// fixed delay tiers add up to any wait.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub not_before_ms: Option<i64>,
+    /// Milliseconds since the epoch when the first message of this chain was sent (kept
+    /// by follow-ups); bounds how long a message may wait for the ledger to catch up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sent_ms: Option<i64>,
 }
 
 impl PartitionMessage {
@@ -61,6 +65,7 @@ impl PartitionMessage {
             step,
             reason: None,
             not_before_ms: None,
+            first_sent_ms: Some(chrono::Utc::now().timestamp_millis()),
         }
     }
 

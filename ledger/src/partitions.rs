@@ -506,6 +506,31 @@ impl Ledger {
         Ok(self.apply(cas, event).await?.is_some())
     }
 
+    /// An operator's deliberate new attempt (for example after a failed data-quality
+    /// gate): succeeded/dead_lettered/cancelled → failed with the next attempt number.
+    pub async fn request_rerun(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        actor: &str,
+        why: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[
+                PartitionState::Succeeded,
+                PartitionState::DeadLettered,
+                PartitionState::Cancelled,
+            ])
+            .move_to(PartitionState::Failed)
+            .set("attempt", Bind::Int(i64::from(attempt.next().get())))
+            .set("idempotency_token", Bind::OptText(None))
+            .set("verified_at_ms", Bind::OptInt(None))
+            .set("last_error", Bind::Text(format!("rerun requested: {why}")));
+        let event = NewEvent::partition(actor, key, attempt, "rerun_requested")
+            .detail(format!("attempt {} requested: {why}", attempt.next()));
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
     /// Marks a succeeded partition as verified against Databricks by the reconciler.
     pub async fn mark_verified(
         &self,

@@ -130,6 +130,7 @@ impl Ledger {
 
     /// Creates the action unless it exists; returns the stored action either way, so that
     /// racing reconcilers share one action (and one idempotency token).
+    #[allow(clippy::too_many_arguments)] // one row, its fields
     pub async fn create_action(
         &self,
         backfill_id: &BackfillId,
@@ -190,6 +191,7 @@ impl Ledger {
 
     /// Moves an action from one of `from` to `to` (recording its run and what it reported);
     /// false when it was no longer in `from` (another reconciler moved it).
+    #[allow(clippy::too_many_arguments)] // one compare-and-set, its fields
     pub async fn move_action(
         &self,
         backfill_id: &BackfillId,

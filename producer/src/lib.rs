@@ -8,7 +8,9 @@
 mod manifest;
 mod publish;
 mod request;
+mod rerun;
 
 pub use manifest::{Manifest, settings_hash};
 pub use publish::publish_pending;
 pub use request::{Order, ProduceError, ProduceRequest, register};
+pub use rerun::request_rerun;

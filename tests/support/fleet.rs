@@ -23,6 +23,7 @@ pub struct Fleet {
     pub broker: Broker,
     pub backfill_id: BackfillId,
     pub days: u32,
+    pub ledger_url: String,
     workers: Vec<(CancellationToken, JoinHandle<()>)>,
 }
 
@@ -111,6 +112,7 @@ impl Fleet {
             broker,
             backfill_id: request.backfill_id,
             days,
+            ledger_url: ledger_url.to_owned(),
             workers: Vec::new(),
         }
     }

@@ -29,22 +29,33 @@ pub enum TriggerAction {
     RestartChecks { run_id: i64 },
 }
 
-/// Decides a trigger message for `attempt`, given the partition's row.
+/// How long a trigger for the next attempt waits for the ledger to record that attempt
+/// (its sender publishes first, then records); past this, the attempt was never decided.
+pub const LEDGER_CATCH_UP: Duration = Duration::from_secs(300);
+
+/// Decides a trigger message for `attempt` (first sent at `first_sent_ms`), given the
+/// partition's row.
 pub fn decide_trigger(
     p: &Partition,
     attempt: Attempt,
+    first_sent_ms: Option<i64>,
     me: &str,
     now_ms: i64,
     lease: Duration,
 ) -> TriggerAction {
+    if attempt.get() == p.attempt.get() + 1 {
+        let waited = now_ms - first_sent_ms.unwrap_or(now_ms);
+        return if waited < LEDGER_CATCH_UP.as_millis() as i64 {
+            TriggerAction::WaitForLedger
+        } else {
+            TriggerAction::Drop(format!("attempt {attempt} was never recorded"))
+        };
+    }
     if p.state.is_terminal() {
         return TriggerAction::Drop(format!("partition already {}", p.state));
     }
     if attempt < p.attempt {
         return TriggerAction::Drop(format!("attempt {attempt} superseded by {}", p.attempt));
-    }
-    if attempt.get() == p.attempt.get() + 1 {
-        return TriggerAction::WaitForLedger;
     }
     if attempt > p.attempt {
         return TriggerAction::Poison(format!(
@@ -296,12 +307,25 @@ mod tests {
             let got = decide_trigger(
                 &partition(state, ledger_attempt),
                 a(msg_attempt),
+                Some(1_000),
                 me,
                 now,
                 lease,
             );
             assert_eq!(got, want, "{name}");
         }
+        // A re-run's trigger may arrive before the ledger records its attempt, even on a
+        // finished partition; it waits, but not forever.
+        let done = partition(Succeeded, 1);
+        assert_eq!(
+            decide_trigger(&done, a(2), Some(1_000), "w", 2_000, lease),
+            T::WaitForLedger
+        );
+        let late = 1_000 + LEDGER_CATCH_UP.as_millis() as i64;
+        assert_eq!(
+            decide_trigger(&done, a(2), Some(1_000), "w", late, lease),
+            T::Drop("attempt 2 was never recorded".into())
+        );
     }
 
     #[test]

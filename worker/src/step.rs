@@ -153,7 +153,14 @@ impl Worker {
         p: &Partition,
     ) -> Result<Handled, StepError> {
         let key = p.key();
-        let action = decide_trigger(p, msg.attempt, self.id(), now_ms(), self.config.claim_lease);
+        let action = decide_trigger(
+            p,
+            msg.attempt,
+            msg.first_sent_ms,
+            self.id(),
+            now_ms(),
+            self.config.claim_lease,
+        );
         match action {
             TriggerAction::Drop(reason) => Ok(Handled::Dropped(reason)),
             TriggerAction::Poison(reason) => {

@@ -24,6 +24,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => promote::rollback(&global, args).await,
         Command::Audit(args) => audit::run(&global, args).await,
+        Command::Rerun(args) => produce::rerun(&global, args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }

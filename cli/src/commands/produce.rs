@@ -150,3 +150,38 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
     );
     Ok(())
 }
+
+/// `backfill rerun`: new attempts for terminal partitions, each recorded with who and why.
+pub async fn rerun(global: &GlobalOpts, args: crate::args::RerunArgs) -> Result<(), CliError> {
+    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let dates = args
+        .partitions
+        .iter()
+        .map(|p| {
+            p.parse::<PartitionDate>()
+                .map_err(|e| CliError::usage(format!("--partition: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ledger = global.ledger().await?;
+    let broker = global
+        .broker("backfill rerun", Duration::from_secs(60))
+        .await?;
+    for date in dates {
+        let attempt = backfill_producer::request_rerun(
+            &ledger,
+            &broker.publisher(),
+            &backfill_id,
+            date,
+            &args.by,
+            &args.reason,
+        )
+        .await
+        .map_err(|e| match e {
+            ProduceError::Invalid(m) => CliError::usage(m),
+            other => CliError::Failed(anyhow::Error::new(other)),
+        })?;
+        println!("{date}: attempt {attempt} queued");
+    }
+    broker.close().await;
+    Ok(())
+}

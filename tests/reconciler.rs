@@ -1,0 +1,603 @@
+//! The reconciler against the simulator over HTTP, on SQLite and PostgreSQL: proof of
+//! completeness, the data-quality gate, promotion in waves (once, even when raced),
+//! approval, rollback, and the audit trail.
+
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
+mod support;
+
+use std::time::Duration;
+
+use backfill_databricks::models::ListRuns;
+use backfill_reconciler::{
+    DqPolicy, GapKind, PromotionOutcome, PromotionSettings, audit_csv, audit_json, promote,
+    reconcile_once, rollback,
+};
+use backfill_simulator::SimConfig;
+use support::fleet::{Fleet, fast_sim};
+
+const POLICY: &str = include_str!("../policies/usage-daily.toml");
+
+fn settings(wave_size: usize, require_approval: bool) -> PromotionSettings {
+    PromotionSettings {
+        promotion_job_id: 2,
+        rollback_job_id: 3,
+        wave_size,
+        staging_table: "usage.staging".into(),
+        target_table: "usage.daily".into(),
+        require_approval,
+        poll: Duration::from_millis(50),
+        timeout: Duration::from_secs(30),
+    }
+}
+
+/// Runs a backfill of `days` to the end on each ledger backend, then hands it to `check`.
+async fn on_both_ledgers<F, Fut>(days: u32, sim: SimConfig, check: F)
+where
+    F: Fn(Fleet) -> Fut,
+    Fut: std::future::Future<Output = Fleet>,
+{
+    for url in [support::sqlite_url(), support::postgres_url().await] {
+        let mut fleet = Fleet::build(days, 20, sim.clone(), &support::amqp_url(), &url).await;
+        fleet.publish_all().await;
+        fleet.start_worker("w1", None);
+        support::eventually(
+            "every partition settled",
+            Duration::from_secs(60),
+            || async {
+                let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
+                ps.iter().all(|p| p.state.is_terminal()).then_some(())
+            },
+        )
+        .await;
+        let fleet = check(fleet).await;
+        fleet.stop().await;
+    }
+}
+
+async fn job_runs(fleet: &Fleet, job_id: i64) -> Vec<backfill_databricks::models::Run> {
+    let mut runs = fleet
+        .client
+        .list_runs(
+            &ListRuns {
+                job_id: Some(job_id),
+                limit: Some(25),
+                ..ListRuns::default()
+            },
+            1000,
+        )
+        .await
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_backfill_promotes_once_even_when_promotion_is_raced() {
+    on_both_ledgers(7, fast_sim(), |fleet| async move {
+        let policy = DqPolicy::from_toml(POLICY).unwrap();
+        let s = settings(3, false);
+        let (a, b) = tokio::join!(
+            promote(
+                &fleet.ledger,
+                &fleet.client,
+                &fleet.backfill_id,
+                &s,
+                Some(&policy),
+                "r1"
+            ),
+            promote(
+                &fleet.ledger,
+                &fleet.client,
+                &fleet.backfill_id,
+                &s,
+                Some(&policy),
+                "r2"
+            ),
+        );
+        for outcome in [a.unwrap(), b.unwrap()] {
+            let PromotionOutcome::Promoted(waves) = outcome else {
+                panic!("{outcome:?}")
+            };
+            assert_eq!(waves.len(), 3);
+        }
+        let promotions = job_runs(&fleet, 2).await;
+        assert_eq!(promotions.len(), 3, "one promotion run per wave");
+        // Waves in order, oldest partitions first, each recording the table versions.
+        let actions = fleet.ledger.actions(&fleet.backfill_id).await.unwrap();
+        let waves: Vec<_> = actions.iter().filter(|a| a.kind == "promote").collect();
+        assert_eq!(waves.iter().map(|w| w.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(
+            waves[0].partitions,
+            ["2026-01-01", "2026-01-02", "2026-01-03"]
+        );
+        assert_eq!(waves[2].partitions, ["2026-01-07"]);
+        let run_ids: Vec<i64> = waves.iter().map(|w| w.run_id.unwrap()).collect();
+        assert!(
+            run_ids.windows(2).all(|w| w[0] < w[1]),
+            "waves run in order: {run_ids:?}"
+        );
+        for w in &waves {
+            let detail: serde_json::Value = serde_json::from_str(&w.detail).unwrap();
+            assert_eq!(
+                detail["reported"]["version_after"].as_i64().unwrap(),
+                detail["reported"]["version_before"].as_i64().unwrap() + 1
+            );
+        }
+        let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind == "action_requested")
+                .count(),
+            3
+        );
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.kind == "action_state" && e.detail.contains("succeeded"))
+                .count(),
+            3
+        );
+        fleet
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_failed_and_mismatched_partitions_block_promotion_and_are_reported() {
+    let sim = SimConfig {
+        outcomes: [(
+            "2026-01-02".to_owned(),
+            vec![backfill_simulator::Outcome::Unauthorized],
+        )]
+        .into(),
+        ..fast_sim()
+    };
+    on_both_ledgers(4, sim, |fleet| async move {
+        // A mismatch: partition 03's ledger row points at partition 04's run.
+        let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
+        let run_of_04 = ps[3].run_id.unwrap();
+        let url = fleet.ledger_url.clone();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE partitions SET run_id = {run_of_04} WHERE partition_date = '2026-01-03'"
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        // A missing one: a partition added to the range but never run.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO partitions (backfill_id, partition_date, state, attempt, updated_at_ms) VALUES ('{}', '2026-01-05', 'pending', 1, 0)",
+            fleet.backfill_id
+        )))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &settings(10, false), None, "r").await.unwrap();
+        let PromotionOutcome::NotReady(report) = outcome else { panic!("{outcome:?}") };
+        let kinds: Vec<(String, GapKind)> = report.gaps.iter().map(|g| (g.partition.clone(), g.kind.clone())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("2026-01-02".to_owned(), GapKind::DeadLettered),
+                ("2026-01-03".to_owned(), GapKind::ParametersMismatch),
+                ("2026-01-05".to_owned(), GapKind::Missing),
+            ]
+        );
+        assert!(report.gaps[1].detail.contains("partition_date"), "{:?}", report.gaps[1]);
+        assert!(job_runs(&fleet, 2).await.is_empty(), "nothing promoted");
+        fleet
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_expired_at_databricks_is_reported_as_such() {
+    on_both_ledgers(
+        2,
+        SimConfig {
+            run_expiry_s: 2,
+            ..fast_sim()
+        },
+        |fleet| async move {
+            tokio::time::sleep(Duration::from_millis(2_200)).await;
+            let report =
+                reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r", None)
+                    .await
+                    .unwrap();
+            assert!(!report.complete);
+            assert!(
+                report.gaps.iter().all(|g| g.kind == GapKind::RunNotFound),
+                "{:?}",
+                report.gaps
+            );
+            assert_eq!(report.gaps.len(), 2);
+            fleet
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
+    let metrics = [(
+        "2026-01-02".to_owned(),
+        [("duplicate_keys".to_owned(), serde_json::json!(7))].into(),
+    )]
+    .into();
+    on_both_ledgers(
+        3,
+        SimConfig {
+            metrics,
+            ..fast_sim()
+        },
+        |fleet| async move {
+            let policy = DqPolicy::from_toml(POLICY).unwrap();
+            let outcome = promote(
+                &fleet.ledger,
+                &fleet.client,
+                &fleet.backfill_id,
+                &settings(10, false),
+                Some(&policy),
+                "r",
+            )
+            .await
+            .unwrap();
+            let PromotionOutcome::NotReady(report) = outcome else {
+                panic!("{outcome:?}")
+            };
+            assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
+            let gap = &report.gaps[0];
+            assert_eq!(
+                (gap.partition.as_str(), &gap.kind),
+                ("2026-01-02", &GapKind::DqFailed)
+            );
+            assert_eq!(
+                gap.detail,
+                "no duplicate keys: duplicate_keys=7 (required duplicate_keys == 0)"
+            );
+            let stored = fleet.ledger.dq_results(&fleet.backfill_id).await.unwrap();
+            assert_eq!(
+                stored.len(),
+                3 * 4,
+                "every rule of every partition recorded once"
+            );
+            assert_eq!(stored.iter().filter(|r| !r.passed).count(), 1);
+            // A second pass reuses the stored verdicts.
+            reconcile_once(
+                &fleet.ledger,
+                &fleet.client,
+                &fleet.backfill_id,
+                "r",
+                Some(&policy),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                fleet
+                    .ledger
+                    .dq_results(&fleet.backfill_id)
+                    .await
+                    .unwrap()
+                    .len(),
+                12
+            );
+            assert!(job_runs(&fleet, 2).await.is_empty());
+            fleet
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_approval_required_nothing_is_promoted_until_an_operator_approves() {
+    on_both_ledgers(2, fast_sim(), |fleet| async move {
+        let s = settings(10, true);
+        let outcome = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &s,
+            None,
+            "r",
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(outcome, PromotionOutcome::AwaitingApproval),
+            "{outcome:?}"
+        );
+        assert!(job_runs(&fleet, 2).await.is_empty());
+        assert!(
+            fleet
+                .ledger
+                .approve(&fleet.backfill_id, "alice")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !fleet
+                .ledger
+                .approve(&fleet.backfill_id, "bob")
+                .await
+                .unwrap(),
+            "the first approval is kept"
+        );
+        let outcome = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &s,
+            None,
+            "r",
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(outcome, PromotionOutcome::Promoted(_)),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            fleet
+                .ledger
+                .approval(&fleet.backfill_id)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("alice")
+        );
+        fleet
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorded_versions() {
+    on_both_ledgers(6, fast_sim(), |fleet| async move {
+        let s = settings(3, false);
+        let PromotionOutcome::Promoted(waves) = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &s,
+            None,
+            "r",
+        )
+        .await
+        .unwrap() else {
+            panic!("not promoted")
+        };
+        let before = |wave: usize| {
+            let detail: serde_json::Value = serde_json::from_str(&waves[wave].detail).unwrap();
+            detail["reported"]["version_before"]
+                .as_i64()
+                .unwrap()
+                .to_string()
+        };
+        let targets = ["2026-01-02".parse().unwrap(), "2026-01-05".parse().unwrap()];
+        let done = rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &targets,
+            &s,
+            "op",
+        )
+        .await
+        .unwrap();
+        assert!(done.iter().all(|a| a.state == "succeeded"), "{done:?}");
+        let runs = job_runs(&fleet, 3).await;
+        assert_eq!(runs.len(), 2);
+        let restored: Vec<(String, String)> = runs
+            .iter()
+            .map(|r| {
+                (
+                    r.parameter("partition_date").unwrap().to_owned(),
+                    r.parameter("restore_version").unwrap().to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            restored,
+            [
+                ("2026-01-02".to_owned(), before(0)),
+                ("2026-01-05".to_owned(), before(1))
+            ]
+        );
+        // Idempotent: asking again starts nothing new.
+        rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &targets,
+            &s,
+            "op",
+        )
+        .await
+        .unwrap();
+        assert_eq!(job_runs(&fleet, 3).await.len(), 2);
+        let never: backfill_contract::PartitionDate = "2027-01-01".parse().unwrap();
+        let err = rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &[never],
+            &s,
+            "op",
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("never promoted"), "{err}");
+        fleet
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_export_holds_every_event_in_order_and_no_secret() {
+    on_both_ledgers(3, fast_sim(), |fleet| async move {
+        let policy = DqPolicy::from_toml(POLICY).unwrap();
+        promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &settings(2, false),
+            Some(&policy),
+            "r",
+        )
+        .await
+        .unwrap();
+        rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &["2026-01-03".parse().unwrap()],
+            &settings(2, false),
+            "op",
+        )
+        .await
+        .unwrap();
+        let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+        let doc = audit_json(&fleet.ledger, &fleet.backfill_id).await.unwrap();
+        let exported = doc["events"].as_array().unwrap();
+        assert_eq!(exported.len(), events.len());
+        let ids: Vec<i64> = exported
+            .iter()
+            .map(|e| e["event_id"].as_i64().unwrap())
+            .collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "in order");
+        for kind in [
+            "registered",
+            "claimed",
+            "run_started",
+            "succeeded",
+            "verified",
+            "dq_rule_passed",
+            "action_requested",
+            "action_state",
+        ] {
+            assert!(
+                exported.iter().any(|e| e["kind"] == kind),
+                "no {kind} event in the export"
+            );
+        }
+        assert!(doc["manifest"]["job_settings_hash"].as_str().unwrap().len() == 64);
+        assert_eq!(doc["dq_results"].as_array().unwrap().len(), 12);
+        assert_eq!(
+            doc["actions"].as_array().unwrap().len(),
+            3,
+            "two waves and one rollback"
+        );
+        let csv = audit_csv(&fleet.ledger, &fleet.backfill_id).await.unwrap();
+        assert_eq!(
+            csv.lines().count(),
+            events.len() + 2,
+            "header, manifest row, one row per event"
+        );
+        for text in [doc.to_string(), csv] {
+            assert!(
+                !text.contains("test-token") && !text.contains("guest:guest"),
+                "a secret leaked into the audit export"
+            );
+        }
+        fleet
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() {
+    let metrics = [(
+        "2026-01-01".to_owned(),
+        [("duplicate_keys".to_owned(), serde_json::json!(2))].into(),
+    )]
+    .into();
+    on_both_ledgers(
+        2,
+        SimConfig {
+            metrics,
+            ..fast_sim()
+        },
+        |fleet| async move {
+            let policy = DqPolicy::from_toml(POLICY).unwrap();
+            let report = reconcile_once(
+                &fleet.ledger,
+                &fleet.client,
+                &fleet.backfill_id,
+                "r",
+                Some(&policy),
+            )
+            .await
+            .unwrap();
+            assert_eq!(report.gaps[0].kind, GapKind::DqFailed);
+            let attempt = backfill_producer::request_rerun(
+                &fleet.ledger,
+                &fleet.broker.publisher(),
+                &fleet.backfill_id,
+                "2026-01-01".parse().unwrap(),
+                "alice",
+                "duplicate keys",
+            )
+            .await
+            .unwrap();
+            assert_eq!(attempt, 2);
+            // Not terminal any more: a second request is refused, naming the state.
+            let again = backfill_producer::request_rerun(
+                &fleet.ledger,
+                &fleet.broker.publisher(),
+                &fleet.backfill_id,
+                "2026-01-01".parse().unwrap(),
+                "bob",
+                "again",
+            )
+            .await;
+            assert!(again.unwrap_err().to_string().contains("only succeeded"));
+            support::eventually("attempt 2 succeeded", Duration::from_secs(30), || async {
+                let p = fleet
+                    .ledger
+                    .partitions(&fleet.backfill_id)
+                    .await
+                    .unwrap()
+                    .remove(0);
+                (p.attempt.get() == 2 && p.state == backfill_ledger::PartitionState::Succeeded)
+                    .then_some(())
+            })
+            .await;
+            assert_eq!(
+                fleet.sim.sim.stats().runs_per_partition["2026-01-01"],
+                2,
+                "one new run for the new attempt"
+            );
+            reconcile_once(
+                &fleet.ledger,
+                &fleet.client,
+                &fleet.backfill_id,
+                "r",
+                Some(&policy),
+            )
+            .await
+            .unwrap();
+            let attempts: std::collections::BTreeSet<i64> = fleet
+                .ledger
+                .dq_results(&fleet.backfill_id)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.partition_date == "2026-01-01")
+                .map(|r| r.attempt)
+                .collect();
+            assert_eq!(
+                attempts.into_iter().collect::<Vec<_>>(),
+                [1, 2],
+                "each attempt evaluated on its own"
+            );
+            let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+            assert!(events.iter().any(|e| e.kind == "rerun_requested"
+                && e.actor == "alice"
+                && e.detail.contains("duplicate keys")));
+            fleet
+        },
+    )
+    .await;
+}
