@@ -162,6 +162,70 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
     );
     assert!(!String::from_utf8_lossy(&audit.stdout).contains("e2e-secret-token"));
 
+    // The reconciler gates on the shipped data-quality policy and promotes in waves; an
+    // operator rolls one partition back; the audit trail has it all.
+    let policy = concat!(env!("CARGO_MANIFEST_DIR"), "/policies/usage-daily.toml");
+    let promoted = run(
+        &env,
+        &[
+            "reconcile",
+            "--backfill-id",
+            "e2e",
+            "--once",
+            "--dq-policy",
+            policy,
+            "--promote",
+            "--wave-size",
+            "10",
+        ],
+    );
+    assert!(
+        promoted.status.success(),
+        "{}{}",
+        text(&promoted.stdout),
+        text(&promoted.stderr)
+    );
+    assert!(
+        text(&promoted.stdout).contains("promoted in 3 waves"),
+        "{}",
+        text(&promoted.stdout)
+    );
+    let rolled = run(
+        &env,
+        &[
+            "rollback",
+            "--backfill-id",
+            "e2e",
+            "--partition",
+            "2026-01-05",
+        ],
+    );
+    assert!(rolled.status.success(), "{}", text(&rolled.stderr));
+    assert!(
+        text(&rolled.stdout).contains("succeeded"),
+        "{}",
+        text(&rolled.stdout)
+    );
+    let never = run(
+        &env,
+        &[
+            "rollback",
+            "--backfill-id",
+            "e2e",
+            "--partition",
+            "2025-01-05",
+        ],
+    );
+    assert_eq!(never.status.code(), Some(2), "{}", text(&never.stderr));
+    let csv = run(&env, &["audit", "--backfill-id", "e2e", "--format", "csv"]);
+    let csv = text(&csv.stdout);
+    assert!(csv.starts_with("event_id,at_ms,actor,"), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.contains(",dq_rule_passed,"))
+            && csv.lines().any(|l| l.contains("rollback-2026-01-05")),
+        "{csv}"
+    );
+
     let topology = backfill_broker::Topology::new(namespace)
         .unwrap()
         .with_delay_tiers(

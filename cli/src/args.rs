@@ -185,6 +185,17 @@ pub struct ReconcileArgs {
     /// must pass it to count as complete.
     #[arg(long, env = "BACKFILL_DQ_POLICY")]
     pub dq_policy: Option<std::path::PathBuf>,
+    /// Once complete and green, promote (in waves; after approval when required).
+    #[arg(long)]
+    pub promote: bool,
+    /// Promote only once an operator has approved (`backfill promote --approve`).
+    #[arg(long, env = "BACKFILL_REQUIRE_APPROVAL")]
+    pub require_approval: bool,
+    /// Partitions per promotion run, oldest first.
+    #[arg(long, default_value_t = 30)]
+    pub wave_size: usize,
+    #[command(flatten)]
+    pub promotion: PromotionFlags,
 }
 
 #[derive(Debug, Args)]

@@ -38,6 +38,19 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
         return Err(CliError::Negative("stopped before the first pass".into()));
     };
     print_report(&report, args.json);
+    if report.complete && args.promote {
+        let flags = crate::args::PromoteArgs {
+            backfill_id: args.backfill_id.clone(),
+            approve: false,
+            by: actor.clone(),
+            require_approval: args.require_approval,
+            wave_size: args.wave_size,
+            dq_policy: args.dq_policy.clone(),
+            promotion: args.promotion.clone(),
+            json: args.json,
+        };
+        return super::promote::run(global, flags).await;
+    }
     if report.complete {
         Ok(())
     } else {
