@@ -92,6 +92,12 @@ pub enum Command {
     Audit(AuditArgs),
     /// Re-run partitions as new attempts (for example after a failed data-quality gate).
     Rerun(RerunArgs),
+    /// Start no new runs for a backfill (running ones are followed to their end).
+    Pause(ControlArgs),
+    /// Let a paused backfill start runs again.
+    Resume(ControlArgs),
+    /// Cancel a backfill: its active runs one by one, its partitions end cancelled.
+    Cancel(ControlArgs),
     /// Serve the Databricks Jobs API simulator.
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
@@ -346,4 +352,19 @@ pub struct RerunArgs {
     /// Who asks (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ControlArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// Why (recorded in the audit trail).
+    #[arg(long, default_value = "operator request")]
+    pub reason: String,
+    /// Who (recorded in the audit trail).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
+    /// Confirm an irreversible command (cancel).
+    #[arg(long)]
+    pub yes: bool,
 }

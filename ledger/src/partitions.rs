@@ -412,6 +412,28 @@ impl Ledger {
         Ok(self.apply(cas, event).await?.is_some())
     }
 
+    /// Any non-terminal state → cancelled, by an operator cancelling the backfill (its
+    /// run, if any, is cancelled through `runs/cancel` by the caller).
+    pub async fn cancel_active(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        actor: &str,
+        why: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[
+                PartitionState::Pending,
+                PartitionState::Triggering,
+                PartitionState::Running,
+                PartitionState::Failed,
+            ])
+            .move_to(PartitionState::Cancelled)
+            .set("last_error", Bind::Text(why.to_owned()));
+        let event = NewEvent::partition(actor, key, attempt, "cancelled").detail(why);
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
     /// triggering → dead_lettered, only by the worker holding the claim (its `run-now`
     /// was refused), so a run recorded meanwhile by another worker is never dead-lettered.
     pub async fn dead_letter_claim(

@@ -41,6 +41,11 @@ impl ProcessFleet {
     }
 
     pub fn produce(&self, days: u32, cap: u32) {
+        self.produce_as("fleet", days, cap);
+    }
+
+    /// Registers and publishes backfill `id` of `days` partitions from 2026-01-01.
+    pub fn produce_as(&self, id: &str, days: u32, cap: u32) {
         let end = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
             + chrono::Days::new(u64::from(days - 1));
         let out = run(
@@ -48,7 +53,7 @@ impl ProcessFleet {
             &[
                 "produce",
                 "--backfill-id",
-                "fleet",
+                id,
                 "--job-id",
                 "1",
                 "--start",
@@ -74,7 +79,11 @@ impl ProcessFleet {
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let out = run(&self.env, &["status", "--backfill-id", "fleet", "--json"]);
+        self.status_of("fleet")
+    }
+
+    pub fn status_of(&self, id: &str) -> serde_json::Value {
+        let out = run(&self.env, &["status", "--backfill-id", id, "--json"]);
         serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|_| panic!("status: {}", text(&out.stderr)))
     }

@@ -10,7 +10,8 @@ use backfill_contract::{BackfillId, PartitionMessage, Step, idempotency_token};
 use backfill_databricks::models::RunNowRequest;
 use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{
-    Backfill, BackfillState, Claim, Ledger, Partition, PartitionKey, RunTimes, now_ms,
+    Backfill, BackfillState, Claim, Ledger, Partition, PartitionKey, PartitionState, RunTimes,
+    now_ms,
 };
 use rand::Rng;
 
@@ -330,7 +331,17 @@ impl Worker {
                 tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "run triggered");
                 Ok(Handled::Triggered { run_id })
             }
-            None => Ok(Handled::Dropped("run recorded by another worker".into())),
+            None => {
+                // Cancelled meanwhile: the run we just started must not go on.
+                let now = self.ledger.partition(&key).await?;
+                if now.is_some_and(|p| p.state == PartitionState::Cancelled) {
+                    self.client.cancel_run(run_id).await?;
+                    return Ok(Handled::Dropped(format!(
+                        "partition cancelled; run {run_id} cancelled"
+                    )));
+                }
+                Ok(Handled::Dropped("run recorded by another worker".into()))
+            }
         }
     }
 

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share (signals, worker names).
 
 mod audit;
+mod control;
 mod demo;
 mod produce;
 mod promote;
@@ -25,6 +26,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rollback(args) => promote::rollback(&global, args).await,
         Command::Audit(args) => audit::run(&global, args).await,
         Command::Rerun(args) => produce::rerun(&global, args).await,
+        Command::Pause(args) => control::set_paused(&global, args, true).await,
+        Command::Resume(args) => control::set_paused(&global, args, false).await,
+        Command::Cancel(args) => control::cancel(&global, args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }

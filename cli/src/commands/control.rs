@@ -1,0 +1,117 @@
+//! `backfill pause`, `resume` and `cancel`: an operator's hand on a running backfill.
+
+use backfill_ledger::{BackfillState, PartitionState};
+
+use super::parse_backfill_id;
+use crate::CliError;
+use crate::args::{ControlArgs, GlobalOpts};
+
+/// Pause (no new runs start; running ones are followed to their end) or resume.
+pub async fn set_paused(
+    global: &GlobalOpts,
+    args: ControlArgs,
+    paused: bool,
+) -> Result<(), CliError> {
+    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let ledger = global.ledger().await?;
+    let Some(backfill) = ledger
+        .backfill(&backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?
+    else {
+        return Err(CliError::usage(format!(
+            "--backfill-id: no backfill {backfill_id} in the ledger"
+        )));
+    };
+    if backfill.state == BackfillState::Cancelled {
+        return Err(CliError::usage(format!(
+            "backfill {backfill_id} is cancelled"
+        )));
+    }
+    let (state, verb) = if paused {
+        (BackfillState::Paused, "paused")
+    } else {
+        (BackfillState::Active, "resumed")
+    };
+    let changed = ledger
+        .set_backfill_state(&backfill_id, state, &args.by, &args.reason)
+        .await
+        .map_err(anyhow::Error::new)?;
+    println!(
+        "backfill {backfill_id} {}",
+        if changed { verb } else { "was already so" }
+    );
+    Ok(())
+}
+
+/// Cancels this backfill only: no new runs, each of its active runs cancelled one by one
+/// through `runs/cancel` (never `cancel-all`, which would hit other backfills and
+/// production), every unfinished partition recorded `cancelled`. Safe to repeat.
+pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliError> {
+    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    if !args.yes {
+        return Err(CliError::usage(format!(
+            "cancelling {backfill_id} stops its runs and cannot be undone; repeat with --yes"
+        )));
+    }
+    let client = global.client()?;
+    let ledger = global.ledger().await?;
+    if ledger
+        .backfill(&backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?
+        .is_none()
+    {
+        return Err(CliError::usage(format!(
+            "--backfill-id: no backfill {backfill_id} in the ledger"
+        )));
+    }
+    let why = format!("cancelled by {}: {}", args.by, args.reason);
+    ledger
+        .set_backfill_state(
+            &backfill_id,
+            BackfillState::Cancelled,
+            &args.by,
+            &args.reason,
+        )
+        .await
+        .map_err(anyhow::Error::new)?;
+    let partitions = ledger
+        .partitions(&backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let mut cancelled = 0;
+    for p in partitions.iter().filter(|p| !p.state.is_terminal()) {
+        // Ledger first: a worker's check then drops the run instead of dead-lettering it.
+        if ledger
+            .cancel_active(&p.key(), p.attempt, &args.by, &why)
+            .await
+            .map_err(anyhow::Error::new)?
+        {
+            cancelled += 1;
+        }
+    }
+    let mut runs = 0;
+    let with_runs: Vec<_> = ledger
+        .partitions(&backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?
+        .into_iter()
+        .filter(|p| p.state == PartitionState::Cancelled)
+        .filter_map(|p| p.run_id)
+        .collect();
+    let total = with_runs.len();
+    for run_id in with_runs {
+        // Cancelling a terminal run changes nothing, so a repeated cancel is harmless.
+        client
+            .cancel_run(run_id)
+            .await
+            .map_err(anyhow::Error::new)?;
+        runs += 1;
+        eprintln!("cancelled run {run_id} ({runs}/{total})");
+    }
+    println!(
+        "backfill {backfill_id} cancelled: {cancelled} partitions cancelled, {runs} runs cancelled"
+    );
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! Operator commands on a running fleet of worker processes (PostgreSQL, the real broker,
+//! the simulator over HTTP): pause, resume, cancel.
+
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
+mod support;
+
+use std::time::Duration;
+
+use backfill_simulator::SimConfig;
+use support::process::{run, text};
+use support::process_fleet::ProcessFleet;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_new_triggers_while_running_runs_finish_and_resume_releases_them() {
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 1_500,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce(12, 3);
+    fleet.spawn_worker();
+    support::eventually("runs started", Duration::from_secs(20), || async {
+        (fleet.sim.sim.stats().runs_created >= 3).then_some(())
+    })
+    .await;
+    let paused = run(
+        &fleet.env,
+        &["pause", "--backfill-id", "fleet", "--reason", "maintenance"],
+    );
+    assert!(paused.status.success(), "{}", text(&paused.stderr));
+    let at_pause = fleet.sim.sim.stats().runs_created;
+    // The runs already started finish; nothing new starts while paused.
+    support::eventually("running runs finished", Duration::from_secs(20), || async {
+        let s = fleet.status();
+        (s["states"]["running"] == 0 && s["states"]["triggering"] == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        fleet.sim.sim.stats().runs_created,
+        at_pause,
+        "no run started while paused"
+    );
+    assert_eq!(fleet.status()["state"], "paused");
+    let resumed = run(&fleet.env, &["resume", "--backfill-id", "fleet"]);
+    assert!(resumed.status.success(), "{}", text(&resumed.stderr));
+    fleet.wait_succeeded(12, Duration::from_secs(90)).await;
+    fleet.assert_one_run_per_partition(12);
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_cancels_only_this_backfills_runs_one_by_one() {
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 4_000,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce_as("doomed", 6, 3);
+    fleet.produce_as("kept", 3, 3);
+    fleet.spawn_worker();
+    fleet.spawn_worker();
+    support::eventually(
+        "both backfills running",
+        Duration::from_secs(30),
+        || async {
+            let (d, k) = (fleet.status_of("doomed"), fleet.status_of("kept"));
+            (d["states"]["running"].as_i64().unwrap() >= 2
+                && k["states"]["running"].as_i64().unwrap() >= 2)
+                .then_some(())
+        },
+    )
+    .await;
+    let refused = run(&fleet.env, &["cancel", "--backfill-id", "doomed"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "cancel needs --yes: {}",
+        text(&refused.stderr)
+    );
+    let out = run(
+        &fleet.env,
+        &[
+            "cancel",
+            "--backfill-id",
+            "doomed",
+            "--yes",
+            "--reason",
+            "wrong range",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let cancelled_runs = fleet.sim.sim.stats().cancels;
+    assert!(
+        cancelled_runs >= 2,
+        "the doomed backfill's active runs were cancelled ({cancelled_runs})"
+    );
+    let doomed = fleet.status_of("doomed");
+    assert_eq!(doomed["states"]["cancelled"], 6, "{doomed}");
+    // The other backfill on the same job is untouched and finishes.
+    support::eventually(
+        "the kept backfill finishes",
+        Duration::from_secs(60),
+        || async { (fleet.status_of("kept")["states"]["succeeded"] == 3).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        fleet.sim.sim.stats().cancels,
+        cancelled_runs,
+        "no run of the kept backfill was cancelled"
+    );
+    assert_eq!(
+        fleet.status_of("doomed")["states"]["cancelled"],
+        6,
+        "cancelled partitions stay cancelled"
+    );
+    // Repeating the cancel is harmless.
+    assert!(
+        run(&fleet.env, &["cancel", "--backfill-id", "doomed", "--yes"])
+            .status
+            .success()
+    );
+    fleet.teardown().await;
+}
