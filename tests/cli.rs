@@ -267,3 +267,33 @@ fn the_example_scenario_loads_and_bad_scenarios_are_named() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn plan_prints_makespan_cost_and_warnings() {
+    let out = run(
+        &[],
+        &[
+            "plan",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-06-29",
+            "--concurrency",
+            "2",
+            "--run-minutes",
+            "120",
+            "--price-per-run-hour",
+            "60",
+            "--budget",
+            "18000",
+            "--json",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["waves"], 90);
+    assert_eq!(plan["makespan_hours"], 180.0);
+    assert_eq!(plan["cost"], 21600.0);
+    assert_eq!(plan["min_concurrency_for_window"], 5);
+    assert_eq!(plan["warnings"].as_array().unwrap().len(), 2);
+}

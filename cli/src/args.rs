@@ -78,6 +78,8 @@ pub struct GlobalOpts {
 pub enum Command {
     /// Register a backfill and publish one message per day-partition.
     Produce(ProduceArgs),
+    /// Estimate makespan and cost; warn when the window or the budget would be broken.
+    Plan(PlanArgs),
     /// Consume partition work: trigger and follow Databricks runs.
     Worker(WorkerArgs),
     /// Verify completeness against Databricks (once, or as a service until complete).
@@ -367,4 +369,34 @@ pub struct ControlArgs {
     /// Confirm an irreversible command (cancel).
     #[arg(long)]
     pub yes: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Number of day-partitions (or give --start and --end).
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub partitions: Option<u64>,
+    /// First day, YYYY-MM-DD.
+    #[arg(long, requires = "end")]
+    pub start: Option<String>,
+    /// Last day, YYYY-MM-DD.
+    #[arg(long, requires = "start")]
+    pub end: Option<String>,
+    /// Runs at once.
+    #[arg(long)]
+    pub concurrency: u64,
+    /// Expected minutes per run.
+    #[arg(long)]
+    pub run_minutes: f64,
+    /// Cluster price per run-hour.
+    #[arg(long, default_value_t = 0.0)]
+    pub price_per_run_hour: f64,
+    /// Budget for the whole backfill.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// Hours the backfill must fit in.
+    #[arg(long, default_value_t = 72.0)]
+    pub window_hours: f64,
+    #[arg(long)]
+    pub json: bool,
 }

@@ -6,11 +6,13 @@
 //! killed halfway is simply run again.
 
 mod manifest;
+mod plan;
 mod publish;
 mod request;
 mod rerun;
 
 pub use manifest::{Manifest, settings_hash};
+pub use plan::{Plan, PlanInput, plan};
 pub use publish::publish_pending;
 pub use request::{Order, ProduceError, ProduceRequest, register};
 pub use rerun::request_rerun;

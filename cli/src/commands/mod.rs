@@ -19,6 +19,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     let global = cli.global;
     match cli.command {
         Command::Produce(args) => produce::run(&global, args).await,
+        Command::Plan(args) => produce::plan(args),
         Command::Worker(args) => worker::run(&global, args).await,
         Command::Reconcile(args) => reconcile::run(&global, args).await,
         Command::Status(args) => status::run(&global, args).await,
