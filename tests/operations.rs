@@ -131,3 +131,127 @@ async fn cancel_cancels_only_this_backfills_runs_one_by_one() {
     );
     fleet.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_three_dead_lettered_partitions_leads_to_their_success_and_an_empty_dlq() {
+    use backfill_simulator::Outcome::Unauthorized;
+    let outcomes = ["2026-01-02", "2026-01-04", "2026-01-05"]
+        .map(|d| (d.to_owned(), vec![Unauthorized]))
+        .into();
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 200,
+            outcomes,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce(6, 6);
+    fleet.spawn_worker();
+    support::eventually("three dead-lettered", Duration::from_secs(30), || async {
+        let s = fleet.status();
+        (s["states"]["dead_lettered"] == 3 && s["states"]["succeeded"] == 3).then_some(())
+    })
+    .await;
+    let listed = run(&fleet.env, &["dlq", "list", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let entries: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{entries:?}");
+    assert!(entries.iter().all(|e| e["reason"] == "run_failed"
+        && e["error"].as_str().unwrap().contains("UNAUTHORIZED_ERROR")
+        && e["run_url"].is_string()));
+    // Listing leaves the queue as it was; replay needs a confirmation.
+    assert_eq!(
+        run(&fleet.env, &["dlq", "replay", "--all"]).status.code(),
+        Some(2)
+    );
+    let replayed = run(
+        &fleet.env,
+        &[
+            "dlq",
+            "replay",
+            "--all",
+            "--yes",
+            "--reason-note",
+            "permissions fixed",
+        ],
+    );
+    assert!(replayed.status.success(), "{}", text(&replayed.stderr));
+    assert!(
+        text(&replayed.stdout).contains("replayed 3, skipped 0"),
+        "{}",
+        text(&replayed.stdout)
+    );
+    fleet.wait_succeeded(6, Duration::from_secs(60)).await;
+    let after = run(&fleet.env, &["dlq", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&after.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "the DLQ is empty"
+    );
+    assert_eq!(
+        fleet.sim.sim.stats().runs_per_partition["2026-01-02"],
+        2,
+        "attempt 2 ran once"
+    );
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_is_recorded_in_the_audit_trail() {
+    let outcomes = [(
+        "2026-01-01".to_owned(),
+        vec![backfill_simulator::Outcome::Unauthorized],
+    )]
+    .into();
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 200,
+            outcomes,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce(1, 1);
+    fleet.spawn_worker();
+    support::eventually("dead-lettered", Duration::from_secs(30), || async {
+        (fleet.status()["states"]["dead_lettered"] == 1).then_some(())
+    })
+    .await;
+    let purged = run(
+        &fleet.env,
+        &[
+            "dlq",
+            "purge",
+            "--backfill-id",
+            "fleet",
+            "--yes",
+            "--by",
+            "carol",
+            "--reason-note",
+            "superseded",
+        ],
+    );
+    assert!(purged.status.success(), "{}", text(&purged.stderr));
+    assert!(text(&purged.stdout).contains("purged 1"));
+    let audit = run(&fleet.env, &["audit", "--backfill-id", "fleet"]);
+    let doc: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap();
+    let event = doc["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "dlq_purged")
+        .expect("a dlq_purged event");
+    assert_eq!(event["actor"], "carol");
+    assert!(event["detail"].as_str().unwrap().contains("superseded"));
+    fleet.teardown().await;
+}

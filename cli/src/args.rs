@@ -100,6 +100,8 @@ pub enum Command {
     Resume(ControlArgs),
     /// Cancel a backfill: its active runs one by one, its partitions end cancelled.
     Cancel(ControlArgs),
+    /// Inspect, replay or purge the dead-letter queue.
+    Dlq(DlqArgs),
     /// Serve the Databricks Jobs API simulator.
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
@@ -399,4 +401,51 @@ pub struct PlanArgs {
     pub window_hours: f64,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DlqArgs {
+    #[command(subcommand)]
+    pub command: DlqCommand,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// Dead-lettered messages with partition, reason, attempts, last error, run URL, age.
+    List(DlqFilter),
+    /// One message in full.
+    Show { id: String },
+    /// A fresh attempt for each chosen message's partition; the message leaves the queue
+    /// only after the new trigger is confirmed.
+    Replay(DlqFilter),
+    /// Drop the chosen messages (recorded in the audit trail).
+    Purge(DlqFilter),
+}
+
+#[derive(Debug, Args)]
+pub struct DlqFilter {
+    /// Message ids (from `dlq list`).
+    pub ids: Vec<String>,
+    #[arg(long)]
+    pub backfill_id: Option<String>,
+    /// Only messages dead-lettered for this reason (run_failed, invalid_message, ...).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Every message (replay and purge).
+    #[arg(long)]
+    pub all: bool,
+    /// Confirm a change to the queue.
+    #[arg(long)]
+    pub yes: bool,
+    /// Look at no more than this many messages.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
+    /// Why (recorded in the audit trail).
+    #[arg(long = "reason-note", default_value = "operator request")]
+    pub why: String,
+    /// Who (recorded in the audit trail).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
 }

@@ -48,7 +48,7 @@ impl DeadLetter<'_> {
 
     /// Publishes the original body to the dead-letter queue and waits for the confirm.
     pub async fn publish(&self, publisher: &Publisher, body: &[u8]) -> Result<(), BrokerError> {
-        let id = format!("dead-{}", now_ms());
+        let id = format!("dead-{}", uuid::Uuid::new_v4().simple());
         publisher
             .publish(Destination::DeadLetter, body, &id, &self.headers())
             .await

@@ -3,6 +3,7 @@
 mod audit;
 mod control;
 mod demo;
+mod dlq;
 mod produce;
 mod promote;
 pub(crate) mod reconcile;
@@ -30,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pause(args) => control::set_paused(&global, args, true).await,
         Command::Resume(args) => control::set_paused(&global, args, false).await,
         Command::Cancel(args) => control::cancel(&global, args).await,
+        Command::Dlq(args) => dlq::run(&global, args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }
