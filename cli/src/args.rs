@@ -215,6 +215,12 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Refresh every few seconds until interrupted.
+    #[arg(long)]
+    pub watch: bool,
+    /// Cluster price per run-hour, to show spend.
+    #[arg(long, env = "BACKFILL_PRICE_PER_RUN_HOUR", default_value_t = 0.0)]
+    pub price_per_run_hour: f64,
 }
 
 #[derive(Debug, Args)]

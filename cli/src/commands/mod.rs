@@ -4,6 +4,7 @@ mod audit;
 mod control;
 mod demo;
 mod dlq;
+mod grid;
 mod produce;
 mod promote;
 pub(crate) mod reconcile;

@@ -1,11 +1,14 @@
-//! `backfill status`: counts by state for one backfill.
+//! `backfill status`: where a backfill stands: the grid, counts by state, retries, spend,
+//! throughput, ETA, and why new runs are held.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::Duration;
 
-use backfill_ledger::{Ledger, PartitionState};
+use backfill_ledger::{BackfillState, Ledger, Partition, PartitionState, now_ms};
 use serde::Serialize;
 
-use super::parse_backfill_id;
+use super::{grid, parse_backfill_id};
 use crate::CliError;
 use crate::args::{GlobalOpts, StatusArgs};
 
@@ -25,12 +28,41 @@ pub struct StatusReport {
     pub verified: i64,
     /// Attempts beyond the first, summed over partitions.
     pub retries: i64,
+    /// Hours of finished runs (Databricks' start and end times).
+    pub run_hours: f64,
+    /// `run_hours` times the price per run-hour.
+    pub spend: f64,
+    /// Partitions finished per hour, over the last hour.
+    pub throughput_per_hour: f64,
+    /// Seconds until every partition is done at that rate (none without a rate yet).
+    pub eta_s: Option<i64>,
+    /// Why new runs are held, when they are.
+    pub guard: Option<String>,
+}
+
+fn rates(partitions: &[Partition], now: i64) -> (f64, Option<i64>) {
+    let hour = 3_600_000;
+    let finished = partitions
+        .iter()
+        .filter(|p| p.state.is_terminal() && p.updated_at_ms > now - hour)
+        .count() as f64;
+    let began = partitions
+        .iter()
+        .filter_map(|p| p.triggered_at_ms)
+        .min()
+        .unwrap_or(now);
+    let window_hours = ((now - began.max(now - hour)) as f64 / hour as f64).max(1.0 / 60.0);
+    let throughput = finished / window_hours;
+    let remaining = partitions.iter().filter(|p| !p.state.is_terminal()).count() as f64;
+    let eta = (throughput > 0.0).then(|| (remaining / throughput * 3600.0) as i64);
+    (throughput, eta)
 }
 
 pub async fn status_report(
     ledger: &Ledger,
     backfill_id: &backfill_contract::BackfillId,
-) -> Result<StatusReport, CliError> {
+    price_per_run_hour: f64,
+) -> Result<(StatusReport, Vec<Partition>), CliError> {
     let backfill = ledger
         .backfill(backfill_id)
         .await
@@ -51,7 +83,12 @@ pub async fn status_report(
     for p in &partitions {
         *states.entry(p.state.as_str()).or_default() += 1;
     }
-    Ok(StatusReport {
+    let run_hours: f64 = partitions
+        .iter()
+        .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0) as f64 / 3_600_000.0))
+        .sum();
+    let (throughput_per_hour, eta_s) = rates(&partitions, now_ms());
+    let report = StatusReport {
         backfill_id: backfill_id.to_string(),
         state: backfill.state.as_str().to_owned(),
         job_id: backfill.job_id,
@@ -68,20 +105,20 @@ pub async fn status_report(
             .iter()
             .map(|p| i64::from(p.attempt.get()) - 1)
             .sum(),
-    })
+        run_hours,
+        spend: run_hours * price_per_run_hour,
+        throughput_per_hour,
+        eta_s,
+        guard: match backfill.state {
+            BackfillState::Active => None,
+            other => Some(format!("new runs held: backfill {}", other.as_str())),
+        },
+    };
+    Ok((report, partitions))
 }
 
-pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> {
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let ledger = global.ledger().await?;
-    let report = status_report(&ledger, &backfill_id).await?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string(&report).map_err(anyhow::Error::new)?
-        );
-        return Ok(());
-    }
+fn print_text(report: &StatusReport, partitions: &[Partition]) {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     println!(
         "backfill {} ({}), job {}, {} to {}, manifest {}",
         report.backfill_id,
@@ -91,6 +128,7 @@ pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> 
         report.end,
         report.manifest_id
     );
+    print!("{}", grid::render(partitions, colour));
     let counts: Vec<String> = report
         .states
         .iter()
@@ -99,8 +137,41 @@ pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> 
         .collect();
     println!("{} partitions: {}", report.total, counts.join(", "));
     println!(
-        "verified against Databricks: {}/{}; retries: {}",
-        report.verified, report.total, report.retries
+        "verified against Databricks: {}/{}; retries: {}; run-hours {:.2}, spend {:.2}",
+        report.verified, report.total, report.retries, report.run_hours, report.spend
     );
-    Ok(())
+    let eta = report.eta_s.map_or("unknown".to_owned(), |s| {
+        format!("{}h{:02}m", s / 3600, s % 3600 / 60)
+    });
+    println!(
+        "throughput {:.1} partitions/h, ETA {eta}",
+        report.throughput_per_hour
+    );
+    if let Some(guard) = &report.guard {
+        println!("{guard}");
+    }
+}
+
+pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> {
+    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let ledger = global.ledger().await?;
+    loop {
+        let (report, partitions) =
+            status_report(&ledger, &backfill_id, args.price_per_run_hour).await?;
+        if args.json {
+            println!(
+                "{}",
+                serde_json::to_string(&report).map_err(anyhow::Error::new)?
+            );
+        } else {
+            if args.watch {
+                print!("\x1b[2J\x1b[H");
+            }
+            print_text(&report, &partitions);
+        }
+        if !args.watch {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
 }
