@@ -255,3 +255,141 @@ async fn a_purge_is_recorded_in_the_audit_trail() {
     assert!(event["detail"].as_str().unwrap().contains("superseded"));
     fleet.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_below_projected_spend_holds_triggers_and_raising_it_releases_them() {
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 900,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    // Runs of about a second at 3600 per run-hour cost about 1 each: with a budget of 3.5
+    // the fourth run would take the projection past it.
+    let out = run(
+        &fleet.env,
+        &[
+            "produce",
+            "--backfill-id",
+            "fleet",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-06",
+            "--concurrency-cap",
+            "1",
+            "--price-per-run-hour",
+            "3600",
+            "--budget",
+            "3.5",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    fleet.spawn_worker();
+    support::eventually(
+        "three runs done and the fourth held",
+        Duration::from_secs(40),
+        || async {
+            let s = fleet.status();
+            let held = s["guard"].as_str().is_some_and(|g| g.contains("budget"));
+            (s["states"]["succeeded"] == 3 && held).then_some(())
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        fleet.sim.sim.stats().runs_created,
+        3,
+        "no run started over the budget"
+    );
+    let raised = run(
+        &fleet.env,
+        &["guards", "--backfill-id", "fleet", "--budget", "100"],
+    );
+    assert!(raised.status.success(), "{}", text(&raised.stderr));
+    fleet.wait_succeeded(6, Duration::from_secs(60)).await;
+    let spend = fleet.status()["spend"].as_f64().unwrap();
+    assert!(
+        spend > 5.0 && spend < 8.0,
+        "six runs of about a second at 3600 per hour: {spend}"
+    );
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_active_production_run_holds_triggers_until_it_ends() {
+    use backfill_databricks::models::{ListRuns, RunNowRequest};
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 100,
+            running_ms: 3_000,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    let client = backfill_databricks::DatabricksClient::new(
+        backfill_databricks::ClientConfig::new(fleet.sim.url(), "t"),
+    )
+    .unwrap();
+    let production = client
+        .create_job(
+            &serde_json::json!({"name": "usage-daily-production", "max_concurrent_runs": 1}),
+        )
+        .await
+        .unwrap();
+    let prod_run = client
+        .run_now(&RunNowRequest {
+            job_id: production,
+            job_parameters: Default::default(),
+            idempotency_token: Some("prod-today".into()),
+        })
+        .await
+        .unwrap()
+        .run_id;
+    let out = run(
+        &fleet.env,
+        &[
+            "produce",
+            "--backfill-id",
+            "fleet",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-03",
+            "--production-job-id",
+            &production.to_string(),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    fleet.spawn_worker();
+    fleet.wait_succeeded(3, Duration::from_secs(60)).await;
+    let prod_end = client.get_run(prod_run).await.unwrap().end_time.unwrap();
+    let backfill_runs = client
+        .list_runs(
+            &ListRuns {
+                job_id: Some(1),
+                ..ListRuns::default()
+            },
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(backfill_runs.len(), 3);
+    for r in backfill_runs {
+        assert!(
+            r.start_time.unwrap() >= prod_end,
+            "run {} started at {:?}, before production ended at {prod_end}",
+            r.run_id,
+            r.start_time
+        );
+    }
+    fleet.teardown().await;
+}

@@ -100,6 +100,8 @@ pub enum Command {
     Resume(ControlArgs),
     /// Cancel a backfill: its active runs one by one, its partitions end cancelled.
     Cancel(ControlArgs),
+    /// Change a backfill's budget and freshness guards (raising the budget releases held runs).
+    Guards(GuardsArgs),
     /// Inspect, replay or purge the dead-letter queue.
     Dlq(DlqArgs),
     /// Serve the Databricks Jobs API simulator.
@@ -143,6 +145,8 @@ pub struct ProduceArgs {
     /// Who starts it (recorded in the manifest and the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub created_by: String,
+    #[command(flatten)]
+    pub guards: GuardFlags,
     /// Print the plan without registering or publishing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -451,6 +455,46 @@ pub struct DlqFilter {
     /// Why (recorded in the audit trail).
     #[arg(long = "reason-note", default_value = "operator request")]
     pub why: String,
+    /// Who (recorded in the audit trail).
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
+}
+
+/// What holds new runs back.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GuardFlags {
+    /// Cluster price per run-hour (spend is run-hours times this).
+    #[arg(long)]
+    pub price_per_run_hour: Option<f64>,
+    /// Hold new runs when the projected spend would exceed this.
+    #[arg(long)]
+    pub budget: Option<f64>,
+    /// A UTC window in which no new run starts, HH:MM-HH:MM; repeatable.
+    #[arg(long = "protect", value_name = "HH:MM-HH:MM")]
+    pub protected_windows: Vec<String>,
+    /// While this job has an active run, no new run starts.
+    #[arg(long)]
+    pub production_job_id: Option<i64>,
+}
+
+impl GuardFlags {
+    pub fn any(&self) -> bool {
+        self.price_per_run_hour.is_some()
+            || self.budget.is_some()
+            || !self.protected_windows.is_empty()
+            || self.production_job_id.is_some()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GuardsArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    #[command(flatten)]
+    pub guards: GuardFlags,
+    /// Remove every protected window.
+    #[arg(long)]
+    pub clear_windows: bool,
     /// Who (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,

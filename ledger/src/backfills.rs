@@ -9,7 +9,9 @@ use sqlx::any::AnyRow;
 
 use crate::events::insert_event;
 use crate::model::corrupt;
-use crate::{Backfill, BackfillState, Ledger, LedgerError, NewEvent, PartitionState, now_ms};
+use crate::{
+    Backfill, BackfillState, Guards, Ledger, LedgerError, NewEvent, PartitionState, now_ms,
+};
 
 /// A backfill request as the producer registers it.
 #[derive(Debug, Clone)]
@@ -129,13 +131,61 @@ impl Ledger {
     ) -> Result<Option<Backfill>, LedgerError> {
         let row = sqlx::query(
             "SELECT backfill_id, job_id, start_date, end_date, request_json, manifest_id, \
-             manifest_json, state, concurrency_cap, created_by, created_at_ms \
+             manifest_json, state, concurrency_cap, created_by, created_at_ms, \
+             price_per_run_hour, budget, protected_windows, production_job_id \
              FROM backfills WHERE backfill_id = $1",
         )
         .bind(backfill_id.to_string())
         .fetch_optional(&self.pool)
         .await?;
         row.as_ref().map(backfill_from_row).transpose()
+    }
+
+    /// Replaces a backfill's guards, recording who changed them to what.
+    pub async fn set_guards(
+        &self,
+        backfill_id: &BackfillId,
+        guards: &Guards,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE backfills SET price_per_run_hour = $1, budget = $2, protected_windows = $3, \
+             production_job_id = $4 WHERE backfill_id = $5",
+        )
+        .bind(guards.price_per_run_hour)
+        .bind(guards.budget)
+        .bind(guards.protected_windows.join(","))
+        .bind(guards.production_job_id)
+        .bind(backfill_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+        let changed = done.rows_affected() == 1;
+        if changed {
+            let event = NewEvent::backfill(actor, backfill_id, "guards_changed")
+                .detail(serde_json::to_string(guards).unwrap_or_default());
+            insert_event(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Run-milliseconds of finished runs and how many there were (for spend).
+    pub async fn finished_run_time(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<(i64, i64), LedgerError> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(run_ended_ms - run_started_ms), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) \
+             FROM partitions WHERE backfill_id = $1 AND run_ended_ms IS NOT NULL AND run_started_ms IS NOT NULL",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get(0).map_err(corrupt)?,
+            row.try_get(1).map_err(corrupt)?,
+        ))
     }
 
     /// Sets a backfill's state (pause, resume, cancel), recording who and why.
@@ -194,5 +244,20 @@ fn backfill_from_row(r: &AnyRow) -> Result<Backfill, LedgerError> {
         concurrency_cap: r.try_get("concurrency_cap").map_err(corrupt)?,
         created_by: r.try_get("created_by").map_err(corrupt)?,
         created_at_ms: r.try_get("created_at_ms").map_err(corrupt)?,
+        guards: Guards {
+            price_per_run_hour: r.try_get("price_per_run_hour").map_err(corrupt)?,
+            budget: r.try_get("budget").map_err(corrupt)?,
+            protected_windows: r
+                .try_get::<Option<String>, _>("protected_windows")
+                .map_err(corrupt)?
+                .map(|w| {
+                    w.split(',')
+                        .filter(|w| !w.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            production_job_id: r.try_get("production_job_id").map_err(corrupt)?,
+        },
     })
 }

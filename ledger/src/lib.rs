@@ -18,11 +18,11 @@ mod model;
 mod partitions;
 mod reconcile_records;
 
-pub use partitions::{Claim, RunTimes};
+pub use partitions::{Claim, RunTimes, projected_spend};
 pub use reconcile_records::{Action, DqResult};
 
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;
 pub use error::LedgerError;
 pub use events::{Event, NewEvent};
-pub use model::{Backfill, BackfillState, Partition, PartitionKey, PartitionState, now_ms};
+pub use model::{Backfill, BackfillState, Guards, Partition, PartitionKey, PartitionState, now_ms};

@@ -133,6 +133,20 @@ impl PartitionKey {
     }
 }
 
+/// What holds a backfill's new runs back (none by default). Changeable at any time;
+/// raising the budget releases held triggers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Guards {
+    /// Cluster price per run-hour (for spend).
+    pub price_per_run_hour: Option<f64>,
+    /// New runs are held when the projected spend would exceed this.
+    pub budget: Option<f64>,
+    /// `HH:MM-HH:MM` UTC windows in which no new run starts.
+    pub protected_windows: Vec<String>,
+    /// While this job has an active run, no new run starts.
+    pub production_job_id: Option<i64>,
+}
+
 /// A registered backfill.
 #[derive(Debug, Clone, Serialize)]
 pub struct Backfill {
@@ -147,6 +161,7 @@ pub struct Backfill {
     pub concurrency_cap: i64,
     pub created_by: String,
     pub created_at_ms: i64,
+    pub guards: Guards,
 }
 
 /// One day-partition's row.

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// The result of trying to claim a partition for triggering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This caller holds the attempt; it may call `run-now` with the recorded token.
     Claimed,
@@ -23,6 +23,19 @@ pub enum Claim {
     NotActive(BackfillState),
     /// The partition is no longer as expected: someone else claimed it or it moved on.
     Lost,
+    /// A guard holds new runs back (the reason says which).
+    Held(String),
+}
+
+/// Spend so far plus what the active runs and one more will cost at the average run
+/// length seen so far (no finished run yet: no projection, nothing held).
+pub fn projected_spend(spent_ms: i64, finished: i64, active: i64, price_per_run_hour: f64) -> f64 {
+    let average = if finished > 0 {
+        spent_ms as f64 / finished as f64
+    } else {
+        0.0
+    };
+    (spent_ms as f64 + (active + 1) as f64 * average) / 3_600_000.0 * price_per_run_hour
 }
 
 macro_rules! columns {
@@ -250,7 +263,7 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         let locked = sqlx::query(
             "UPDATE backfills SET state = state WHERE backfill_id = $1 \
-             RETURNING state, concurrency_cap",
+             RETURNING state, concurrency_cap, price_per_run_hour, budget",
         )
         .bind(key.backfill_id.to_string())
         .fetch_optional(&mut *tx)
@@ -275,6 +288,29 @@ impl Ledger {
         if active >= cap {
             tx.rollback().await?;
             return Ok(Claim::AtCapacity { active, cap });
+        }
+        let price: Option<f64> = locked.try_get(2).map_err(corrupt)?;
+        let budget: Option<f64> = locked.try_get(3).map_err(corrupt)?;
+        if let (Some(price), Some(budget)) = (price, budget) {
+            let row = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(run_ended_ms - run_started_ms), 0) AS BIGINT), \
+                 CAST(COUNT(*) AS BIGINT) FROM partitions WHERE backfill_id = $1 \
+                 AND run_ended_ms IS NOT NULL AND run_started_ms IS NOT NULL",
+            )
+            .bind(key.backfill_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            let (spent_ms, finished): (i64, i64) = (
+                row.try_get(0).map_err(corrupt)?,
+                row.try_get(1).map_err(corrupt)?,
+            );
+            let projected = projected_spend(spent_ms, finished, active, price);
+            if projected > budget {
+                tx.rollback().await?;
+                return Ok(Claim::Held(format!(
+                    "budget: projected spend {projected:.2} with this run would exceed the budget of {budget:.2}"
+                )));
+            }
         }
         let now = now_ms();
         let cas = Cas::on(key, attempt)

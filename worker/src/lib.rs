@@ -19,6 +19,7 @@ mod config;
 mod consume;
 mod dead_letter;
 mod error;
+pub mod freshness;
 pub mod policy;
 mod step;
 

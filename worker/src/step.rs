@@ -16,6 +16,7 @@ use backfill_ledger::{
 use rand::Rng;
 
 use crate::dead_letter::DeadLetter;
+use crate::freshness::ProductionWatch;
 use crate::policy::{
     CheckAction, FailureDecision, TriggerAction, decide_check, decide_failure, decide_trigger,
     next_check_in, remaining_wait,
@@ -63,6 +64,7 @@ pub struct Worker {
     backfills: Mutex<HashMap<BackfillId, Arc<Backfill>>>,
     /// This worker's share of the fleet's API budget (also the client's gate).
     budget: Option<Arc<FleetBudget>>,
+    production: ProductionWatch,
 }
 
 impl Worker {
@@ -73,6 +75,7 @@ impl Worker {
             client,
             backfills: Mutex::new(HashMap::new()),
             budget: None,
+            production: ProductionWatch::default(),
         }
     }
 
@@ -206,6 +209,25 @@ impl Worker {
                 }
             }
             TriggerAction::Claim => {
+                // Guards change at any time (a raised budget releases held triggers): read
+                // them fresh, not from the cache of immutable backfill fields.
+                let guards = self
+                    .ledger
+                    .backfill(&msg.backfill_id)
+                    .await?
+                    .map(|b| b.guards)
+                    .unwrap_or_default();
+                if let Some(reason) = self.production.hold(&self.client, &guards).await? {
+                    return self
+                        .delay(
+                            publisher,
+                            msg,
+                            Lane::Trigger,
+                            self.config.admission_delay,
+                            &reason,
+                        )
+                        .await;
+                }
                 let token = idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt);
                 match self
                     .ledger
@@ -243,6 +265,17 @@ impl Worker {
                         .await
                     }
                     Claim::Lost => Ok(Handled::Dropped("claimed by another worker".into())),
+                    Claim::Held(reason) => {
+                        tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, reason, "new run held back");
+                        self.delay(
+                            publisher,
+                            msg,
+                            Lane::Trigger,
+                            self.config.admission_delay,
+                            &reason,
+                        )
+                        .await
+                    }
                 }
             }
             TriggerAction::ReAttach => {

@@ -1,10 +1,10 @@
 //! `backfill pause`, `resume` and `cancel`: an operator's hand on a running backfill.
 
-use backfill_ledger::{BackfillState, PartitionState};
+use backfill_ledger::{BackfillState, Guards, PartitionState};
 
 use super::parse_backfill_id;
 use crate::CliError;
-use crate::args::{ControlArgs, GlobalOpts};
+use crate::args::{ControlArgs, GlobalOpts, GuardFlags, GuardsArgs};
 
 /// Pause (no new runs start; running ones are followed to their end) or resume.
 pub async fn set_paused(
@@ -113,5 +113,53 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
     println!(
         "backfill {backfill_id} cancelled: {cancelled} partitions cancelled, {runs} runs cancelled"
     );
+    Ok(())
+}
+
+/// Applies guard flags over `current`, checking every value.
+pub fn merge_guards(current: Guards, flags: &GuardFlags) -> Result<Guards, CliError> {
+    for w in &flags.protected_windows {
+        backfill_worker::freshness::parse_window(w)
+            .map_err(|e| CliError::usage(format!("--protect: {e}")))?;
+    }
+    if flags.budget.is_some_and(|b| b < 0.0) || flags.price_per_run_hour.is_some_and(|p| p < 0.0) {
+        return Err(CliError::usage(
+            "--budget and --price-per-run-hour must not be negative",
+        ));
+    }
+    let mut windows = current.protected_windows;
+    windows.extend(flags.protected_windows.iter().cloned());
+    windows.dedup();
+    Ok(Guards {
+        price_per_run_hour: flags.price_per_run_hour.or(current.price_per_run_hour),
+        budget: flags.budget.or(current.budget),
+        protected_windows: windows,
+        production_job_id: flags.production_job_id.or(current.production_job_id),
+    })
+}
+
+/// `backfill guards`: change a backfill's guards.
+pub async fn guards(global: &GlobalOpts, args: GuardsArgs) -> Result<(), CliError> {
+    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let ledger = global.ledger().await?;
+    let Some(backfill) = ledger
+        .backfill(&backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?
+    else {
+        return Err(CliError::usage(format!(
+            "--backfill-id: no backfill {backfill_id} in the ledger"
+        )));
+    };
+    let mut current = backfill.guards;
+    if args.clear_windows {
+        current.protected_windows.clear();
+    }
+    let guards = merge_guards(current, &args.guards)?;
+    ledger
+        .set_guards(&backfill_id, &guards, &args.by)
+        .await
+        .map_err(anyhow::Error::new)?;
+    println!("{}", serde_json::to_string(&guards).unwrap_or_default());
     Ok(())
 }

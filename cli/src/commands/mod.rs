@@ -1,7 +1,7 @@
 //! One module per subcommand, and what they share (signals, worker names).
 
 mod audit;
-mod control;
+pub(crate) mod control;
 mod demo;
 mod dlq;
 mod grid;
@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Pause(args) => control::set_paused(&global, args, true).await,
         Command::Resume(args) => control::set_paused(&global, args, false).await,
         Command::Cancel(args) => control::cancel(&global, args).await,
+        Command::Guards(args) => control::guards(&global, args).await,
         Command::Dlq(args) => dlq::run(&global, args).await,
         Command::Sim(args) => sim::run(args).await,
         Command::Demo(args) => demo::run(&global, args).await,

@@ -90,6 +90,14 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
     }
     let ledger = global.ledger().await?;
     let client = global.client()?;
+    let guards = if args.guards.any() {
+        Some(super::control::merge_guards(
+            backfill_ledger::Guards::default(),
+            &args.guards,
+        )?)
+    } else {
+        None
+    };
     let (manifest_id, registration) =
         register(&ledger, &client, &request)
             .await
@@ -97,6 +105,12 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
                 ProduceError::Invalid(m) => CliError::usage(m),
                 other => CliError::Failed(anyhow::Error::new(other)),
             })?;
+    if let Some(guards) = &guards {
+        ledger
+            .set_guards(&request.backfill_id, guards, &request.created_by)
+            .await
+            .map_err(anyhow::Error::new)?;
+    }
     // Publishing resumes from the ledger (partitions never confirmed), so a lost
     // connection is survived by reconnecting and publishing the rest.
     let mut published = 0;

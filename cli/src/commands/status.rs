@@ -106,15 +106,67 @@ pub async fn status_report(
             .map(|p| i64::from(p.attempt.get()) - 1)
             .sum(),
         run_hours,
-        spend: run_hours * price_per_run_hour,
+        spend: run_hours
+            * backfill
+                .guards
+                .price_per_run_hour
+                .unwrap_or(price_per_run_hour),
         throughput_per_hour,
         eta_s,
-        guard: match backfill.state {
-            BackfillState::Active => None,
-            other => Some(format!("new runs held: backfill {}", other.as_str())),
-        },
+        guard: guard_reason(&backfill, &partitions),
     };
     Ok((report, partitions))
+}
+
+/// Why new runs are held now, as far as the ledger can tell (the worker also watches the
+/// production job's runs at Databricks).
+fn guard_reason(backfill: &backfill_ledger::Backfill, partitions: &[Partition]) -> Option<String> {
+    use chrono::Timelike;
+    if backfill.state != BackfillState::Active {
+        return Some(format!(
+            "new runs held: backfill {}",
+            backfill.state.as_str()
+        ));
+    }
+    let g = &backfill.guards;
+    if let (Some(price), Some(budget)) = (g.price_per_run_hour, g.budget) {
+        let finished: Vec<i64> = partitions
+            .iter()
+            .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0)))
+            .collect();
+        let active = partitions
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.state,
+                    PartitionState::Triggering | PartitionState::Running
+                )
+            })
+            .count() as i64;
+        let projected = backfill_ledger::projected_spend(
+            finished.iter().sum(),
+            finished.len() as i64,
+            active,
+            price,
+        );
+        let pending = partitions
+            .iter()
+            .any(|p| matches!(p.state, PartitionState::Pending | PartitionState::Failed));
+        if pending && projected > budget {
+            return Some(format!(
+                "new runs held: budget: projected spend {projected:.2} would exceed {budget:.2}"
+            ));
+        }
+    }
+    let now = chrono::Utc::now();
+    if let Some(w) = backfill_worker::freshness::open_window(
+        &g.protected_windows,
+        now.hour() * 60 + now.minute(),
+    ) {
+        return Some(format!("new runs held: protected window {w} UTC"));
+    }
+    g.production_job_id
+        .map(|job| format!("watching production job {job}: new runs wait while it runs"))
 }
 
 fn print_text(report: &StatusReport, partitions: &[Partition]) {
