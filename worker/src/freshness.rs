@@ -87,14 +87,12 @@ impl ProductionWatch {
         if let Some(w) = open_window(&guards.protected_windows, now.hour() * 60 + now.minute()) {
             return Ok(Some(format!("freshness: protected window {w} UTC")));
         }
-        if let Some(job) = guards.production_job_id {
-            if self.active(client, job).await? {
-                return Ok(Some(format!(
-                    "freshness: production job {job} has an active run"
-                )));
-            }
+        match guards.production_job_id {
+            Some(job) if self.active(client, job).await? => Ok(Some(format!(
+                "freshness: production job {job} has an active run"
+            ))),
+            _ => Ok(None),
         }
-        Ok(None)
     }
 }
 

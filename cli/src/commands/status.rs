@@ -32,6 +32,8 @@ pub struct StatusReport {
     pub run_hours: f64,
     /// `run_hours` times the price per run-hour.
     pub spend: f64,
+    /// Spend once every partition has run, at the average run length so far.
+    pub projected_spend: f64,
     /// Partitions finished per hour, over the last hour.
     pub throughput_per_hour: f64,
     /// Seconds until every partition is done at that rate (none without a rate yet).
@@ -88,6 +90,10 @@ pub async fn status_report(
         .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0) as f64 / 3_600_000.0))
         .sum();
     let (throughput_per_hour, eta_s) = rates(&partitions, now_ms());
+    let price = backfill
+        .guards
+        .price_per_run_hour
+        .unwrap_or(price_per_run_hour);
     let report = StatusReport {
         backfill_id: backfill_id.to_string(),
         state: backfill.state.as_str().to_owned(),
@@ -106,16 +112,26 @@ pub async fn status_report(
             .map(|p| i64::from(p.attempt.get()) - 1)
             .sum(),
         run_hours,
-        spend: run_hours
-            * backfill
-                .guards
-                .price_per_run_hour
-                .unwrap_or(price_per_run_hour),
+        spend: run_hours * price,
+        projected_spend: projected(&partitions, run_hours, price),
         throughput_per_hour,
         eta_s,
         guard: guard_reason(&backfill, &partitions),
     };
     Ok((report, partitions))
+}
+
+/// Spend once every partition has run, at the average run length seen so far.
+fn projected(partitions: &[Partition], run_hours: f64, price: f64) -> f64 {
+    let finished = partitions
+        .iter()
+        .filter(|p| p.run_ended_ms.is_some() && p.run_started_ms.is_some())
+        .count();
+    let unfinished = partitions.iter().filter(|p| !p.state.is_terminal()).count();
+    if finished == 0 {
+        return 0.0;
+    }
+    (run_hours + run_hours / finished as f64 * unfinished as f64) * price
 }
 
 /// Why new runs are held now, as far as the ledger can tell (the worker also watches the
@@ -189,8 +205,13 @@ fn print_text(report: &StatusReport, partitions: &[Partition]) {
         .collect();
     println!("{} partitions: {}", report.total, counts.join(", "));
     println!(
-        "verified against Databricks: {}/{}; retries: {}; run-hours {:.2}, spend {:.2}",
-        report.verified, report.total, report.retries, report.run_hours, report.spend
+        "verified against Databricks: {}/{}; retries: {}; run-hours {:.2}, spend {:.2} (projected {:.2})",
+        report.verified,
+        report.total,
+        report.retries,
+        report.run_hours,
+        report.spend,
+        report.projected_spend
     );
     let eta = report.eta_s.map_or("unknown".to_owned(), |s| {
         format!("{}h{:02}m", s / 3600, s % 3600 / 60)
