@@ -393,3 +393,81 @@ async fn an_active_production_run_holds_triggers_until_it_ends() {
     }
     fleet.teardown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_dlq_replay_midway_loses_nothing() {
+    use std::io::{BufRead, BufReader};
+    const N: u32 = 60;
+    let dates: Vec<String> = (0..N)
+        .map(|i| {
+            (chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new(u64::from(i)))
+                .to_string()
+        })
+        .collect();
+    let outcomes = dates
+        .iter()
+        .map(|d| (d.clone(), vec![backfill_simulator::Outcome::Unauthorized]))
+        .collect();
+    let mut fleet = ProcessFleet::new(
+        &support::amqp_url_string(),
+        SimConfig {
+            pending_ms: 50,
+            running_ms: 100,
+            outcomes,
+            ..SimConfig::default()
+        },
+    )
+    .await;
+    fleet.produce(N, 60);
+    fleet.spawn_worker();
+    support::eventually("all dead-lettered", Duration::from_secs(60), || async {
+        (fleet.status()["states"]["dead_lettered"] == i64::from(N)).then_some(())
+    })
+    .await;
+    // Kill the replay (SIGKILL) once it has replayed ten messages.
+    let mut replay = support::process::backfill(&fleet.env)
+        .args(["dlq", "replay", "--all", "--yes"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(replay.stderr.take().unwrap());
+    let mut replayed_before_kill = 0;
+    for line in stderr.lines() {
+        if line.unwrap().contains("queued") {
+            replayed_before_kill += 1;
+            if replayed_before_kill == 10 {
+                replay.kill().unwrap();
+                break;
+            }
+        }
+    }
+    replay.wait().unwrap();
+    assert_eq!(replayed_before_kill, 10);
+    // Every partition is either on its way (a new attempt) or still dead-lettered with its
+    // message back in the DLQ.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let listed = run(&fleet.env, &["dlq", "list", "--json"]);
+    let in_dlq = serde_json::from_slice::<serde_json::Value>(&listed.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .len();
+    let s = fleet.status();
+    let still_dead = s["states"]["dead_lettered"].as_i64().unwrap() as usize;
+    assert!(
+        in_dlq >= still_dead,
+        "{still_dead} dead-lettered partitions but only {in_dlq} messages in the DLQ"
+    );
+    assert!(
+        still_dead < N as usize,
+        "the replay had replayed some before it was killed"
+    );
+    // Finishing the replay brings every partition home (the script fails only first runs).
+    let finished = run(&fleet.env, &["dlq", "replay", "--all", "--yes"]);
+    assert!(finished.status.success(), "{}", text(&finished.stderr));
+    fleet
+        .wait_succeeded(i64::from(N), Duration::from_secs(90))
+        .await;
+    fleet.teardown().await;
+}
