@@ -50,8 +50,9 @@ pub fn render(partitions: &[Partition], colour_on: bool) -> String {
     }
     let mut out = String::from("         ");
     for day in 1..=31 {
-        out.push(if day % 5 == 0 {
-            char::from_digit(day / 10 % 10, 10).unwrap_or(' ')
+        // Tens on 10, 20, 30; the next line has the units.
+        out.push(if day % 10 == 0 {
+            char::from_digit(day / 10, 10).unwrap_or(' ')
         } else {
             ' '
         });
