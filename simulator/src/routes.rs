@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::config::JobSpec;
 use crate::engine::{ApiRefusal, fnv};
 use crate::gate::gate;
-use crate::runs::Phase;
+use crate::runs::{Phase, SimRun};
 use crate::state::{Simulator, now_ms};
 
 /// Tasks per `runs/get` page in API 2.2.
@@ -151,7 +151,13 @@ async fn get_run_paged(State(sim): State<Simulator>, Query(q): Params) -> Respon
     get_run(&sim, &q, Some(TASK_PAGE))
 }
 
-fn get_run(sim: &Simulator, q: &BTreeMap<String, String>, page: Option<usize>) -> Response {
+/// Brings the workspace up to date and hands the run a `run_id` query names (a run, or a
+/// task run with its index) to `answer`; not found and bad ids answer as Databricks does.
+fn with_run(
+    sim: &Simulator,
+    q: &BTreeMap<String, String>,
+    answer: impl FnOnce(i64, &SimRun, Option<usize>, i64) -> Response,
+) -> Response {
     let run_id = match id_param(q.get("run_id"), "run_id") {
         Ok(id) => id,
         Err(r) => return refused(r),
@@ -159,34 +165,39 @@ fn get_run(sim: &Simulator, q: &BTreeMap<String, String>, page: Option<usize>) -
     let now = now_ms();
     let mut inner = sim.lock();
     inner.advance(now);
-    let (run, task) = match inner.find(&sim.config, run_id, now) {
-        Ok(found) => found,
-        Err(r) => return refused(r),
-    };
-    let url = &sim.config.workspace_url;
-    if let Some(index) = task {
-        return Json(run.task_json(run_id, index, now, url)).into_response();
+    match inner.find(&sim.config, run_id, now) {
+        Ok((run, task)) => answer(run_id, run, task, now),
+        Err(r) => refused(r),
     }
-    let offset: usize = q
-        .get("page_token")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let end = page.map_or(run.task_ids.len(), |p| offset + p);
-    let mut body = run.to_json(now, url, offset..end);
-    if end < run.task_ids.len() {
-        body["next_page_token"] = json!(end.to_string());
-    }
-    if q.get("include_history").is_some_and(|v| v == "true") {
-        let mut history =
-            vec![json!({"type": "ORIGINAL", "id": run.run_id, "start_time": run.created_ms})];
-        history.extend(
-            run.repairs
-                .iter()
-                .map(|r| json!({"type": "REPAIR", "id": r.repair_id, "start_time": r.at_ms})),
-        );
-        body["repair_history"] = json!(history);
-    }
-    Json(body).into_response()
+}
+
+fn get_run(sim: &Simulator, q: &BTreeMap<String, String>, page: Option<usize>) -> Response {
+    with_run(sim, q, |run_id, run, task, now| {
+        let url = &sim.config.workspace_url;
+        if let Some(index) = task {
+            return Json(run.task_json(run_id, index, now, url)).into_response();
+        }
+        let offset: usize = q
+            .get("page_token")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let end = page.map_or(run.task_ids.len(), |p| offset + p);
+        let mut body = run.to_json(now, url, offset..end);
+        if end < run.task_ids.len() {
+            body["next_page_token"] = json!(end.to_string());
+        }
+        if q.get("include_history").is_some_and(|v| v == "true") {
+            let mut history =
+                vec![json!({"type": "ORIGINAL", "id": run.run_id, "start_time": run.created_ms})];
+            history.extend(
+                run.repairs
+                    .iter()
+                    .map(|r| json!({"type": "REPAIR", "id": r.repair_id, "start_time": r.at_ms})),
+            );
+            body["repair_history"] = json!(history);
+        }
+        Json(body).into_response()
+    })
 }
 
 fn default_metrics(partition: &str) -> BTreeMap<String, Value> {
@@ -204,53 +215,44 @@ fn default_metrics(partition: &str) -> BTreeMap<String, Value> {
 }
 
 async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response {
-    let run_id = match id_param(q.get("run_id"), "run_id") {
-        Ok(id) => id,
-        Err(r) => return refused(r),
-    };
-    let now = now_ms();
-    let mut inner = sim.lock();
-    inner.advance(now);
-    let (run, task) = match inner.find(&sim.config, run_id, now) {
-        Ok(found) => found,
-        Err(r) => return refused(r),
-    };
-    if task.is_none() && run.task_ids.len() > 1 {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER_VALUE",
-            "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the output of each individual task run instead.",
-        );
-    }
-    let index = task.unwrap_or(0);
-    let task_id = run.task_ids.get(index).copied().unwrap_or(run_id);
-    let metadata = run.task_json(task_id, index, now, &sim.config.workspace_url);
-    let done = run.phase(now) == Phase::Terminated;
-    let last = index + 1 == run.task_ids.len();
-    let mut body = json!({"metadata": metadata});
-    if let (true, Some((before, after))) =
-        (done && run.final_outcome().is_success(), run.table_versions)
-    {
-        let target = run.params.get("target_table").cloned().unwrap_or_default();
-        let result = json!({"target_table": target, "version_before": before, "version_after": after,
-                            "partitions": run.params.get("partitions").cloned().unwrap_or_default()});
-        body["notebook_output"] = json!({"result": result.to_string(), "truncated": false});
-    } else if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
-        let partition = run.partition.clone().unwrap_or_default();
-        let mut metrics = default_metrics(&partition);
-        if let Some(overrides) = sim.config.metrics.get(&partition) {
-            metrics.extend(overrides.clone());
+    with_run(&sim, &q, |run_id, run, task, now| {
+        if task.is_none() && run.task_ids.len() > 1 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_PARAMETER_VALUE",
+                "Retrieving the output of runs with multiple tasks is not supported. Please retrieve the output of each individual task run instead.",
+            );
         }
-        metrics.insert("partition_date".into(), json!(partition));
-        body["notebook_output"] = json!({"result": Value::from(metrics.into_iter().collect::<serde_json::Map<_, _>>()).to_string(), "truncated": false});
-    } else if done {
-        body["error"] = json!("AnalysisException: the task failed");
-        body["error_trace"] = json!("Traceback (most recent call last): ...");
-        body["notebook_output"] = json!({});
-    } else {
-        body["notebook_output"] = json!({});
-    }
-    Json(body).into_response()
+        let index = task.unwrap_or(0);
+        let task_id = run.task_ids.get(index).copied().unwrap_or(run_id);
+        let metadata = run.task_json(task_id, index, now, &sim.config.workspace_url);
+        let done = run.phase(now) == Phase::Terminated;
+        let last = index + 1 == run.task_ids.len();
+        let mut body = json!({"metadata": metadata});
+        if let (true, Some((before, after))) =
+            (done && run.final_outcome().is_success(), run.table_versions)
+        {
+            let target = run.params.get("target_table").cloned().unwrap_or_default();
+            let result = json!({"target_table": target, "version_before": before, "version_after": after,
+                            "partitions": run.params.get("partitions").cloned().unwrap_or_default()});
+            body["notebook_output"] = json!({"result": result.to_string(), "truncated": false});
+        } else if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
+            let partition = run.partition.clone().unwrap_or_default();
+            let mut metrics = default_metrics(&partition);
+            if let Some(overrides) = sim.config.metrics.get(&partition) {
+                metrics.extend(overrides.clone());
+            }
+            metrics.insert("partition_date".into(), json!(partition));
+            body["notebook_output"] = json!({"result": Value::from(metrics.into_iter().collect::<serde_json::Map<_, _>>()).to_string(), "truncated": false});
+        } else if done {
+            body["error"] = json!("AnalysisException: the task failed");
+            body["error_trace"] = json!("Traceback (most recent call last): ...");
+            body["notebook_output"] = json!({});
+        } else {
+            body["notebook_output"] = json!({});
+        }
+        Json(body).into_response()
+    })
 }
 
 #[derive(Deserialize)]

@@ -2,7 +2,7 @@
 
 use backfill_ledger::{BackfillState, Guards, PartitionState};
 
-use super::parse_backfill_id;
+use super::{load_backfill, parse_backfill_id};
 use crate::CliError;
 use crate::args::{ControlArgs, GlobalOpts, GuardFlags, GuardsArgs};
 
@@ -14,15 +14,7 @@ pub async fn set_paused(
 ) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let ledger = global.ledger().await?;
-    let Some(backfill) = ledger
-        .backfill(&backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?
-    else {
-        return Err(CliError::usage(format!(
-            "--backfill-id: no backfill {backfill_id} in the ledger"
-        )));
-    };
+    let backfill = load_backfill(&ledger, &backfill_id).await?;
     if backfill.state == BackfillState::Cancelled {
         return Err(CliError::usage(format!(
             "backfill {backfill_id} is cancelled"
@@ -56,16 +48,7 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
     }
     let client = global.client()?;
     let ledger = global.ledger().await?;
-    if ledger
-        .backfill(&backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?
-        .is_none()
-    {
-        return Err(CliError::usage(format!(
-            "--backfill-id: no backfill {backfill_id} in the ledger"
-        )));
-    }
+    load_backfill(&ledger, &backfill_id).await?;
     let why = format!("cancelled by {}: {}", args.by, args.reason);
     ledger
         .set_backfill_state(
@@ -142,15 +125,7 @@ pub fn merge_guards(current: Guards, flags: &GuardFlags) -> Result<Guards, CliEr
 pub async fn guards(global: &GlobalOpts, args: GuardsArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let ledger = global.ledger().await?;
-    let Some(backfill) = ledger
-        .backfill(&backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?
-    else {
-        return Err(CliError::usage(format!(
-            "--backfill-id: no backfill {backfill_id} in the ledger"
-        )));
-    };
+    let backfill = load_backfill(&ledger, &backfill_id).await?;
     let mut current = backfill.guards;
     if args.clear_windows {
         current.protected_windows.clear();

@@ -84,3 +84,32 @@ pub(crate) fn parse_backfill_id(text: &str) -> Result<backfill_contract::Backfil
     text.parse()
         .map_err(|e| CliError::usage(format!("--backfill-id: {e}")))
 }
+
+/// The backfill named by `--backfill-id`, or a usage error naming it.
+pub(crate) async fn load_backfill(
+    ledger: &backfill_ledger::Ledger,
+    backfill_id: &backfill_contract::BackfillId,
+) -> Result<backfill_ledger::Backfill, CliError> {
+    ledger
+        .backfill(backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?
+        .ok_or_else(|| {
+            CliError::usage(format!(
+                "--backfill-id: no backfill {backfill_id} in the ledger"
+            ))
+        })
+}
+
+/// `--partition` values as dates, naming the bad one.
+pub(crate) fn parse_partitions(
+    values: &[String],
+) -> Result<Vec<backfill_contract::PartitionDate>, CliError> {
+    values
+        .iter()
+        .map(|p| {
+            p.parse()
+                .map_err(|e| CliError::usage(format!("--partition: {e}")))
+        })
+        .collect()
+}

@@ -168,14 +168,7 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
 /// `backfill rerun`: new attempts for terminal partitions, each recorded with who and why.
 pub async fn rerun(global: &GlobalOpts, args: crate::args::RerunArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let dates = args
-        .partitions
-        .iter()
-        .map(|p| {
-            p.parse::<PartitionDate>()
-                .map_err(|e| CliError::usage(format!("--partition: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let dates = super::parse_partitions(&args.partitions)?;
     let ledger = global.ledger().await?;
     let broker = global
         .broker("backfill rerun", Duration::from_secs(60))

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use backfill_contract::PartitionDate;
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback as roll_back};
 
 use super::parse_backfill_id;
@@ -100,14 +99,7 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
 
 pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let partitions = args
-        .partitions
-        .iter()
-        .map(|p| {
-            p.parse::<PartitionDate>()
-                .map_err(|e| CliError::usage(format!("--partition: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let partitions = super::parse_partitions(&args.partitions)?;
     let client = global.client()?;
     let ledger = global.ledger().await?;
     let settings = settings(&args.promotion, 1, false);

@@ -65,15 +65,7 @@ pub async fn status_report(
     backfill_id: &backfill_contract::BackfillId,
     price_per_run_hour: f64,
 ) -> Result<(StatusReport, Vec<Partition>), CliError> {
-    let backfill = ledger
-        .backfill(backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?
-        .ok_or_else(|| {
-            CliError::usage(format!(
-                "--backfill-id: no backfill {backfill_id} in the ledger"
-            ))
-        })?;
+    let backfill = super::load_backfill(ledger, backfill_id).await?;
     let partitions = ledger
         .partitions(backfill_id)
         .await
