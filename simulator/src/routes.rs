@@ -255,22 +255,19 @@ async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response 
     })
 }
 
-#[derive(Deserialize)]
-struct RunIdBody {
-    run_id: Option<i64>,
+/// A required integer field of a JSON body, refused as Databricks refuses it.
+fn required_id(body: &[u8], field: &str) -> Result<i64, ApiRefusal> {
+    let value: Value = parse_body(body)?;
+    value
+        .get(field)
+        .and_then(Value::as_i64)
+        .ok_or_else(|| ApiRefusal::invalid(format!("Missing required field: {field}")))
 }
 
 async fn cancel(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
-    let body: RunIdBody = match parse_body(&body) {
-        Ok(b) => b,
+    let run_id = match required_id(&body, "run_id") {
+        Ok(id) => id,
         Err(r) => return refused(r),
-    };
-    let Some(run_id) = body.run_id else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER_VALUE",
-            "Missing required field: run_id",
-        );
     };
     let config = sim.config.clone();
     match sim.lock().cancel(&config, run_id, now_ms()) {
@@ -279,22 +276,10 @@ async fn cancel(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respon
     }
 }
 
-#[derive(Deserialize)]
-struct JobIdBody {
-    job_id: Option<i64>,
-}
-
 async fn cancel_all(State(sim): State<Simulator>, body: axum::body::Bytes) -> Response {
-    let body: JobIdBody = match parse_body(&body) {
-        Ok(b) => b,
+    let job_id = match required_id(&body, "job_id") {
+        Ok(id) => id,
         Err(r) => return refused(r),
-    };
-    let Some(job_id) = body.job_id else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_PARAMETER_VALUE",
-            "Missing required field: job_id",
-        );
     };
     let config = sim.config.clone();
     let now = now_ms();
