@@ -440,12 +440,8 @@ impl Ledger {
         actor: &str,
         why: &str,
     ) -> Result<bool, LedgerError> {
-        let cas = Cas::on(key, attempt)
-            .expect_state(&[PartitionState::Pending, PartitionState::Failed])
-            .move_to(PartitionState::Cancelled)
-            .set("last_error", Bind::Text(why.to_owned()));
-        let event = NewEvent::partition(actor, key, attempt, "cancelled").detail(why);
-        Ok(self.apply(cas, event).await?.is_some())
+        let waiting = [PartitionState::Pending, PartitionState::Failed];
+        self.cancel_from(key, attempt, &waiting, actor, why).await
     }
 
     /// Any non-terminal state → cancelled, by an operator cancelling the backfill (its
@@ -457,13 +453,27 @@ impl Ledger {
         actor: &str,
         why: &str,
     ) -> Result<bool, LedgerError> {
+        let unfinished = [
+            PartitionState::Pending,
+            PartitionState::Triggering,
+            PartitionState::Running,
+            PartitionState::Failed,
+        ];
+        self.cancel_from(key, attempt, &unfinished, actor, why)
+            .await
+    }
+
+    /// One of `from` → cancelled, with the reason.
+    async fn cancel_from(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        from: &[PartitionState],
+        actor: &str,
+        why: &str,
+    ) -> Result<bool, LedgerError> {
         let cas = Cas::on(key, attempt)
-            .expect_state(&[
-                PartitionState::Pending,
-                PartitionState::Triggering,
-                PartitionState::Running,
-                PartitionState::Failed,
-            ])
+            .expect_state(from)
             .move_to(PartitionState::Cancelled)
             .set("last_error", Bind::Text(why.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "cancelled").detail(why);
