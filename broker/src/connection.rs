@@ -206,6 +206,11 @@ impl Broker {
     /// The exact number of ready messages in a queue (a passive declare on a throwaway
     /// channel, since a missing queue closes the channel).
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, BrokerError> {
+        Ok(self.queue_stats(queue).await?.0)
+    }
+
+    /// Ready messages and consumers of a queue, as the broker counts them.
+    pub async fn queue_stats(&self, queue: &str) -> Result<(u32, u32), BrokerError> {
         let channel = self.channel().await?;
         let q = with_timeout(
             "queue.declare",
@@ -221,7 +226,7 @@ impl Broker {
         .await?
         .map_err(BrokerError::op("queue.declare passive"))?;
         let _ = with_timeout("channel.close", channel.close(200, "done".into())).await;
-        Ok(q.message_count())
+        Ok((q.message_count(), q.consumer_count()))
     }
 
     /// A fresh channel for ad-hoc operations (deleting a test namespace, for example).

@@ -2,6 +2,10 @@
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 
+/// When a message was published (milliseconds since the epoch), so a consumer can
+/// measure its wait in the queue.
+pub const SENT_MS_HEADER: &str = "x-backfill-sent-ms";
+
 /// A small ordered set of string-valued AMQP headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);

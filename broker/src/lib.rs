@@ -15,7 +15,7 @@ mod topology;
 
 pub use connection::{AmqpUrl, Broker, LaneConsumer};
 pub use error::BrokerError;
-pub use headers::Headers;
+pub use headers::{Headers, SENT_MS_HEADER};
 pub use lapin::message::Delivery;
 pub use lapin::{
     Consumer,

@@ -69,6 +69,10 @@ pub struct GlobalOpts {
     /// Delay tiers of the broker topology, comma-separated (for example 1s,5s,30s,2m,10m,1h).
     #[arg(long, global = true, env = "BACKFILL_DELAY_TIERS")]
     pub delay_tiers: Option<String>,
+    /// Serve /metrics, /healthz and /readyz on HOST:PORT (long-running commands: worker,
+    /// reconcile, sim, demo).
+    #[arg(long, global = true, env = "METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Log format on stderr.
     #[arg(long, global = true, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -275,6 +279,14 @@ pub struct DemoArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout_s: u64,
+    /// How long each simulated run stays RUNNING, in milliseconds (the simulator's
+    /// default when absent).
+    #[arg(long)]
+    pub run_ms: Option<u64>,
+    /// Keep serving metrics this many seconds after the backfill is complete (for a
+    /// last scrape with --metrics-addr).
+    #[arg(long)]
+    pub linger_s: Option<u64>,
 }
 
 /// Where promotion and rollback happen.

@@ -1,7 +1,9 @@
 //! The HTTP client: one request shape per endpoint, request retry in one place.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use backfill_metrics::{Metrics, status_code_label};
 
 use backon::{ExponentialBuilder, Retryable};
 use reqwest::{Method, StatusCode};
@@ -75,6 +77,7 @@ pub struct DatabricksClient {
     base: String,
     config: ClientConfig,
     gate: Option<Arc<dyn CallGate>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for DatabricksClient {
@@ -113,12 +116,19 @@ impl DatabricksClient {
             base,
             config,
             gate: None,
+            metrics: None,
         })
     }
 
     /// Sends every attempt through `gate` (a shared API budget).
     pub fn with_gate(mut self, gate: Arc<dyn CallGate>) -> Self {
         self.gate = Some(gate);
+        self
+    }
+
+    /// Counts requests, retries, throttling and latency per endpoint into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
         self
     }
 
@@ -337,6 +347,9 @@ impl DatabricksClient {
                 (_, wait) => wait,
             })
             .notify(|e: &ApiError, wait: Duration| {
+                if let Some(m) = &self.metrics {
+                    m.api.retry(call.endpoint);
+                }
                 tracing::debug!(endpoint = call.endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "retrying Databricks request");
             })
             .await
@@ -347,6 +360,27 @@ impl DatabricksClient {
         if let Some(gate) = &self.gate {
             gate.acquire(endpoint).await;
         }
+        let started = Instant::now();
+        let result = self.exchange(call).await;
+        if let Some(m) = &self.metrics {
+            let code = match &result {
+                Ok(_) => "200",
+                Err(ApiError::Http { status, .. }) => status_code_label(*status),
+                Err(ApiError::Timeout { .. }) => "timeout",
+                Err(ApiError::Decode { .. }) => "undecodable",
+                Err(_) => "transport",
+            };
+            m.api.request(endpoint, code, started.elapsed());
+            if result.as_ref().is_err_and(ApiError::is_throttled) {
+                m.api.throttled(endpoint);
+            }
+        }
+        result
+    }
+
+    /// One HTTP exchange: the request, its answer read and decoded.
+    async fn exchange<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, ApiError> {
+        let endpoint = call.endpoint;
         let url = format!("{}/api/2.2/{}", self.base, call.endpoint);
         let mut request = self
             .http

@@ -141,6 +141,24 @@ impl Ledger {
         row.as_ref().map(backfill_from_row).transpose()
     }
 
+    /// The most recently registered backfills (newest first, at most `limit`): what
+    /// dashboards show. Older ones stay in the ledger and the audit.
+    pub async fn recent_backfills(&self, limit: i64) -> Result<Vec<BackfillId>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT backfill_id FROM backfills ORDER BY created_at_ms DESC, backfill_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let id: String = r.try_get("backfill_id").map_err(corrupt)?;
+                id.parse()
+                    .map_err(|e| LedgerError::Corrupt(format!("backfill id {id:?}: {e}")))
+            })
+            .collect()
+    }
+
     /// Replaces a backfill's guards, recording who changed them to what.
     pub async fn set_guards(
         &self,

@@ -1,8 +1,8 @@
 //! Publishing the trigger message of every partition not yet confirmed by the broker.
 
-use backfill_broker::{Destination, Headers, Lane, Publisher};
+use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{Attempt, BackfillId, PartitionMessage, Step};
-use backfill_ledger::{Ledger, PartitionKey};
+use backfill_ledger::{Ledger, PartitionKey, now_ms};
 
 use crate::{Order, ProduceError};
 
@@ -39,7 +39,7 @@ pub async fn publish_pending(
                 Destination::Lane(Lane::Trigger),
                 &msg.encode(),
                 &msg.message_id.to_string(),
-                &Headers::new(),
+                &Headers::new().with(SENT_MS_HEADER, now_ms()),
             )
             .await?;
         ledger

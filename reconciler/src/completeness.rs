@@ -33,6 +33,35 @@ pub enum GapKind {
     DqUnavailable,
 }
 
+impl GapKind {
+    pub const ALL: [GapKind; 9] = [
+        Self::Missing,
+        Self::Running,
+        Self::Failed,
+        Self::DeadLettered,
+        Self::Cancelled,
+        Self::RunNotFound,
+        Self::ParametersMismatch,
+        Self::DqFailed,
+        Self::DqUnavailable,
+    ];
+
+    /// The snake_case name used in JSON and as a metric label.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Running => "running",
+            Self::Failed => "failed",
+            Self::DeadLettered => "dead_lettered",
+            Self::Cancelled => "cancelled",
+            Self::RunNotFound => "run_not_found",
+            Self::ParametersMismatch => "parameters_mismatch",
+            Self::DqFailed => "dq_failed",
+            Self::DqUnavailable => "dq_unavailable",
+        }
+    }
+}
+
 /// One partition that is not proven complete.
 #[derive(Debug, Clone, Serialize)]
 pub struct Gap {

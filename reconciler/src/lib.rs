@@ -13,4 +13,4 @@ pub use audit::{audit_csv, audit_json};
 pub use completeness::{Gap, GapKind, ReconcileError, Report, reconcile_once};
 pub use dq::{Check, DqPolicy, Op, Rule, Verdict};
 pub use promotion::{PromotionOutcome, PromotionSettings, promote, rollback};
-pub use service::run_reconciler;
+pub use service::{ServiceOptions, run_reconciler};

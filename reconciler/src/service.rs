@@ -1,13 +1,25 @@
 //! The reconciler as a service: a pass every interval until complete or shut down.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_contract::BackfillId;
 use backfill_databricks::DatabricksClient;
 use backfill_ledger::Ledger;
+use backfill_metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
-use crate::{DqPolicy, ReconcileError, Report, reconcile_once};
+use crate::{DqPolicy, GapKind, ReconcileError, Report, reconcile_once};
+
+/// The reconciler service's settings.
+#[derive(Debug, Clone)]
+pub struct ServiceOptions<'a> {
+    pub actor: &'a str,
+    pub interval: Duration,
+    pub policy: Option<&'a DqPolicy>,
+    /// Passes and gaps are counted here.
+    pub metrics: Arc<Metrics>,
+}
 
 /// Runs passes every `interval` until the backfill is complete (returns its report) or
 /// `shutdown` is cancelled (returns the last report, if any). Outages are logged and
@@ -16,14 +28,20 @@ pub async fn run_reconciler(
     ledger: &Ledger,
     client: &DatabricksClient,
     backfill_id: &BackfillId,
-    actor: &str,
-    interval: Duration,
-    policy: Option<&DqPolicy>,
+    options: ServiceOptions<'_>,
     shutdown: CancellationToken,
 ) -> Result<Option<Report>, ReconcileError> {
+    let ServiceOptions {
+        actor,
+        interval,
+        policy,
+        metrics,
+    } = options;
     let mut last = None;
     loop {
-        match reconcile_once(ledger, client, backfill_id, actor, policy).await {
+        let pass = reconcile_once(ledger, client, backfill_id, actor, policy).await;
+        record_pass(&metrics, backfill_id, &pass);
+        match pass {
             Ok(report) if report.complete => return Ok(Some(report)),
             Ok(report) => {
                 tracing::info!(backfill_id = %backfill_id, verified = report.verified, total = report.total, gaps = report.gaps.len(), "backfill not complete yet");
@@ -40,5 +58,26 @@ pub async fn run_reconciler(
             () = tokio::time::sleep(interval) => {}
             () = shutdown.cancelled() => return Ok(last),
         }
+    }
+}
+
+fn record_pass(metrics: &Metrics, backfill_id: &BackfillId, pass: &Result<Report, ReconcileError>) {
+    let now_s = chrono::Utc::now().timestamp();
+    match pass {
+        Ok(report) => {
+            let result = if report.complete {
+                "complete"
+            } else {
+                "incomplete"
+            };
+            metrics.reconcile.pass(result, now_s);
+            let counts: Vec<(&'static str, i64)> =
+                report.gaps.iter().map(|g| (g.kind.as_str(), 1)).collect();
+            let kinds = GapKind::ALL.map(|k| k.as_str());
+            metrics
+                .reconcile
+                .set_gaps(backfill_id.as_str(), &kinds, &counts);
+        }
+        Err(_) => metrics.reconcile.pass("error", now_s),
     }
 }

@@ -102,6 +102,16 @@ impl Simulator {
         self.lock().stats.clone()
     }
 
+    /// Runs holding a concurrency slot now (pending with a slot, queued ones excluded).
+    pub fn active_runs(&self) -> usize {
+        let now = now_ms();
+        self.lock()
+            .runs
+            .values()
+            .filter(|r| r.active_at(now))
+            .count()
+    }
+
     /// Counts one request to `endpoint`.
     pub(crate) fn count_call(inner: &mut Inner, endpoint: &str) {
         *inner.stats.calls.entry(endpoint.to_owned()).or_default() += 1;

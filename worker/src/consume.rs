@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_broker::{
-    AmqpUrl, BasicAckOptions, BasicNackOptions, Broker, BrokerError, Delivery, Lane, LaneConsumer,
-    Publisher, Topology,
+    AmqpUrl, BasicAckOptions, BasicNackOptions, Broker, BrokerError, Delivery, Headers, Lane,
+    LaneConsumer, Publisher, SENT_MS_HEADER, Topology,
 };
 use futures_lite::StreamExt;
 use tokio::sync::Semaphore;
@@ -43,6 +43,7 @@ pub async fn run_worker(
         })
     });
     let result = connect_and_serve(&worker, &url, &topology, &shutdown, &name).await;
+    worker.metrics().health.start_draining();
     if let Some(h) = heartbeat {
         let _ = h.await;
     }
@@ -56,13 +57,23 @@ async fn connect_and_serve(
     shutdown: &CancellationToken,
     name: &str,
 ) -> Result<(), BrokerError> {
+    let metrics = worker.metrics().clone();
+    let mut connections = 0u64;
     loop {
         let broker = tokio::select! {
             b = Broker::connect(url, topology, name, Duration::from_secs(24 * 3600)) => b?,
             () = shutdown.cancelled() => return Ok(()),
         };
+        connections += 1;
+        if connections > 1 {
+            metrics.worker.broker_reconnects.inc();
+        }
+        metrics.worker.broker_connected.set(1);
+        metrics.health.set_broker(true);
         tracing::info!(worker = worker.id(), broker = %url.redacted(), namespace = topology.namespace(), "worker connected");
         let served = serve(worker, &broker, shutdown).await;
+        metrics.worker.broker_connected.set(0);
+        metrics.health.set_broker(false);
         broker.close().await;
         match served {
             Ok(()) => return Ok(()),
@@ -89,6 +100,14 @@ async fn serve(
         .await?;
     let tracker = TaskTracker::new();
     let publisher = broker.publisher();
+    // Stop being ready as soon as shutdown begins (the drain follows).
+    let draining = {
+        let (metrics, shutdown) = (worker.metrics().clone(), shutdown.clone());
+        tokio::spawn(async move {
+            shutdown.cancelled().await;
+            metrics.health.start_draining();
+        })
+    };
     // Cancelled by any task that finds the publisher unusable: reconnect.
     let lost = CancellationToken::new();
     // Separate lanes with separate permits: checks of running runs never wait behind a
@@ -114,6 +133,7 @@ async fn serve(
         ),
         sweep_loop(worker, &publisher, shutdown, &lost),
     );
+    draining.abort();
     tracker.close();
     if served.is_ok() {
         let grace = worker.config.shutdown_grace;
@@ -197,6 +217,7 @@ async fn lane_loop(
                 )));
             }
         };
+        worker.metrics().worker.consumed(lane.key());
         let worker = worker.clone();
         let publisher = publisher.clone();
         let lost = lost.clone();
@@ -226,9 +247,13 @@ async fn handle_delivery(
     lost: CancellationToken,
 ) {
     let body = Arc::new(delivery.data.clone());
+    let sent_ms = Headers::from_field_table(delivery.properties.headers().as_ref())
+        .get(SENT_MS_HEADER)
+        .and_then(|v| v.parse::<i64>().ok());
     let outcome = {
         let (worker, publisher, body) = (worker.clone(), publisher.clone(), body.clone());
-        tokio::spawn(async move { worker.process(&publisher, lane, &body).await }).await
+        tokio::spawn(async move { worker.process_sent(&publisher, lane, &body, sent_ms).await })
+            .await
     };
     let settled = match outcome {
         Ok(Ok(handled)) => {
@@ -255,22 +280,23 @@ async fn handle_delivery(
             let reason = format!("worker panicked handling this message: {join_error}");
             tracing::error!(lane = lane.key(), reason, "message handler panicked");
             worker.record_panic(&body, &reason).await;
-            DeadLetter {
+            let dead = DeadLetter {
                 kind: "handler_panicked",
                 error: &reason,
                 source_lane: lane.key(),
                 worker_id: worker.id(),
                 ..Default::default()
-            }
-            .publish(&publisher, &body)
-            .await
-            .is_ok()
+            };
+            worker
+                .send_dead_letter(&publisher, &body, dead)
+                .await
+                .is_ok()
         }
     };
     if settled {
         let ack = tokio::time::timeout(SETTLE_TIMEOUT, delivery.ack(BasicAckOptions::default()));
         match ack.await {
-            Ok(Ok(true)) => {}
+            Ok(Ok(true)) => worker.metrics().worker.acked(lane.key()),
             Ok(Ok(false)) => tracing::info!(
                 lane = lane.key(),
                 "ack not delivered (channel gone); the message will be redelivered"
@@ -291,6 +317,7 @@ async fn handle_delivery(
             requeue: true,
             ..Default::default()
         };
+        worker.metrics().worker.requeued(lane.key());
         let _ = tokio::time::timeout(SETTLE_TIMEOUT, delivery.nack(requeue)).await;
     }
 }

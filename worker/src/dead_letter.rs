@@ -8,7 +8,7 @@ use backfill_ledger::now_ms;
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DeadLetter<'a> {
     /// A short, low-cardinality kind: `invalid_message`, `run_failed`, `trigger_refused`, ...
-    pub kind: &'a str,
+    pub kind: &'static str,
     /// The readable reason and the last error.
     pub error: &'a str,
     pub backfill_id: Option<&'a str>,
@@ -16,7 +16,7 @@ pub(crate) struct DeadLetter<'a> {
     pub attempt: Option<u32>,
     pub run_id: Option<i64>,
     pub run_url: Option<&'a str>,
-    pub source_lane: &'a str,
+    pub source_lane: &'static str,
     pub worker_id: &'a str,
 }
 

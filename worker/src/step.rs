@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backfill_broker::{Destination, Headers, Lane, Publisher};
+use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{BackfillId, PartitionMessage, Step, idempotency_token};
 use backfill_databricks::models::RunNowRequest;
 use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
@@ -13,6 +13,7 @@ use backfill_ledger::{
     Backfill, BackfillState, Claim, Ledger, Partition, PartitionKey, PartitionState, RunTimes,
     now_ms,
 };
+use backfill_metrics::Metrics;
 use rand::Rng;
 
 use crate::dead_letter::DeadLetter;
@@ -65,6 +66,15 @@ pub struct Worker {
     /// This worker's share of the fleet's API budget (also the client's gate).
     budget: Option<Arc<FleetBudget>>,
     production: ProductionWatch,
+    metrics: Arc<Metrics>,
+}
+
+/// The `reason` label of a trigger delayed because its backfill is not active.
+fn delay_kind(state: BackfillState) -> &'static str {
+    match state {
+        BackfillState::Paused => "paused",
+        _ => "not_active",
+    }
 }
 
 impl Worker {
@@ -76,6 +86,7 @@ impl Worker {
             backfills: Mutex::new(HashMap::new()),
             budget: None,
             production: ProductionWatch::default(),
+            metrics: Arc::new(Metrics::unregistered()),
         }
     }
 
@@ -93,6 +104,17 @@ impl Worker {
         self
     }
 
+    /// Records into `metrics` (the client's requests too).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.client = self.client.clone().with_metrics(metrics.clone());
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     pub fn budget(&self) -> Option<&Arc<FleetBudget>> {
         self.budget.as_ref()
     }
@@ -108,25 +130,47 @@ impl Worker {
         lane: Lane,
         body: &[u8],
     ) -> Result<Handled, StepError> {
+        self.process_sent(publisher, lane, body, None).await
+    }
+
+    /// [`Worker::process`] for a delivery that says when it was published (the
+    /// `x-backfill-sent-ms` header), so its wait in the queue is observed.
+    pub async fn process_sent(
+        &self,
+        publisher: &Publisher,
+        lane: Lane,
+        body: &[u8],
+        sent_ms: Option<i64>,
+    ) -> Result<Handled, StepError> {
         let msg = match PartitionMessage::decode(body) {
             Ok(msg) => msg,
             Err(e) => {
                 let reason = e.to_string();
-                DeadLetter {
-                    kind: "invalid_message",
-                    error: &reason,
-                    source_lane: lane.key(),
-                    worker_id: self.id(),
-                    ..Default::default()
-                }
-                .publish(publisher, body)
+                self.send_dead_letter(
+                    publisher,
+                    body,
+                    DeadLetter {
+                        kind: "invalid_message",
+                        error: &reason,
+                        source_lane: lane.key(),
+                        worker_id: self.id(),
+                        ..Default::default()
+                    },
+                )
                 .await?;
                 return Ok(Handled::Poisoned(reason));
             }
         };
-        if let Some(wait) = remaining_wait(msg.not_before_ms, now_ms()) {
+        let now = now_ms();
+        if let Some(due) = msg.not_before_ms.or(sent_ms).filter(|due| *due <= now) {
+            let waited = Duration::from_millis((now - due) as u64);
+            self.metrics.worker.message_wait(lane.key(), waited);
+        }
+        if let Some(wait) = remaining_wait(msg.not_before_ms, now) {
             let reason = msg.reason.clone().unwrap_or_else(|| "not due yet".into());
-            return self.delay(publisher, &msg, lane, wait, &reason).await;
+            return self
+                .delay(publisher, &msg, lane, "not_due", wait, &reason)
+                .await;
         }
         let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
         let Some(partition) = self.ledger.partition(&key).await? else {
@@ -173,7 +217,7 @@ impl Worker {
             }
             TriggerAction::WaitForOwner(reason) => {
                 let wait = self.config.admission_delay;
-                self.delay(publisher, msg, Lane::Trigger, wait, &reason)
+                self.delay(publisher, msg, Lane::Trigger, "claim_owner", wait, &reason)
                     .await
             }
             TriggerAction::WaitForLedger => {
@@ -182,6 +226,7 @@ impl Worker {
                     publisher,
                     msg,
                     Lane::Trigger,
+                    "ledger_catching_up",
                     self.config.admission_delay,
                     &reason,
                 )
@@ -223,6 +268,7 @@ impl Worker {
                             publisher,
                             msg,
                             Lane::Trigger,
+                            "freshness_guard",
                             self.config.admission_delay,
                             &reason,
                         )
@@ -241,6 +287,7 @@ impl Worker {
                             publisher,
                             msg,
                             Lane::Trigger,
+                            "at_cap",
                             self.config.admission_delay,
                             &reason,
                         )
@@ -259,6 +306,7 @@ impl Worker {
                             publisher,
                             msg,
                             Lane::Trigger,
+                            delay_kind(state),
                             self.config.admission_delay,
                             &reason,
                         )
@@ -271,6 +319,7 @@ impl Worker {
                             publisher,
                             msg,
                             Lane::Trigger,
+                            "spend_budget",
                             self.config.admission_delay,
                             &reason,
                         )
@@ -327,17 +376,20 @@ impl Worker {
             }
             Err(e) => {
                 let reason = format!("run-now refused: {e}");
-                DeadLetter {
-                    kind: "trigger_refused",
-                    error: &reason,
-                    backfill_id: Some(msg.backfill_id.as_str()),
-                    partition_date: Some(msg.partition_date.to_string()),
-                    attempt: Some(msg.attempt.get()),
-                    source_lane: Lane::Trigger.key(),
-                    worker_id: self.id(),
-                    ..Default::default()
-                }
-                .publish(publisher, body)
+                self.send_dead_letter(
+                    publisher,
+                    body,
+                    DeadLetter {
+                        kind: "trigger_refused",
+                        error: &reason,
+                        backfill_id: Some(msg.backfill_id.as_str()),
+                        partition_date: Some(msg.partition_date.to_string()),
+                        attempt: Some(msg.attempt.get()),
+                        source_lane: Lane::Trigger.key(),
+                        worker_id: self.id(),
+                        ..Default::default()
+                    },
+                )
                 .await?;
                 // Only the claim's holder, and only while no run is recorded.
                 if !self
@@ -361,6 +413,7 @@ impl Worker {
             Some(seq) => {
                 self.schedule_check(publisher, msg, run_id, seq, first, "run started")
                     .await?;
+                self.metrics.worker.triggered(msg.backfill_id.as_str());
                 tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, "run triggered");
                 Ok(Handled::Triggered { run_id })
             }
@@ -417,7 +470,11 @@ impl Worker {
             started_ms: run.start_time.filter(|t| *t > 0),
             ended_ms: run.ended_at(),
         };
-        match classify(&run) {
+        let outcome = classify(&run);
+        if !matches!(outcome, RunOutcome::InProgress { .. }) {
+            self.record_outcome(&run, &outcome, msg.attempt);
+        }
+        match outcome {
             RunOutcome::InProgress { state, known } => {
                 if !known {
                     tracing::warn!(run_id, state = %state, "unknown run state; treating it as not terminal");
@@ -479,6 +536,9 @@ impl Worker {
                             Destination::Delayed(Lane::Trigger, after),
                         )
                         .await?;
+                        self.metrics
+                            .worker
+                            .delayed(Lane::Trigger.key(), "retry_backoff");
                         if self
                             .ledger
                             .schedule_retry(&key, msg.attempt, check_seq, times, &error, self.id())
@@ -528,27 +588,83 @@ impl Worker {
         run_id: i64,
         run_url: Option<&str>,
         check_seq: Option<i64>,
-        kind: &str,
+        kind: &'static str,
         reason: &str,
     ) -> Result<Handled, StepError> {
-        DeadLetter {
-            kind,
-            error: reason,
-            backfill_id: Some(msg.backfill_id.as_str()),
-            partition_date: Some(msg.partition_date.to_string()),
-            attempt: Some(msg.attempt.get()),
-            run_id: Some(run_id),
-            run_url,
-            source_lane: Lane::Check.key(),
-            worker_id: self.id(),
-        }
-        .publish(publisher, body)
+        self.send_dead_letter(
+            publisher,
+            body,
+            DeadLetter {
+                kind,
+                error: reason,
+                backfill_id: Some(msg.backfill_id.as_str()),
+                partition_date: Some(msg.partition_date.to_string()),
+                attempt: Some(msg.attempt.get()),
+                run_id: Some(run_id),
+                run_url,
+                source_lane: Lane::Check.key(),
+                worker_id: self.id(),
+            },
+        )
         .await?;
         self.ledger
             .dead_letter(&p.key(), msg.attempt, check_seq, reason, self.id())
             .await?;
         tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, reason, "partition dead-lettered");
         Ok(Handled::DeadLettered(reason.to_owned()))
+    }
+
+    /// Counts a terminal run by result, failure class and termination details, and
+    /// observes its duration and queue time.
+    fn record_outcome(
+        &self,
+        run: &backfill_databricks::models::Run,
+        outcome: &RunOutcome,
+        attempt: backfill_contract::Attempt,
+    ) {
+        let details = run
+            .status
+            .as_ref()
+            .and_then(|s| s.termination_details.as_ref());
+        let kind = details
+            .and_then(|d| d.kind.as_ref())
+            .map_or("NONE", |k| k.as_str());
+        let code = details.and_then(|d| d.code.as_deref()).unwrap_or("NONE");
+        let (result, class) = match outcome {
+            RunOutcome::Failed(f) => {
+                let retried = decide_failure(f, attempt, &self.config.retry, 0.0);
+                let result = if matches!(retried, FailureDecision::Retry { .. }) {
+                    "retried"
+                } else {
+                    "dead_lettered"
+                };
+                (result, f.class.as_str())
+            }
+            _ => ("succeeded", "none"),
+        };
+        let w = &self.metrics.worker;
+        w.run_outcome(result, class, kind, code);
+        let ms = |v: Option<i64>| {
+            v.filter(|v| *v > 0)
+                .map(|v| Duration::from_millis(v as u64))
+        };
+        let duration = ms(run.run_duration)
+            .or_else(|| ms(run.ended_at().zip(run.start_time).map(|(e, s)| e - s)));
+        w.run_times(duration, ms(run.queue_duration));
+    }
+
+    /// Publishes to the dead-letter queue (confirmed) and counts it.
+    pub(crate) async fn send_dead_letter(
+        &self,
+        publisher: &Publisher,
+        body: &[u8],
+        dead: DeadLetter<'_>,
+    ) -> Result<(), StepError> {
+        dead.publish(publisher, body).await?;
+        self.metrics
+            .worker
+            .dead_lettered(dead.source_lane, dead.kind);
+        Ok(())
     }
 
     async fn poison(
@@ -559,17 +675,20 @@ impl Worker {
         lane: Lane,
         reason: &str,
     ) -> Result<Handled, StepError> {
-        DeadLetter {
-            kind: "invalid_message",
-            error: reason,
-            backfill_id: Some(msg.backfill_id.as_str()),
-            partition_date: Some(msg.partition_date.to_string()),
-            attempt: Some(msg.attempt.get()),
-            source_lane: lane.key(),
-            worker_id: self.id(),
-            ..Default::default()
-        }
-        .publish(publisher, body)
+        self.send_dead_letter(
+            publisher,
+            body,
+            DeadLetter {
+                kind: "invalid_message",
+                error: reason,
+                backfill_id: Some(msg.backfill_id.as_str()),
+                partition_date: Some(msg.partition_date.to_string()),
+                attempt: Some(msg.attempt.get()),
+                source_lane: lane.key(),
+                worker_id: self.id(),
+                ..Default::default()
+            },
+        )
         .await?;
         Ok(Handled::Poisoned(reason.to_owned()))
     }
@@ -588,6 +707,7 @@ impl Worker {
             Destination::Lane(Lane::Check)
         } else {
             check.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
+            self.metrics.worker.delayed(Lane::Check.key(), "next_check");
             Destination::Delayed(Lane::Check, wait)
         };
         self.publish(publisher, &check, destination).await
@@ -599,9 +719,11 @@ impl Worker {
         publisher: &Publisher,
         msg: &PartitionMessage,
         lane: Lane,
+        kind: &'static str,
         wait: Duration,
         reason: &str,
     ) -> Result<Handled, StepError> {
+        self.metrics.worker.delayed(lane.key(), kind);
         let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
         again.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
         self.publish(publisher, &again, Destination::Delayed(lane, wait))
@@ -615,7 +737,7 @@ impl Worker {
         msg: &PartitionMessage,
         destination: Destination,
     ) -> Result<(), StepError> {
-        let mut headers = Headers::new();
+        let mut headers = Headers::new().with(SENT_MS_HEADER, now_ms());
         if let Some(reason) = &msg.reason {
             headers = headers.with("x-backfill-delay-reason", reason);
         }
@@ -685,6 +807,7 @@ impl Worker {
             )
             .await?;
             tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, run_id, "re-issued an overdue check");
+            self.metrics.worker.checks_reissued(1);
             reissued += 1;
         }
         Ok(reissued)
@@ -721,8 +844,15 @@ impl Worker {
             ));
         };
         let reason = format!("{} outage: {error}", error.kind());
-        self.delay(publisher, &msg, lane, self.config.outage_delay, &reason)
-            .await?;
+        self.delay(
+            publisher,
+            &msg,
+            lane,
+            error.kind(),
+            self.config.outage_delay,
+            &reason,
+        )
+        .await?;
         Ok(())
     }
 }

@@ -11,6 +11,7 @@ use anyhow::Context;
 use backfill_contract::PartitionDate;
 use backfill_databricks::{ClientConfig, DatabricksClient};
 use backfill_ledger::PartitionState;
+use backfill_metrics::Group;
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_reconciler::reconcile_once;
 use backfill_simulator::{SimConfig, Simulator};
@@ -18,8 +19,8 @@ use backfill_worker::{Worker, WorkerConfig, run_worker};
 use tokio_util::sync::CancellationToken;
 
 use super::{default_worker_id, shutdown_on_signals};
-use crate::CliError;
 use crate::args::{DemoArgs, GlobalOpts};
+use crate::{CliError, observe};
 
 const WORKERS: usize = 2;
 /// The shipped policy: the demo gates every partition on it.
@@ -37,11 +38,29 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let mut demo_global = global.clone();
     demo_global.namespace = format!("{}-demo-{stamp}", global.namespace);
 
-    let sim = Simulator::spawn(SimConfig::default())
+    let shutdown = shutdown_on_signals();
+    let metrics = observe::start(
+        global,
+        "demo",
+        &[
+            Group::Worker,
+            Group::Api,
+            Group::Fleet,
+            Group::Reconcile,
+            Group::Sim,
+        ],
+        &shutdown,
+    )
+    .await?;
+    metrics.health.require(true, true);
+    let sim = Simulator::spawn(sim_config(&args))
         .await
         .context("starting the simulator")?;
+    let sim_metrics =
+        super::sim::spawn_sim_metrics(sim.sim.clone(), metrics.clone(), shutdown.clone());
     let client = DatabricksClient::new(ClientConfig::new(sim.url(), "demo-token"))
-        .map_err(anyhow::Error::new)?;
+        .map_err(anyhow::Error::new)?
+        .with_metrics(metrics.clone());
     let ledger = demo_global.ledger().await?;
     let broker = demo_global
         .broker("backfill demo", Duration::from_secs(10))
@@ -88,8 +107,16 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         request.backfill_id
     );
 
-    let shutdown = shutdown_on_signals();
     let workers = CancellationToken::new();
+    let collector = observe::spawn_collector(
+        metrics.clone(),
+        ledger.clone(),
+        Some(observe::BrokerSource {
+            url: demo_global.amqp()?,
+            topology: demo_global.topology()?,
+        }),
+        workers.clone(),
+    );
     let mut tasks = Vec::new();
     for n in 1..=WORKERS {
         let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
@@ -101,8 +128,11 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             ("jobs/run-now".to_owned(), 500),
             ("jobs/runs/get".to_owned(), 2000),
         ]));
-        let worker =
-            Arc::new(Worker::new(config, ledger.clone(), client.clone()).with_budget(budget));
+        let worker = Arc::new(
+            Worker::new(config, ledger.clone(), client.clone())
+                .with_budget(budget)
+                .with_metrics(metrics.clone()),
+        );
         tasks.push(tokio::spawn(run_worker(
             worker,
             demo_global.amqp()?,
@@ -147,6 +177,14 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             )
             .await
             .map_err(anyhow::Error::new)?;
+            let result = if report.complete {
+                "complete"
+            } else {
+                "incomplete"
+            };
+            metrics
+                .reconcile
+                .pass(result, chrono::Utc::now().timestamp());
             if report.complete {
                 break Ok(report.verified);
             }
@@ -156,10 +194,19 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         }
     };
 
+    if let Some(linger) = args.linger_s.filter(|s| *s > 0) {
+        eprintln!("demo: serving metrics for another {linger} s (--linger-s)");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(linger)) => {}
+            () = shutdown.cancelled() => {}
+        }
+    }
     workers.cancel();
     for task in tasks {
         let _ = task.await;
     }
+    collector.abort();
+    sim_metrics.abort();
     if let Ok(channel) = broker.channel().await {
         let _ = broker.topology().delete(&channel).await;
     }
@@ -193,4 +240,13 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             request.backfill_id, request.backfill_id
         ))),
     }
+}
+
+/// The simulator of the demo: instant-ish runs by default, `--run-ms` for a slower show.
+fn sim_config(args: &DemoArgs) -> SimConfig {
+    let mut config = SimConfig::default();
+    if let Some(ms) = args.run_ms {
+        config.running_ms = ms;
+    }
+    config
 }

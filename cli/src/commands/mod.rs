@@ -8,8 +8,8 @@ mod grid;
 mod produce;
 mod promote;
 pub(crate) mod reconcile;
-mod sim;
-mod status;
+pub(crate) mod sim;
+pub(crate) mod status;
 mod worker;
 
 use tokio_util::sync::CancellationToken;
@@ -34,7 +34,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cancel(args) => control::cancel(&global, args).await,
         Command::Guards(args) => control::guards(&global, args).await,
         Command::Dlq(args) => dlq::run(&global, args).await,
-        Command::Sim(args) => sim::run(args).await,
+        Command::Sim(args) => sim::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }
 }

@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use backfill_reconciler::{DqPolicy, Report, reconcile_once, run_reconciler};
+use backfill_metrics::Group;
+use backfill_reconciler::{DqPolicy, Report, ServiceOptions, reconcile_once, run_reconciler};
 
 use super::{parse_backfill_id, shutdown_on_signals};
-use crate::CliError;
 use crate::args::{GlobalOpts, ReconcileArgs};
+use crate::{CliError, observe};
 
 pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
@@ -22,17 +23,27 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
                 .context("reconcile")?,
         )
     } else {
-        run_reconciler(
-            &ledger,
-            &client,
-            &backfill_id,
-            &actor,
-            Duration::from_secs(args.interval_s.max(1)),
-            policy.as_ref(),
-            shutdown_on_signals(),
+        let shutdown = shutdown_on_signals();
+        let metrics = observe::start(
+            global,
+            "reconciler",
+            &[Group::Reconcile, Group::Api, Group::Fleet],
+            &shutdown,
         )
-        .await
-        .context("reconcile")?
+        .await?;
+        metrics.health.require(false, true);
+        let client = client.with_metrics(metrics.clone());
+        let collector =
+            observe::spawn_collector(metrics.clone(), ledger.clone(), None, shutdown.clone());
+        let options = ServiceOptions {
+            actor: &actor,
+            interval: Duration::from_secs(args.interval_s.max(1)),
+            policy: policy.as_ref(),
+            metrics,
+        };
+        let report = run_reconciler(&ledger, &client, &backfill_id, options, shutdown).await;
+        collector.abort();
+        report.context("reconcile")?
     };
     let Some(report) = report else {
         return Err(CliError::Negative("stopped before the first pass".into()));

@@ -2,14 +2,19 @@
 
 use anyhow::Context;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use backfill_metrics::{Group, Metrics, SimSnapshot};
+use tokio_util::sync::CancellationToken;
 
 use backfill_contract::PartitionDate;
 use backfill_simulator::{FaultRule, Outcome, SimConfig, Simulator, serve};
 use serde::Deserialize;
 
 use super::shutdown_on_signals;
-use crate::CliError;
-use crate::args::SimArgs;
+use crate::args::{GlobalOpts, SimArgs};
+use crate::{CliError, observe};
 
 /// Parses `--outcome DATE=kind,kind` flags.
 fn scripted_outcomes(flags: &[String]) -> Result<BTreeMap<String, Vec<Outcome>>, CliError> {
@@ -67,7 +72,7 @@ fn fault_rule(flag: &str) -> Result<FaultRule, CliError> {
     FaultRule::deserialize(toml::Value::Table(table)).map_err(|e| bad(e.to_string()))
 }
 
-pub async fn run(args: SimArgs) -> Result<(), CliError> {
+pub async fn run(global: &GlobalOpts, args: SimArgs) -> Result<(), CliError> {
     let mut config = match &args.scenario {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -111,10 +116,35 @@ pub async fn run(args: SimArgs) -> Result<(), CliError> {
         jobs.join(", ")
     );
     let shutdown = shutdown_on_signals();
-    serve(listener, Simulator::new(config), async move {
-        shutdown.cancelled().await
-    })
-    .await
-    .context("simulator stopped")?;
+    let metrics = observe::start(global, "sim", &[Group::Sim], &shutdown).await?;
+    let sim = Simulator::new(config);
+    let copier = spawn_sim_metrics(sim.clone(), metrics, shutdown.clone());
+    let served = serve(listener, sim, async move { shutdown.cancelled().await }).await;
+    copier.abort();
+    served.context("simulator stopped")?;
     Ok(())
+}
+
+/// Copies the simulator's counters into its metrics every second until `shutdown`.
+pub fn spawn_sim_metrics(
+    sim: Simulator,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let stats = sim.stats();
+            metrics.sim.record(&SimSnapshot {
+                calls: stats.calls.into_iter().collect(),
+                throttled: stats.throttled.values().sum(),
+                faults: stats.faults.values().sum(),
+                runs_started: stats.runs_created,
+                runs_active: sim.active_runs() as i64,
+            });
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+    })
 }

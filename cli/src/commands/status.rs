@@ -40,6 +40,9 @@ pub struct StatusReport {
     pub eta_s: Option<i64>,
     /// Why new runs are held, when they are.
     pub guard: Option<String>,
+    /// The hold as a fixed word (`paused`, `cancelled`, `budget`, `protected_window`),
+    /// for metrics and scripts; none while new runs may start.
+    pub held: Option<&'static str>,
 }
 
 fn rates(partitions: &[Partition], now: i64) -> (f64, Option<i64>) {
@@ -82,6 +85,7 @@ pub async fn status_report(
         .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0) as f64 / 3_600_000.0))
         .sum();
     let (throughput_per_hour, eta_s) = rates(&partitions, now_ms());
+    let guard = guard_reason(&backfill, &partitions);
     let price = backfill
         .guards
         .price_per_run_hour
@@ -108,7 +112,8 @@ pub async fn status_report(
         projected_spend: projected(&partitions, run_hours, price),
         throughput_per_hour,
         eta_s,
-        guard: guard_reason(&backfill, &partitions),
+        held: guard.as_ref().and_then(|(held, _)| *held),
+        guard: guard.map(|(_, why)| why),
     };
     Ok((report, partitions))
 }
@@ -128,13 +133,14 @@ fn projected(partitions: &[Partition], run_hours: f64, price: f64) -> f64 {
 
 /// Why new runs are held now, as far as the ledger can tell (the worker also watches the
 /// production job's runs at Databricks).
-fn guard_reason(backfill: &backfill_ledger::Backfill, partitions: &[Partition]) -> Option<String> {
+fn guard_reason(
+    backfill: &backfill_ledger::Backfill,
+    partitions: &[Partition],
+) -> Option<(Option<&'static str>, String)> {
     use chrono::Timelike;
     if backfill.state != BackfillState::Active {
-        return Some(format!(
-            "new runs held: backfill {}",
-            backfill.state.as_str()
-        ));
+        let why = format!("new runs held: backfill {}", backfill.state.as_str());
+        return Some((Some(backfill.state.as_str()), why));
     }
     let g = &backfill.guards;
     if let (Some(price), Some(budget)) = (g.price_per_run_hour, g.budget) {
@@ -161,9 +167,10 @@ fn guard_reason(backfill: &backfill_ledger::Backfill, partitions: &[Partition]) 
             .iter()
             .any(|p| matches!(p.state, PartitionState::Pending | PartitionState::Failed));
         if pending && projected > budget {
-            return Some(format!(
+            let why = format!(
                 "new runs held: budget: projected spend {projected:.2} would exceed {budget:.2}"
-            ));
+            );
+            return Some((Some("budget"), why));
         }
     }
     let now = chrono::Utc::now();
@@ -171,10 +178,13 @@ fn guard_reason(backfill: &backfill_ledger::Backfill, partitions: &[Partition]) 
         &g.protected_windows,
         now.hour() * 60 + now.minute(),
     ) {
-        return Some(format!("new runs held: protected window {w} UTC"));
+        let why = format!("new runs held: protected window {w} UTC");
+        return Some((Some("protected_window"), why));
     }
-    g.production_job_id
-        .map(|job| format!("watching production job {job}: new runs wait while it runs"))
+    g.production_job_id.map(|job| {
+        let why = format!("watching production job {job}: new runs wait while it runs");
+        (None, why)
+    })
 }
 
 fn print_text(report: &StatusReport, partitions: &[Partition]) {

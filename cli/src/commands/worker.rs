@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use backfill_metrics::Group;
 use backfill_worker::{ApiBudget, Worker, WorkerConfig, run_worker};
 
 use super::{default_worker_id, shutdown_on_signals};
-use crate::CliError;
 use crate::args::{GlobalOpts, WorkerArgs};
+use crate::{CliError, observe};
 
 pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> {
     if args.concurrency == 0 {
@@ -28,12 +29,33 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
         .api_budget
         .parse()
         .map_err(|e| CliError::usage(format!("--api-budget / WORKER_API_BUDGET: {e}")))?;
-    let worker = Arc::new(Worker::new(config, ledger, client).with_budget(budget));
     let shutdown = shutdown_on_signals();
+    let metrics = observe::start(
+        global,
+        "worker",
+        &[Group::Worker, Group::Api, Group::Fleet],
+        &shutdown,
+    )
+    .await?;
+    metrics.health.require(true, true);
+    let collector = observe::spawn_collector(
+        metrics.clone(),
+        ledger.clone(),
+        Some(observe::BrokerSource {
+            url: url.clone(),
+            topology: topology.clone(),
+        }),
+        shutdown.clone(),
+    );
+    let worker = Arc::new(
+        Worker::new(config, ledger, client)
+            .with_budget(budget)
+            .with_metrics(metrics),
+    );
     tracing::info!(worker = worker.id(), "worker starting");
-    run_worker(worker, url, topology, shutdown)
-        .await
-        .context("worker stopped")?;
+    let stopped = run_worker(worker, url, topology, shutdown).await;
+    collector.abort();
+    stopped.context("worker stopped")?;
     tracing::info!("worker stopped cleanly");
     Ok(())
 }
