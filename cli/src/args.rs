@@ -184,6 +184,9 @@ pub struct WorkerArgs {
     /// Seconds between sweeps for overdue checks.
     #[arg(long, env = "WORKER_SWEEP_INTERVAL_S", default_value_t = 15)]
     pub sweep_interval_s: u64,
+    /// Wait before a failed run's second attempt, in seconds; doubles per attempt.
+    #[arg(long, env = "WORKER_RETRY_BASE_S", default_value_t = 30)]
+    pub retry_base_s: u64,
 }
 
 #[derive(Debug, Args)]

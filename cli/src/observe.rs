@@ -20,16 +20,17 @@ const COLLECT_EVERY: Duration = Duration::from_secs(5);
 /// Backfills shown on dashboards: the most recently registered.
 const RECENT_BACKFILLS: i64 = 20;
 
-/// Creates the process's metrics and, with `--metrics-addr`, serves them until `shutdown`.
+/// Creates the process's metrics and, with `--metrics-addr`, serves them.
 pub async fn start(
     global: &GlobalOpts,
     role: &'static str,
     groups: &[Group],
-    shutdown: &CancellationToken,
 ) -> Result<Arc<Metrics>, CliError> {
     let metrics = Arc::new(Metrics::new(role, groups));
     if let Some(addr) = global.metrics_addr {
-        serve(addr, metrics.clone(), shutdown.clone())
+        // Not stopped at shutdown: during the drain `/readyz` says so, and the endpoint
+        // ends with the process.
+        serve(addr, metrics.clone(), CancellationToken::new())
             .await
             .map_err(|e| CliError::usage(format!("{e} (METRICS_ADDR)")))?;
     }

@@ -49,7 +49,6 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             Group::Reconcile,
             Group::Sim,
         ],
-        &shutdown,
     )
     .await?;
     metrics.health.require(true, true);

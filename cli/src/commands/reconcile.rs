@@ -28,7 +28,6 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             global,
             "reconciler",
             &[Group::Reconcile, Group::Api, Group::Fleet],
-            &shutdown,
         )
         .await?;
         metrics.health.require(false, true);

@@ -116,7 +116,7 @@ pub async fn run(global: &GlobalOpts, args: SimArgs) -> Result<(), CliError> {
         jobs.join(", ")
     );
     let shutdown = shutdown_on_signals();
-    let metrics = observe::start(global, "sim", &[Group::Sim], &shutdown).await?;
+    let metrics = observe::start(global, "sim", &[Group::Sim]).await?;
     let sim = Simulator::new(config);
     let copier = spawn_sim_metrics(sim.clone(), metrics, shutdown.clone());
     let served = serve(listener, sim, async move { shutdown.cancelled().await }).await;

@@ -25,18 +25,14 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     config.claim_lease = Duration::from_secs(args.claim_lease_s);
     config.check_grace = Duration::from_secs(args.check_grace_s);
     config.sweep_interval = Duration::from_secs(args.sweep_interval_s.max(1));
+    config.retry.base_delay = Duration::from_secs(args.retry_base_s);
     let budget: ApiBudget = args
         .api_budget
         .parse()
         .map_err(|e| CliError::usage(format!("--api-budget / WORKER_API_BUDGET: {e}")))?;
     let shutdown = shutdown_on_signals();
-    let metrics = observe::start(
-        global,
-        "worker",
-        &[Group::Worker, Group::Api, Group::Fleet],
-        &shutdown,
-    )
-    .await?;
+    let metrics =
+        observe::start(global, "worker", &[Group::Worker, Group::Api, Group::Fleet]).await?;
     metrics.health.require(true, true);
     let collector = observe::spawn_collector(
         metrics.clone(),
