@@ -96,7 +96,7 @@ async fn worker_metrics_follow_completions_retries_and_dead_letters() {
     fleet.set_env("WORKER_RETRY_BASE_S", "1");
     fleet.spawn_worker();
 
-    let ready = support::eventually(
+    support::eventually(
         "the worker to be ready",
         Duration::from_secs(30),
         || async {
@@ -105,7 +105,6 @@ async fn worker_metrics_follow_completions_retries_and_dead_letters() {
         },
     )
     .await;
-    let _ = ready;
     let health = reqwest::get(format!("http://{addr}/healthz"))
         .await
         .unwrap();
