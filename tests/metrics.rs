@@ -6,9 +6,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use backfill_metrics::{Group, Metrics};
 use backfill_simulator::{FaultKind, FaultRule, Outcome, SimConfig};
 use support::process::terminate;
 use support::process_fleet::ProcessFleet;
@@ -266,4 +267,90 @@ async fn worker_metrics_follow_completions_retries_and_dead_letters() {
     }
     fleet.workers.clear();
     fleet.teardown().await;
+}
+
+/// Every `backfill_*` name in the shipped dashboard and alert rules is one the fleet
+/// exports (a renamed family would otherwise leave a silent, empty panel or an alert
+/// that can never fire).
+#[test]
+fn dashboard_and_alerts_use_only_exported_metrics() {
+    let all = Metrics::new(
+        "all",
+        &[
+            Group::Worker,
+            Group::Api,
+            Group::Fleet,
+            Group::Reconcile,
+            Group::Sim,
+        ],
+    );
+    // Families without samples print nothing: give each one a sample.
+    let w = &all.worker;
+    w.consumed("check");
+    w.acked("check");
+    w.requeued("check");
+    w.delayed("check", "next_check");
+    w.dead_lettered("check", "run_failed");
+    w.triggered("b");
+    w.run_outcome("succeeded", "none", "SUCCESS", "SUCCESS");
+    w.run_times(Some(Duration::from_secs(1)), Some(Duration::from_secs(1)));
+    w.message_wait("check", Duration::from_millis(5));
+    all.api
+        .request("jobs/runs/get", "200", Duration::from_millis(5));
+    all.api.retry("jobs/runs/get");
+    all.api.throttled("jobs/runs/get");
+    all.fleet.record(&backfill_metrics::BackfillSnapshot {
+        backfill: "b".into(),
+        states: vec![("pending", 1)],
+        budget: Some(1.0),
+        eta_s: Some(1),
+        dq_failing: vec![("rule".into(), 0)],
+        actions: vec![("promote", "succeeded", 0)],
+        ..Default::default()
+    });
+    all.queues.set("dlq", 0, 0);
+    all.reconcile.pass("complete", 1);
+    all.reconcile.set_gaps("b", &["missing"], &[]);
+    all.sim.record(&backfill_metrics::SimSnapshot {
+        calls: vec![("jobs/runs/get".into(), 1)],
+        ..Default::default()
+    });
+    let families: BTreeSet<String> = all
+        .encode()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert!(families.len() > 30, "{families:?}");
+    let exported = |name: &str| {
+        families.contains(name)
+            || ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .any(|suffix| {
+                    name.strip_suffix(suffix)
+                        .is_some_and(|family| families.contains(family))
+                })
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for file in [
+        "deploy/grafana/dashboards/backfill.json",
+        "deploy/prometheus/alerts.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("backfill_") {
+            let name: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            assert!(
+                exported(&name),
+                "{file} uses {name}, which no process exports"
+            );
+            checked += 1;
+            rest = &rest[at + name.len()..];
+        }
+    }
+    assert!(checked > 50, "only {checked} metric references found");
 }

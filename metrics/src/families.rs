@@ -516,7 +516,7 @@ impl QueueGauges {
 #[derive(Debug, Default)]
 pub struct ReconcileMetrics {
     passes: Family<labels::Result, Counter>,
-    gaps: Family<labels::BackfillReason, Gauge>,
+    gaps: Family<labels::BackfillKind, Gauge>,
     last_success: Gauge,
 }
 
@@ -556,9 +556,9 @@ impl ReconcileMetrics {
                 .map(|(_, n)| *n)
                 .sum();
             self.gaps
-                .get_or_create(&labels::BackfillReason {
+                .get_or_create(&labels::BackfillKind {
                     backfill: backfill.to_owned(),
-                    reason: kind,
+                    kind,
                 })
                 .set(n);
         }

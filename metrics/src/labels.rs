@@ -54,6 +54,12 @@ pub(crate) struct BackfillReason {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct BackfillKind {
+    pub backfill: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BackfillRule {
     pub backfill: String,
     pub rule: String,
