@@ -206,6 +206,29 @@ impl Ledger {
         ))
     }
 
+    /// How many runs of the backfill have finished, the shortest and the mean length in
+    /// milliseconds (Databricks start to end): what adaptive polling is tuned by.
+    pub async fn run_lengths(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<(i64, i64, i64), LedgerError> {
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT), \
+             CAST(COALESCE(MIN(run_ended_ms - run_started_ms), 0) AS BIGINT), \
+             CAST(COALESCE(AVG(run_ended_ms - run_started_ms), 0) AS BIGINT) \
+             FROM partitions WHERE backfill_id = $1 AND run_ended_ms IS NOT NULL \
+             AND run_started_ms IS NOT NULL AND run_ended_ms >= run_started_ms",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((
+            row.try_get(0).map_err(corrupt)?,
+            row.try_get(1).map_err(corrupt)?,
+            row.try_get(2).map_err(corrupt)?,
+        ))
+    }
+
     /// Sets a backfill's state (pause, resume, cancel), recording who and why.
     pub async fn set_backfill_state(
         &self,

@@ -35,6 +35,7 @@ pub fn test_worker_config(name: &str) -> WorkerConfig {
         first: Duration::from_millis(200),
         age_fraction: 0.25,
         max: Duration::from_secs(1),
+        ..PollPolicy::default()
     };
     c.retry = RetryPolicy {
         base_delay: Duration::from_millis(200),

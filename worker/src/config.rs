@@ -28,13 +28,24 @@ impl Default for RetryPolicy {
     }
 }
 
-/// How often a running run is looked at: soon after it starts, then less often as it
-/// ages (a fraction of its age), never less often than `max`.
+/// How often a running run is looked at.
+///
+/// Without a history of this backfill's runs: soon after it starts, then less often as it
+/// ages (`age_fraction` of its age), so completion is seen within that fraction of the
+/// run's length. Once `min_history` runs have finished, their lengths say when runs end:
+/// sparse checks (each `early_growth` times the age of the last) until the shortest
+/// length seen (or `window_start` of the mean, if sooner), then every `close_fraction`
+/// of the age, so completion is seen within that fraction of the run's length at a
+/// fraction of the calls. Never less often than `max`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
     pub first: Duration,
     pub age_fraction: f64,
     pub max: Duration,
+    pub min_history: u32,
+    pub early_growth: f64,
+    pub window_start: f64,
+    pub close_fraction: f64,
 }
 
 impl Default for PollPolicy {
@@ -43,6 +54,22 @@ impl Default for PollPolicy {
             first: Duration::from_secs(1),
             age_fraction: 0.25,
             max: Duration::from_secs(600),
+            min_history: 5,
+            early_growth: 8.0,
+            window_start: 0.8,
+            close_fraction: 0.04,
+        }
+    }
+}
+
+impl PollPolicy {
+    /// The same policy on a clock `factor` times faster (benchmarks and tests that
+    /// compress minutes into seconds).
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            first: self.first.div_f64(factor),
+            max: self.max.div_f64(factor),
+            ..self.clone()
         }
     }
 }

@@ -160,11 +160,37 @@ pub fn decide_failure(
     }
 }
 
-/// When to look at a run next, given how long ago it was triggered.
-pub fn next_check_in(run_age: Duration, policy: &PollPolicy) -> Duration {
+/// What is known of a backfill's finished runs (Databricks start to end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunHistory {
+    pub finished: u32,
+    pub shortest: Duration,
+    pub mean: Duration,
+}
+
+/// When to look at a run next, given how long ago it was triggered and what this
+/// backfill's finished runs lasted (see [`PollPolicy`]).
+pub fn next_check_in(run_age: Duration, policy: &PollPolicy, history: RunHistory) -> Duration {
+    let ceiling = policy.max.max(policy.first);
+    if history.finished < policy.min_history.max(1) {
+        return run_age
+            .mul_f64(policy.age_fraction)
+            .clamp(policy.first, ceiling);
+    }
+    let window = history
+        .shortest
+        .min(history.mean.mul_f64(policy.window_start));
+    if run_age < window {
+        // Sparse: catch early failures cheaply, and land on the window's start.
+        let next_age = run_age
+            .mul_f64(policy.early_growth)
+            .max(run_age + policy.first)
+            .min(window);
+        return (next_age - run_age).clamp(policy.first, ceiling);
+    }
     run_age
-        .mul_f64(policy.age_fraction)
-        .clamp(policy.first, policy.max.max(policy.first))
+        .mul_f64(policy.close_fraction)
+        .clamp(policy.first, ceiling)
 }
 
 #[cfg(test)]
@@ -445,20 +471,83 @@ mod tests {
     }
 
     #[test]
-    fn polling_starts_soon_and_slows_with_age() {
+    fn without_history_polling_starts_soon_and_slows_with_age() {
         let p = PollPolicy::default();
-        assert_eq!(next_check_in(Duration::ZERO, &p), Duration::from_secs(1));
+        let none = RunHistory::default();
+        let at = |s: u64| next_check_in(Duration::from_secs(s), &p, none);
+        assert_eq!(at(0), Duration::from_secs(1));
+        assert_eq!(at(60), Duration::from_secs(15));
+        assert_eq!(at(20 * 60), Duration::from_secs(300));
+        assert_eq!(at(10 * 3600), Duration::from_secs(600));
+        // Too little history is no history.
+        let few = RunHistory {
+            finished: 4,
+            shortest: Duration::from_secs(900),
+            mean: Duration::from_secs(1200),
+        };
         assert_eq!(
-            next_check_in(Duration::from_secs(60), &p),
+            next_check_in(Duration::from_secs(60), &p, few),
             Duration::from_secs(15)
         );
+    }
+
+    #[test]
+    fn with_history_polling_is_sparse_until_runs_end_then_close() {
+        let p = PollPolicy::default();
+        let h = RunHistory {
+            finished: 20,
+            shortest: Duration::from_secs(1000),
+            mean: Duration::from_secs(1200),
+        };
+        let at = |s: u64| next_check_in(Duration::from_secs(s), &p, h);
+        // Early: each check at eight times the age of the last...
+        assert_eq!(at(1), Duration::from_secs(7));
+        assert_eq!(at(64), Duration::from_secs(448));
+        // ...landing exactly on the window's start: 0.8 x mean = 960 s < shortest.
+        assert_eq!(at(512), Duration::from_secs(448));
+        // In the window: every 4% of the age.
+        assert_eq!(at(960), Duration::from_millis(38_400));
+        assert_eq!(at(1200), Duration::from_secs(48));
+        // A shortest run sooner than 0.8 x mean opens the window there.
+        let spread = RunHistory {
+            shortest: Duration::from_secs(600),
+            ..h
+        };
         assert_eq!(
-            next_check_in(Duration::from_secs(20 * 60), &p),
-            Duration::from_secs(300)
+            next_check_in(Duration::from_secs(512), &p, spread),
+            Duration::from_secs(88)
         );
-        assert_eq!(
-            next_check_in(Duration::from_secs(10 * 3600), &p),
-            Duration::from_secs(600)
-        );
+    }
+
+    /// The calls a 20-minute run costs and how late its end is seen, with and without
+    /// history, by walking the policy the way a chain of checks does.
+    #[test]
+    fn twenty_minute_runs_cost_a_third_of_a_30s_poll_and_are_seen_within_5_percent() {
+        let p = PollPolicy::default();
+        let walk = |run: Duration, h: RunHistory| {
+            let (mut age, mut calls) = (p.first, 1u32);
+            while age < run {
+                age += next_check_in(age, &p, h);
+                calls += 1;
+            }
+            (calls, age - run)
+        };
+        let h = RunHistory {
+            finished: 50,
+            shortest: Duration::from_secs(960),
+            mean: Duration::from_secs(1200),
+        };
+        // Runs of 20 minutes +-20%, every 12 s of length.
+        let mut total = 0;
+        for secs in (960u64..=1440).step_by(12) {
+            let run = Duration::from_secs(secs);
+            let (calls, late) = walk(run, h);
+            assert!(calls <= 16, "{secs} s: {calls} calls");
+            assert!(late <= run.mul_f64(0.05), "{secs} s: seen {late:?} late");
+            total += calls;
+        }
+        assert!(total * 3 <= 41 * 40, "{total} calls for 41 runs");
+        let (calls, _) = walk(Duration::from_secs(1200), h);
+        assert!(calls * 3 <= 40, "{calls} calls against 40 for a 30 s poll");
     }
 }

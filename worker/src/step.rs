@@ -19,8 +19,8 @@ use rand::Rng;
 use crate::dead_letter::DeadLetter;
 use crate::freshness::ProductionWatch;
 use crate::policy::{
-    CheckAction, FailureDecision, TriggerAction, decide_check, decide_failure, decide_trigger,
-    next_check_in, remaining_wait,
+    CheckAction, FailureDecision, RunHistory, TriggerAction, decide_check, decide_failure,
+    decide_trigger, next_check_in, remaining_wait,
 };
 use crate::{ApiBudget, FleetBudget, StepError, WorkerConfig};
 
@@ -63,6 +63,8 @@ pub struct Worker {
     client: DatabricksClient,
     /// A backfill's job id and parameters never change once registered.
     backfills: Mutex<HashMap<BackfillId, Arc<Backfill>>>,
+    /// Run lengths per backfill, for adaptive polling, with when they were read.
+    histories: Mutex<HashMap<BackfillId, (std::time::Instant, RunHistory)>>,
     /// This worker's share of the fleet's API budget (also the client's gate).
     budget: Option<Arc<FleetBudget>>,
     production: ProductionWatch,
@@ -84,6 +86,7 @@ impl Worker {
             ledger,
             client,
             backfills: Mutex::new(HashMap::new()),
+            histories: Mutex::new(HashMap::new()),
             budget: None,
             production: ProductionWatch::default(),
             metrics: Arc::new(Metrics::unregistered()),
@@ -482,7 +485,8 @@ impl Worker {
                 let age = Duration::from_millis(
                     (now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64,
                 );
-                let wait = next_check_in(age, &self.config.poll);
+                let history = self.run_history(&msg.backfill_id).await;
+                let wait = next_check_in(age, &self.config.poll, history);
                 let due = now_ms() + wait.as_millis() as i64;
                 // Hand the chain on first: a duplicate of this check fails here and dies.
                 // If we die before publishing, the sweep re-issues the overdue check.
@@ -764,6 +768,38 @@ impl Worker {
         let b = Arc::new(b);
         self.lock_backfills().insert(id.clone(), b.clone());
         Ok(b)
+    }
+
+    /// The backfill's run lengths so far, re-read at most every 30 s (a failed read
+    /// keeps the last known, or none: polling without history is only costlier).
+    async fn run_history(&self, id: &BackfillId) -> RunHistory {
+        const FRESH: Duration = Duration::from_secs(30);
+        let cached = self.lock_histories().get(id).copied();
+        if let Some((at, h)) = cached
+            && at.elapsed() < FRESH
+        {
+            return h;
+        }
+        let fresh = match self.ledger.run_lengths(id).await {
+            Ok((n, shortest, mean)) => RunHistory {
+                finished: u32::try_from(n).unwrap_or(u32::MAX),
+                shortest: Duration::from_millis(shortest.max(0) as u64),
+                mean: Duration::from_millis(mean.max(0) as u64),
+            },
+            Err(e) => {
+                tracing::debug!(error = %e, "run history unavailable; polling without it");
+                cached.map(|(_, h)| h).unwrap_or_default()
+            }
+        };
+        self.lock_histories()
+            .insert(id.clone(), (std::time::Instant::now(), fresh));
+        fresh
+    }
+
+    fn lock_histories(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BackfillId, (std::time::Instant, RunHistory)>> {
+        self.histories.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_backfills(&self) -> std::sync::MutexGuard<'_, HashMap<BackfillId, Arc<Backfill>>> {
