@@ -37,7 +37,7 @@ impl Ledger {
         let pool = match backend {
             Backend::Sqlite => {
                 options
-                    .max_connections(8)
+                    .max_connections(pool_size("LEDGER_SQLITE_POOL", 1))
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             conn.execute(
@@ -51,7 +51,12 @@ impl Ledger {
                     .connect(&dial)
                     .await?
             }
-            Backend::Postgres => options.max_connections(10).connect(&dial).await?,
+            Backend::Postgres => {
+                options
+                    .max_connections(pool_size("LEDGER_PG_POOL", 10))
+                    .connect(&dial)
+                    .await?
+            }
         };
         match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
@@ -119,4 +124,13 @@ mod tests {
         assert!(err.contains("sqlite://"), "{err}");
         assert!(Ledger::parse("sqlite://").is_err());
     }
+}
+
+/// A pool size from the environment (for experiments), or the default.
+fn pool_size(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
 }

@@ -249,6 +249,26 @@ impl Ledger {
         Ok(())
     }
 
+    /// Notes, in one transaction, that the trigger messages of `dates` were confirmed.
+    pub async fn mark_enqueued_many(
+        &self,
+        backfill_id: &BackfillId,
+        dates: &[PartitionDate],
+    ) -> Result<(), LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        for date in dates {
+            sqlx::query(
+                "UPDATE partitions SET enqueued = 1 WHERE backfill_id = $1 AND partition_date = $2",
+            )
+            .bind(backfill_id.to_string())
+            .bind(date.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// pending/failed → triggering: claims the attempt and records its idempotency token
     /// before any `run-now`. Only one claimant of an attempt succeeds, and only while the
     /// backfill is active and below its concurrency cap across the whole fleet: the

@@ -2,7 +2,7 @@
 
 use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{Attempt, BackfillId, PartitionMessage, Step};
-use backfill_ledger::{Ledger, PartitionKey, now_ms};
+use backfill_ledger::{Ledger, now_ms};
 
 use crate::{Order, ProduceError};
 
@@ -26,26 +26,43 @@ pub async fn publish_pending(
         dates.reverse();
     }
     let total = dates.len();
-    for (i, date) in dates.into_iter().enumerate() {
-        let msg = PartitionMessage::new(
-            backfill_id.clone(),
-            date,
-            Attempt::FIRST,
-            backfill.manifest_id.clone(),
-            Step::Trigger,
-        );
-        publisher
-            .publish(
-                Destination::Lane(Lane::Trigger),
-                &msg.encode(),
-                &msg.message_id.to_string(),
-                &Headers::new().with(SENT_MS_HEADER, now_ms()),
-            )
-            .await?;
-        ledger
-            .mark_enqueued(&PartitionKey::new(backfill_id.clone(), date))
-            .await?;
-        progress(i + 1, total);
+    let mut done = 0;
+    // Confirms are awaited a chunk at a time, the chunk's publishes in flight together;
+    // a chunk is recorded in the ledger (one transaction) only once all of it is
+    // confirmed. A failure leaves the chunk unrecorded: the next run publishes it again,
+    // and a repeated trigger is harmless.
+    for chunk in dates.chunks(PUBLISH_CHUNK) {
+        let mut confirms = tokio::task::JoinSet::new();
+        for date in chunk {
+            let msg = PartitionMessage::new(
+                backfill_id.clone(),
+                *date,
+                Attempt::FIRST,
+                backfill.manifest_id.clone(),
+                Step::Trigger,
+            );
+            let publisher = publisher.clone();
+            confirms.spawn(async move {
+                publisher
+                    .publish(
+                        Destination::Lane(Lane::Trigger),
+                        &msg.encode(),
+                        &msg.message_id.to_string(),
+                        &Headers::new().with(SENT_MS_HEADER, now_ms()),
+                    )
+                    .await
+            });
+        }
+        while let Some(confirmed) = confirms.join_next().await {
+            confirmed
+                .map_err(|e| ProduceError::Invalid(format!("publishing task failed: {e}")))??;
+        }
+        ledger.mark_enqueued_many(backfill_id, chunk).await?;
+        done += chunk.len();
+        progress(done, total);
     }
     Ok(total)
 }
+
+/// Trigger messages in flight at once while publishing.
+const PUBLISH_CHUNK: usize = 256;

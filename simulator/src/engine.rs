@@ -38,11 +38,34 @@ impl Inner {
         id
     }
 
+    /// Runs of `job_id` (or of every job) holding a slot at `t` (`t` at or after the
+    /// watermark: runs that ended before it are no longer in `live`).
     fn active_count(&self, job_id: Option<i64>, t: i64) -> usize {
-        self.runs
-            .values()
+        self.live
+            .iter()
+            .filter_map(|id| self.runs.get(id))
             .filter(|r| job_id.is_none_or(|j| r.job_id == j) && r.active_at(t))
             .count()
+    }
+
+    /// Forgets runs that ended before `now` and before every queued run was created
+    /// (no slot computation looks further back than that).
+    fn prune_live(&mut self, now: i64) {
+        let oldest_queued = self
+            .queued
+            .first()
+            .and_then(|id| self.runs.get(id))
+            .map_or(now, |r| r.created_ms);
+        let mark = now.min(oldest_queued);
+        if mark <= self.watermark {
+            return;
+        }
+        let runs = &self.runs;
+        self.live.retain(|id| {
+            runs.get(id)
+                .is_some_and(|r| r.end_ms().is_none_or(|e| e > mark))
+        });
+        self.watermark = mark;
     }
 
     fn note_active(&mut self, job_id: i64, t: i64) {
@@ -53,13 +76,18 @@ impl Inner {
 
     /// Gives queued runs their slots, in order, at the moments slots freed up.
     pub fn advance(&mut self, now: i64) {
+        self.prune_live(now);
+        if self.queued.is_empty() {
+            return;
+        }
         let job_ids: Vec<i64> = self.jobs.keys().copied().collect();
         for job_id in job_ids {
             let cap = self.jobs[&job_id].max_concurrent_runs.max(0) as usize;
             let mut floor = i64::MIN;
             let queued: Vec<i64> = self
-                .runs
-                .values()
+                .queued
+                .iter()
+                .filter_map(|id| self.runs.get(id))
                 .filter(|r| {
                     r.job_id == job_id
                         && r.slot_ms.is_none()
@@ -71,8 +99,9 @@ impl Inner {
             for run_id in queued {
                 let earliest = self.runs[&run_id].created_ms.max(floor);
                 let mut candidates: Vec<i64> = self
-                    .runs
-                    .values()
+                    .live
+                    .iter()
+                    .filter_map(|id| self.runs.get(id))
                     .filter(|r| r.job_id == job_id && r.slot_ms.is_some())
                     .filter_map(SimRun::end_ms)
                     .filter(|e| *e > earliest && *e <= now)
@@ -88,6 +117,8 @@ impl Inner {
                         if let Some(r) = self.runs.get_mut(&run_id) {
                             r.slot_ms = Some(t);
                         }
+                        self.queued.remove(&run_id);
+                        self.live.insert(run_id);
                         self.note_active(job_id, t);
                         floor = t;
                     }
@@ -184,7 +215,10 @@ impl Inner {
         }
         self.runs.insert(run_id, run);
         if slot_ms.is_some() {
+            self.live.insert(run_id);
             self.note_active(job_id, now);
+        } else if refused.is_none() {
+            self.queued.insert(run_id);
         }
         self.stats.runs_created += 1;
         if let Some(p) = partition {
@@ -234,6 +268,9 @@ impl Inner {
             .filter(|r| r.end_ms().is_none_or(|e| now < e) && r.cancel_ms.is_none())
         {
             run.cancel_ms = Some(now);
+            if run.slot_ms.is_none() {
+                self.queued.remove(&run_id);
+            }
             self.stats.cancels += 1;
         }
         Ok(())
@@ -268,6 +305,7 @@ impl Inner {
         let repair_id = self.next_id();
         if let Some(run) = self.runs.get_mut(&run_id) {
             run.cancel_ms = None;
+            self.live.insert(run_id);
             run.repairs.push(Repair {
                 repair_id,
                 at_ms: now,

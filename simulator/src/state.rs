@@ -1,7 +1,7 @@
 //! The simulated workspace's memory (jobs, runs, tokens, what it saw) and the shared
 //! handle every request uses.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -54,6 +54,12 @@ pub(crate) struct Inner {
     pub current_second: HashMap<String, (i64, u64)>,
     /// Runs and repairs started per partition: picks the scripted outcome.
     pub executions: BTreeMap<String, usize>,
+    /// Runs waiting for a slot of their job (not refused), in creation order.
+    pub queued: BTreeSet<i64>,
+    /// Runs holding or having held a slot that may still be active at or after
+    /// `watermark`: concurrency is counted over these, not over every run ever made.
+    pub live: BTreeSet<i64>,
+    pub watermark: i64,
 }
 
 /// A handle on one simulated workspace; cheap to clone, shared by every request.
@@ -84,6 +90,9 @@ impl Simulator {
             rng: StdRng::seed_from_u64(config.seed),
             fault_hits: vec![0; config.faults.len()],
             executions: BTreeMap::new(),
+            queued: BTreeSet::new(),
+            live: BTreeSet::new(),
+            watermark: i64::MIN,
             current_second: HashMap::new(),
             table_version: 1_000,
         };

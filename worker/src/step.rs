@@ -10,8 +10,8 @@ use backfill_contract::{BackfillId, PartitionMessage, Step, idempotency_token};
 use backfill_databricks::models::RunNowRequest;
 use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{
-    Backfill, BackfillState, Claim, Ledger, Partition, PartitionKey, PartitionState, RunTimes,
-    now_ms,
+    Backfill, BackfillState, Claim, Guards, Ledger, Partition, PartitionKey, PartitionState,
+    RunTimes, now_ms,
 };
 use backfill_metrics::Metrics;
 use rand::Rng;
@@ -63,6 +63,8 @@ pub struct Worker {
     client: DatabricksClient,
     /// A backfill's job id and parameters never change once registered.
     backfills: Mutex<HashMap<BackfillId, Arc<Backfill>>>,
+    /// Guards per backfill, with when they were read.
+    guards: Mutex<HashMap<BackfillId, (std::time::Instant, Guards)>>,
     /// Run lengths per backfill, for adaptive polling, with when they were read.
     histories: Mutex<HashMap<BackfillId, (std::time::Instant, RunHistory)>>,
     /// This worker's share of the fleet's API budget (also the client's gate).
@@ -86,6 +88,7 @@ impl Worker {
             ledger,
             client,
             backfills: Mutex::new(HashMap::new()),
+            guards: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
             budget: None,
             production: ProductionWatch::default(),
@@ -257,14 +260,10 @@ impl Worker {
                 }
             }
             TriggerAction::Claim => {
-                // Guards change at any time (a raised budget releases held triggers): read
-                // them fresh, not from the cache of immutable backfill fields.
-                let guards = self
-                    .ledger
-                    .backfill(&msg.backfill_id)
-                    .await?
-                    .map(|b| b.guards)
-                    .unwrap_or_default();
+                // Guards change at any time: read them at most a second old, not from the
+                // cache of immutable backfill fields (the budget is checked inside the
+                // claim itself).
+                let guards = self.guards(&msg.backfill_id).await?;
                 if let Some(reason) = self.production.hold(&self.client, &guards).await? {
                     return self
                         .delay(
@@ -768,6 +767,31 @@ impl Worker {
         let b = Arc::new(b);
         self.lock_backfills().insert(id.clone(), b.clone());
         Ok(b)
+    }
+
+    /// The backfill's guards, re-read at most every second.
+    async fn guards(&self, id: &BackfillId) -> Result<Guards, StepError> {
+        const FRESH: Duration = Duration::from_secs(1);
+        if let Some((at, g)) = self.lock_guards().get(id)
+            && at.elapsed() < FRESH
+        {
+            return Ok(g.clone());
+        }
+        let guards = self
+            .ledger
+            .backfill(id)
+            .await?
+            .map(|b| b.guards)
+            .unwrap_or_default();
+        self.lock_guards()
+            .insert(id.clone(), (std::time::Instant::now(), guards.clone()));
+        Ok(guards)
+    }
+
+    fn lock_guards(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BackfillId, (std::time::Instant, Guards)>> {
+        self.guards.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The backfill's run lengths so far, re-read at most every 30 s (a failed read

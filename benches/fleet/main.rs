@@ -1,0 +1,96 @@
+//! The fleet's benchmarks (BENCHMARKS.md): throughput against the raw broker, memory with
+//! runs in flight, API calls per run and detection delay, makespan under a cap, recovery
+//! after `kill -9` and a broker restart. Real parts only: the local RabbitMQ (a private
+//! node for the restart), SQLite and PostgreSQL, the simulator over HTTP, and the
+//! `backfill` binary of the same build as worker processes.
+//!
+//! cargo bench --bench fleet                      # every figure, medians of 3 runs
+//! cargo bench --bench fleet -- --quick           # small sizes, one run (CI)
+//! cargo bench --bench fleet -- throughput api    # some sections only
+//!
+//! Results are printed and written to target/bench-results.md. Nothing here asserts a
+//! speed: a slow machine gets slow figures, not a failure.
+
+#![allow(clippy::unwrap_used, clippy::print_stdout)] // a harness: a panic is a failed run
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+mod common;
+mod efficiency;
+mod faults;
+mod load;
+
+mod sections {
+    pub use super::efficiency::{api, makespan};
+    pub use super::faults::recovery;
+    pub use super::load::{memory, throughput};
+}
+
+use std::fmt::Write as _;
+
+/// Run sizes: the full benchmark or the CI-sized one.
+#[derive(Debug, Clone, Copy)]
+pub struct Sizes {
+    pub quick: bool,
+    pub repeats: usize,
+}
+
+impl Sizes {
+    pub fn pick<T>(&self, quick: T, full: T) -> T {
+        if self.quick { quick } else { full }
+    }
+}
+
+/// The median of some measurements.
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let wanted: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    let sizes = Sizes {
+        quick,
+        repeats: if quick { 1 } else { 3 },
+    };
+    let all = ["throughput", "memory", "api", "makespan", "recovery"];
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# backfill bench ({})\n",
+        if quick { "quick" } else { "full" }
+    );
+    let started = std::time::Instant::now();
+    for name in all {
+        if !wanted.is_empty() && !wanted.contains(&name) {
+            continue;
+        }
+        eprintln!("bench: {name}...");
+        let section = match name {
+            "throughput" => sections::throughput(sizes).await,
+            "memory" => sections::memory(sizes).await,
+            "api" => sections::api(sizes).await,
+            "makespan" => sections::makespan(sizes).await,
+            _ => sections::recovery(sizes).await,
+        };
+        println!("{section}");
+        report.push_str(&section);
+        report.push('\n');
+    }
+    let _ = writeln!(
+        report,
+        "total bench time: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results.md");
+    std::fs::write(&out, &report).unwrap();
+    eprintln!("bench: written to {}", out.display());
+}
