@@ -109,6 +109,9 @@ impl DatabricksClient {
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
+            // Bursts open many connections; keeping them all idle afterwards would hold
+            // their buffers for nothing.
+            .pool_max_idle_per_host(32)
             .build()
             .map_err(|e| ApiError::Config(e.to_string()))?;
         Ok(Self {

@@ -8,6 +8,8 @@ use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{Backfill, DqResult, Ledger, LedgerError, Partition, PartitionState};
 use serde::Serialize;
 
+use futures_util::StreamExt;
+
 use crate::DqPolicy;
 
 /// Why a partition does not (yet) count as done.
@@ -120,46 +122,19 @@ pub async fn reconcile_once(
                 .push(r);
         }
     }
+    // Partitions are proven several at a time (each is a few API calls), in order.
+    let outcomes: Vec<Result<Option<Gap>, ReconcileError>> =
+        futures_util::stream::iter(&partitions)
+            .map(|p| prove(ledger, client, &backfill, p, actor, policy, &stored))
+            .buffered(RECONCILE_CONCURRENCY)
+            .collect()
+            .await;
     let mut gaps = Vec::new();
     let mut verified = 0;
-    for p in &partitions {
-        let run = match verify(ledger, client, &backfill, p, actor).await? {
-            Ok(run) => run,
-            Err(gap) => {
-                gaps.push(gap);
-                continue;
-            }
-        };
-        let Some(policy) = policy else {
-            verified += 1;
-            continue;
-        };
-        let key = (p.date.to_string(), i64::from(p.attempt.get()));
-        let results = match stored.remove(&key) {
-            Some(results) => results,
-            None => match gate(ledger, client, policy, p, &run, actor).await? {
-                Ok(results) => results,
-                Err(gap) => {
-                    gaps.push(gap);
-                    continue;
-                }
-            },
-        };
-        let failed: Vec<String> = results
-            .iter()
-            .filter(|r| !r.passed)
-            .map(|r| format!("{}: {} (required {})", r.rule, r.value, r.threshold))
-            .collect();
-        if failed.is_empty() {
-            verified += 1;
-        } else {
-            gaps.push(Gap {
-                partition: p.date.to_string(),
-                kind: GapKind::DqFailed,
-                attempt: p.attempt.get(),
-                run_id: p.run_id,
-                detail: failed.join("; "),
-            });
+    for outcome in outcomes {
+        match outcome? {
+            None => verified += 1,
+            Some(gap) => gaps.push(gap),
         }
     }
     Ok(Report {
@@ -169,6 +144,52 @@ pub async fn reconcile_once(
         complete: gaps.is_empty() && verified == partitions.len() && !partitions.is_empty(),
         gaps,
     })
+}
+
+/// Partitions proven at once in a pass.
+const RECONCILE_CONCURRENCY: usize = 16;
+
+/// Proves one partition: its run re-read from Databricks, then (with a policy) its data
+/// quality, from the stored verdicts or from the run's output. `None` when proven.
+async fn prove(
+    ledger: &Ledger,
+    client: &DatabricksClient,
+    backfill: &Backfill,
+    p: &Partition,
+    actor: &str,
+    policy: Option<&DqPolicy>,
+    stored: &HashMap<(String, i64), Vec<DqResult>>,
+) -> Result<Option<Gap>, ReconcileError> {
+    let run = match verify(ledger, client, backfill, p, actor).await? {
+        Ok(run) => run,
+        Err(gap) => return Ok(Some(gap)),
+    };
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    let key = (p.date.to_string(), i64::from(p.attempt.get()));
+    let results = match stored.get(&key) {
+        Some(results) => results.clone(),
+        None => match gate(ledger, client, policy, p, &run, actor).await? {
+            Ok(results) => results,
+            Err(gap) => return Ok(Some(gap)),
+        },
+    };
+    let failed: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed)
+        .map(|r| format!("{}: {} (required {})", r.rule, r.value, r.threshold))
+        .collect();
+    if failed.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(Gap {
+        partition: p.date.to_string(),
+        kind: GapKind::DqFailed,
+        attempt: p.attempt.get(),
+        run_id: p.run_id,
+        detail: failed.join("; "),
+    }))
 }
 
 /// Reads the partition's metrics from its (last) task run's output, evaluates the policy,
