@@ -13,13 +13,23 @@ use tokio::sync::Semaphore;
 use crate::common::{ProcFleet, memory_mib, sim_config};
 use crate::{Sizes, median, support};
 
+/// One end-to-end run: its rate and where the time went.
+struct FleetRun {
+    rate: f64,
+    produce_s: f64,
+    run_s: f64,
+    verify_s: f64,
+    peak_mib: f64,
+}
+
 /// One worker process, instant runs: produce, trigger, follow and verify `n` partitions.
-async fn fleet_run(n: u32, ledger_url: String) -> (f64, f64) {
+async fn fleet_run(n: u32, ledger_url: String) -> FleetRun {
     let mut fleet = ProcFleet::new(sim_config(0, 0, 0, n as usize), ledger_url).await;
     let pid = fleet.spawn_worker("bench-w1", 256);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     fleet.produce(n, n);
+    let produce_s = started.elapsed().as_secs_f64();
     fleet
         .wait_for(
             &[PartitionState::Succeeded],
@@ -27,13 +37,20 @@ async fn fleet_run(n: u32, ledger_url: String) -> (f64, f64) {
             Duration::from_secs(600),
         )
         .await;
+    let done = started.elapsed().as_secs_f64();
     fleet.verify();
     let secs = started.elapsed().as_secs_f64();
-    let (_, peak) = memory_mib(pid);
+    let (_, peak_mib) = memory_mib(pid);
     let stats = fleet.sim.sim.stats();
     assert_eq!(stats.runs_created, u64::from(n), "one run per partition");
     fleet.stop().await;
-    (f64::from(n) / secs, peak)
+    FleetRun {
+        rate: f64::from(n) / secs,
+        produce_s,
+        run_s: done - produce_s,
+        verify_s: secs - done,
+        peak_mib,
+    }
 }
 
 /// The broker alone, the same way: `n` messages published with confirms (256 at once,
@@ -108,20 +125,27 @@ pub async fn throughput(sizes: Sizes) -> String {
         "| raw broker: publish with confirm, consume, ack | {raw:.0} messages/s | {} | 1 | |",
         fmt_runs(&broker)
     );
+    let mut phases = Vec::new();
     for backend in ["SQLite", "PostgreSQL"] {
-        let mut rates = Vec::new();
-        let mut peak = 0.0f64;
+        let mut runs = Vec::new();
         for _ in 0..sizes.repeats {
             let url = if backend == "SQLite" {
                 support::sqlite_url()
             } else {
                 support::postgres_url().await
             };
-            let (rate, p) = fleet_run(n, url).await;
-            rates.push(rate);
-            peak = peak.max(p);
+            runs.push(fleet_run(n, url).await);
         }
+        let rates: Vec<f64> = runs.iter().map(|r| r.rate).collect();
+        let peak = runs.iter().map(|r| r.peak_mib).fold(0.0, f64::max);
         let m = median(rates.clone());
+        phases.push(format!(
+            "| {backend} | {:.1} s | {:.1} s ({:.0} partitions/s) | {:.1} s |",
+            median(runs.iter().map(|r| r.produce_s).collect()),
+            median(runs.iter().map(|r| r.run_s).collect()),
+            f64::from(n) / median(runs.iter().map(|r| r.run_s).collect()),
+            median(runs.iter().map(|r| r.verify_s).collect()),
+        ));
         // A partition is two messages through the broker (its trigger and its check,
         // the check by way of a delay queue).
         let _ = writeln!(
@@ -131,6 +155,16 @@ pub async fn throughput(sizes: Sizes) -> String {
             m * 2.0,
             m * 2.0 / raw * 100.0
         );
+    }
+    let _ = writeln!(
+        out,
+        "\nWhere the time goes (medians): the producer process registering and publishing, \
+         the worker triggering and following every run (from the producer's exit to the \
+         last success), the reconciler process re-reading every run.\n\n\
+         | ledger | produce | trigger and follow | verify |\n| --- | --- | --- | --- |"
+    );
+    for p in phases {
+        let _ = writeln!(out, "{p}");
     }
     out
 }
