@@ -103,6 +103,15 @@ impl Ledger {
     }
 }
 
+/// A pool size from the environment (for experiments), or the default.
+fn pool_size(var: &str, default: u32) -> u32 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,13 +133,4 @@ mod tests {
         assert!(err.contains("sqlite://"), "{err}");
         assert!(Ledger::parse("sqlite://").is_err());
     }
-}
-
-/// A pool size from the environment (for experiments), or the default.
-fn pool_size(var: &str, default: u32) -> u32 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or(default)
 }
