@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use backfill_contract::{Attempt, BackfillId, PartitionDate};
 use backfill_ledger::{
-    BackfillState, Claim, Ledger, LedgerError, NewBackfill, PartitionKey, PartitionState, RunTimes,
+    BackfillState, Claim, DqResult, Ledger, LedgerError, NewBackfill, PartitionKey, PartitionState,
+    RunTimes, now_ms,
 };
 
 fn new_backfill(id: &str, days: u32, cap: i64) -> NewBackfill {
@@ -426,6 +427,133 @@ async fn waiting_partitions_can_be_cancelled_and_claims_dead_lettered_only_by_th
         assert_eq!(
             ledger.partition(&k2).await.unwrap().unwrap().state,
             PartitionState::Running
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
+    for_each_backend(|ledger| async move {
+        let id: BackfillId = "bf".parse().unwrap();
+        ledger
+            .register_backfill(&new_backfill("bf", 4, 5))
+            .await
+            .unwrap();
+        // Day 1 succeeds (a 1 ms run) after a retry and is verified; day 2 runs; day 3
+        // is dead-lettered; day 4 waits.
+        let d1 = key("bf", "2026-01-01");
+        let a1 = Attempt::FIRST;
+        ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a1, 1, None, 0, "w")
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .schedule_retry(&d1, a1, s, times(1), "CLOUD_FAILURE", "w")
+            .await
+            .unwrap();
+        let a2 = a1.next();
+        ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a2, 2, None, 0, "w")
+            .await
+            .unwrap()
+            .unwrap();
+        let long = RunTimes {
+            started_ms: Some(1_000),
+            ended_ms: Some(4_000),
+            ..times(2)
+        };
+        assert!(ledger.record_success(&d1, a2, s, long, "w").await.unwrap());
+        assert!(ledger.mark_verified(&d1, a2, 2, "r").await.unwrap());
+        let d2 = key("bf", "2026-01-02");
+        ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap();
+        ledger.record_run(&d2, a1, 3, None, 0, "w").await.unwrap();
+        let d3 = key("bf", "2026-01-03");
+        ledger.claim_trigger(&d3, a1, "t4", "w").await.unwrap();
+        assert!(ledger.dead_letter(&d3, a1, None, "bad", "w").await.unwrap());
+
+        let summary = ledger.partition_summary(&id, 0).await.unwrap();
+        let counts = ledger.state_counts(&id).await.unwrap();
+        assert_eq!(summary.states, counts);
+        assert_eq!(summary.total(), 4);
+        assert_eq!(summary.count(PartitionState::Running), 1);
+        assert_eq!(summary.active(), 1);
+        assert_eq!(summary.unfinished(), 2);
+        assert_eq!(summary.verified, 1);
+        assert_eq!(summary.retries, 1);
+        // Attempt 1 recorded 1 ms (times(1)), overwritten by attempt 2's 3 s.
+        let rows = ledger.partitions(&id).await.unwrap();
+        let finished: Vec<i64> = rows
+            .iter()
+            .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0)))
+            .collect();
+        assert_eq!(summary.finished_runs, finished.len() as i64);
+        assert_eq!(summary.run_ms, finished.iter().sum::<i64>());
+        assert_eq!(summary.run_ms, 3_000);
+        assert_eq!(summary.finished_since, 2);
+        assert_eq!(
+            ledger
+                .partition_summary(&id, now_ms() + 1)
+                .await
+                .unwrap()
+                .finished_since,
+            0
+        );
+        assert_eq!(
+            summary.first_triggered_ms,
+            rows.iter().filter_map(|p| p.triggered_at_ms).min()
+        );
+
+        // The latest verdict per partition and rule counts: day 1 failed `rows` on its
+        // first attempt and passed on its second; day 2 fails `rows` and `nulls`, then
+        // passes `nulls` on a re-evaluation of the same attempt.
+        let dq = |attempt: i64, rule: &str, passed: bool| DqResult {
+            partition_date: String::new(),
+            attempt,
+            run_id: 1,
+            rule: rule.into(),
+            passed,
+            value: "1".into(),
+            threshold: "0".into(),
+        };
+        let d1_attempt1 = [dq(1, "rows", false), dq(1, "nulls", true)];
+        ledger.record_dq(&d1, a1, "r", &d1_attempt1).await.unwrap();
+        let d1_attempt2 = [dq(2, "rows", true), dq(2, "nulls", true)];
+        ledger.record_dq(&d1, a2, "r", &d1_attempt2).await.unwrap();
+        let d2_first = [dq(1, "rows", false), dq(1, "nulls", false)];
+        ledger.record_dq(&d2, a1, "r", &d2_first).await.unwrap();
+        ledger
+            .record_dq(&d2, a1, "r", &[dq(1, "nulls", true)])
+            .await
+            .unwrap();
+        assert_eq!(
+            ledger.dq_failing(&id).await.unwrap(),
+            [("nulls".to_owned(), 0), ("rows".to_owned(), 1)]
+        );
+
+        ledger
+            .create_action(&id, "p1", "promote", 1, &["2026-01-01".into()], "tok", "r")
+            .await
+            .unwrap();
+        ledger
+            .create_action(&id, "p2", "promote", 2, &["2026-01-02".into()], "tok2", "r")
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .move_action(&id, "p1", &["requested"], "succeeded", Some(9), "", "r")
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ledger.action_counts(&id).await.unwrap(),
+            [
+                ("promote".to_owned(), "requested".to_owned(), 1),
+                ("promote".to_owned(), "succeeded".to_owned(), 1)
+            ]
         );
     })
     .await;

@@ -12,6 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{BrokerError, Lane, Publisher, Topology};
 
+const HEARTBEAT_S: u32 = 15;
+const FRAME_MAX: u32 = 16 * 1024;
+
 /// An AMQP URL whose password never reaches logs, errors or `Debug` output.
 #[derive(Clone)]
 pub struct AmqpUrl(SecretString);
@@ -27,17 +30,20 @@ impl AmqpUrl {
         Ok(Self(SecretString::from(url)))
     }
 
-    /// The URL to dial: a 15 s heartbeat is added when none is given, so dead TCP
-    /// connections are noticed.
+    /// The URL to dial. Unless the URL says otherwise: a 15 s heartbeat, so dead TCP
+    /// connections are noticed, and frames of at most 16 KiB. lapin keeps 32 frames of
+    /// read and of write buffer per connection, so the broker's default 128 KiB frames
+    /// would hold 8 MiB per connection for messages that are a few hundred bytes; a
+    /// larger message is still sent, in several frames.
     fn dial(&self) -> String {
-        let url = self.0.expose_secret();
-        if url.contains("heartbeat=") {
-            url.to_owned()
-        } else if url.contains('?') {
-            format!("{url}&heartbeat=15")
-        } else {
-            format!("{url}?heartbeat=15")
+        let mut url = self.0.expose_secret().to_owned();
+        for (key, value) in [("heartbeat", HEARTBEAT_S), ("frame_max", FRAME_MAX)] {
+            if !url.contains(&format!("{key}=")) {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url = format!("{url}{sep}{key}={value}");
+            }
         }
+        url
     }
 
     /// The URL with any password replaced, for logs.
@@ -270,7 +276,9 @@ mod tests {
         let at = AmqpUrl::new("amqp://bob:p@ss@rabbit/%2f").unwrap();
         assert_eq!(at.redacted(), "amqp://bob:***@rabbit/%2f");
         assert!(!format!("{url:?}").contains("hunter2"));
-        assert!(url.dial().ends_with("?heartbeat=15"));
+        assert!(url.dial().ends_with("/%2f?heartbeat=15&frame_max=16384"));
+        let tuned = AmqpUrl::new("amqp://rabbit/%2f?frame_max=131072").unwrap();
+        assert!(tuned.dial().ends_with("?frame_max=131072&heartbeat=15"));
         assert!(AmqpUrl::new("http://x").is_err());
     }
 }

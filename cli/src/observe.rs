@@ -100,48 +100,29 @@ async fn snapshot(
     id: &backfill_contract::BackfillId,
     price: f64,
 ) -> Result<BackfillSnapshot, CliError> {
-    let (report, partitions) = status_report(ledger, id, price).await?;
+    let report = status_report(ledger, id, price).await?;
     let backfill = ledger
         .backfill(id)
         .await
         .map_err(anyhow::Error::new)?
         .ok_or_else(|| CliError::Negative(format!("backfill {id} vanished")))?;
-    let active = partitions
-        .iter()
-        .filter(|p| {
-            matches!(
-                p.state,
-                PartitionState::Triggering | PartitionState::Running
-            )
-        })
-        .count() as i64;
-    // The latest verdict per (partition, rule) decides whether the partition fails it.
-    let mut latest: BTreeMap<(String, String), (i64, bool)> = BTreeMap::new();
-    for r in ledger.dq_results(id).await.map_err(anyhow::Error::new)? {
-        let slot = latest
-            .entry((r.partition_date.clone(), r.rule.clone()))
-            .or_insert((r.attempt, r.passed));
-        if r.attempt >= slot.0 {
-            *slot = (r.attempt, r.passed);
-        }
-    }
-    let mut failing: BTreeMap<String, i64> = BTreeMap::new();
-    for ((_, rule), (_, passed)) in latest {
-        *failing.entry(rule).or_default() += i64::from(!passed);
-    }
+    let active = report.states[PartitionState::Triggering.as_str()]
+        + report.states[PartitionState::Running.as_str()];
+    let failing = ledger.dq_failing(id).await.map_err(anyhow::Error::new)?;
+    // Every (kind, state) pair is reported, zero included, so that series do not vanish.
     let mut actions: BTreeMap<(&'static str, &'static str), i64> = BTreeMap::new();
     for kind in ["promote", "rollback"] {
         for state in ["requested", "running", "succeeded", "failed"] {
             actions.insert((kind, state), 0);
         }
     }
-    for a in ledger.actions(id).await.map_err(anyhow::Error::new)? {
+    for (kind, state, n) in ledger.action_counts(id).await.map_err(anyhow::Error::new)? {
         let key = actions
             .keys()
-            .find(|(k, s)| *k == a.kind && *s == a.state)
+            .find(|(k, s)| *k == kind && *s == state)
             .copied();
         if let Some(key) = key {
-            *actions.entry(key).or_default() += 1;
+            *actions.entry(key).or_default() += n;
         }
     }
     Ok(BackfillSnapshot {
@@ -161,7 +142,7 @@ async fn snapshot(
         projected_spend: report.projected_spend,
         budget: backfill.guards.budget,
         eta_s: report.eta_s,
-        dq_failing: failing.into_iter().collect(),
+        dq_failing: failing,
         actions: actions.into_iter().map(|((k, s), n)| (k, s, n)).collect(),
     })
 }

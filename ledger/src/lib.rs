@@ -17,9 +17,11 @@ mod fleet;
 mod model;
 mod partitions;
 mod reconcile_records;
+mod summary;
 
 pub use partitions::{Claim, RunTimes, projected_spend};
 pub use reconcile_records::{Action, DqResult};
+pub use summary::PartitionSummary;
 
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;

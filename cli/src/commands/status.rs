@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use backfill_ledger::{BackfillState, Ledger, Partition, PartitionState, now_ms};
+use backfill_ledger::{BackfillState, Ledger, Partition, PartitionState, PartitionSummary, now_ms};
 use serde::Serialize;
 
 use super::{grid, parse_backfill_id};
@@ -45,97 +45,78 @@ pub struct StatusReport {
     pub held: Option<&'static str>,
 }
 
-fn rates(partitions: &[Partition], now: i64) -> (f64, Option<i64>) {
-    let hour = 3_600_000;
-    let finished = partitions
-        .iter()
-        .filter(|p| p.state.is_terminal() && p.updated_at_ms > now - hour)
-        .count() as f64;
-    let began = partitions
-        .iter()
-        .filter_map(|p| p.triggered_at_ms)
-        .min()
-        .unwrap_or(now);
-    let window_hours = ((now - began.max(now - hour)) as f64 / hour as f64).max(1.0 / 60.0);
-    let throughput = finished / window_hours;
-    let remaining = partitions.iter().filter(|p| !p.state.is_terminal()).count() as f64;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Partitions finished per hour over the last hour (or since the first trigger, when
+/// sooner), and the seconds left at that rate.
+fn rates(summary: &PartitionSummary, now: i64) -> (f64, Option<i64>) {
+    let began = summary.first_triggered_ms.unwrap_or(now);
+    let window_hours = ((now - began.max(now - HOUR_MS)) as f64 / HOUR_MS as f64).max(1.0 / 60.0);
+    let throughput = summary.finished_since as f64 / window_hours;
+    let remaining = summary.unfinished() as f64;
     let eta = (throughput > 0.0).then(|| (remaining / throughput * 3600.0) as i64);
     (throughput, eta)
 }
 
+/// The report of one backfill, from aggregates: its memory does not grow with the
+/// backfill's size.
 pub async fn status_report(
     ledger: &Ledger,
     backfill_id: &backfill_contract::BackfillId,
     price_per_run_hour: f64,
-) -> Result<(StatusReport, Vec<Partition>), CliError> {
+) -> Result<StatusReport, CliError> {
     let backfill = super::load_backfill(ledger, backfill_id).await?;
-    let partitions = ledger
-        .partitions(backfill_id)
+    let now = now_ms();
+    let summary = ledger
+        .partition_summary(backfill_id, now - HOUR_MS)
         .await
         .map_err(anyhow::Error::new)?;
-    let mut states: BTreeMap<&'static str, i64> = PartitionState::ALL
+    let states: BTreeMap<&'static str, i64> = summary
+        .states
         .iter()
-        .map(|s| (s.as_str(), 0))
+        .map(|(s, n)| (s.as_str(), *n))
         .collect();
-    for p in &partitions {
-        *states.entry(p.state.as_str()).or_default() += 1;
-    }
-    let run_hours: f64 = partitions
-        .iter()
-        .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0) as f64 / 3_600_000.0))
-        .sum();
-    let (throughput_per_hour, eta_s) = rates(&partitions, now_ms());
-    let guard = guard_reason(&backfill, &partitions);
+    let run_hours = summary.run_ms as f64 / HOUR_MS as f64;
+    let (throughput_per_hour, eta_s) = rates(&summary, now);
+    let guard = guard_reason(&backfill, &summary);
     let price = backfill
         .guards
         .price_per_run_hour
         .unwrap_or(price_per_run_hour);
-    let report = StatusReport {
+    Ok(StatusReport {
         backfill_id: backfill_id.to_string(),
         state: backfill.state.as_str().to_owned(),
         job_id: backfill.job_id,
         start: backfill.start.to_string(),
         end: backfill.end.to_string(),
         manifest_id: backfill.manifest_id.clone(),
-        total: partitions.len() as i64,
+        total: summary.total(),
         states,
-        verified: partitions
-            .iter()
-            .filter(|p| p.verified_at_ms.is_some())
-            .count() as i64,
-        retries: partitions
-            .iter()
-            .map(|p| i64::from(p.attempt.get()) - 1)
-            .sum(),
+        verified: summary.verified,
+        retries: summary.retries,
         run_hours,
         spend: run_hours * price,
-        projected_spend: projected(&partitions, run_hours, price),
+        projected_spend: projected(&summary, run_hours, price),
         throughput_per_hour,
         eta_s,
         held: guard.as_ref().and_then(|(held, _)| *held),
         guard: guard.map(|(_, why)| why),
-    };
-    Ok((report, partitions))
+    })
 }
 
 /// Spend once every partition has run, at the average run length seen so far.
-fn projected(partitions: &[Partition], run_hours: f64, price: f64) -> f64 {
-    let finished = partitions
-        .iter()
-        .filter(|p| p.run_ended_ms.is_some() && p.run_started_ms.is_some())
-        .count();
-    let unfinished = partitions.iter().filter(|p| !p.state.is_terminal()).count();
-    if finished == 0 {
+fn projected(summary: &PartitionSummary, run_hours: f64, price: f64) -> f64 {
+    if summary.finished_runs == 0 {
         return 0.0;
     }
-    (run_hours + run_hours / finished as f64 * unfinished as f64) * price
+    (run_hours + run_hours / summary.finished_runs as f64 * summary.unfinished() as f64) * price
 }
 
 /// Why new runs are held now, as far as the ledger can tell (the worker also watches the
 /// production job's runs at Databricks).
 fn guard_reason(
     backfill: &backfill_ledger::Backfill,
-    partitions: &[Partition],
+    summary: &PartitionSummary,
 ) -> Option<(Option<&'static str>, String)> {
     use chrono::Timelike;
     if backfill.state != BackfillState::Active {
@@ -144,28 +125,14 @@ fn guard_reason(
     }
     let g = &backfill.guards;
     if let (Some(price), Some(budget)) = (g.price_per_run_hour, g.budget) {
-        let finished: Vec<i64> = partitions
-            .iter()
-            .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0)))
-            .collect();
-        let active = partitions
-            .iter()
-            .filter(|p| {
-                matches!(
-                    p.state,
-                    PartitionState::Triggering | PartitionState::Running
-                )
-            })
-            .count() as i64;
         let projected = backfill_ledger::projected_spend(
-            finished.iter().sum(),
-            finished.len() as i64,
-            active,
+            summary.run_ms,
+            summary.finished_runs,
+            summary.active(),
             price,
         );
-        let pending = partitions
-            .iter()
-            .any(|p| matches!(p.state, PartitionState::Pending | PartitionState::Failed));
+        let pending =
+            summary.count(PartitionState::Pending) + summary.count(PartitionState::Failed) > 0;
         if pending && projected > budget {
             let why = format!(
                 "new runs held: budget: projected spend {projected:.2} would exceed {budget:.2}"
@@ -231,8 +198,7 @@ pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> 
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let ledger = global.ledger().await?;
     loop {
-        let (report, partitions) =
-            status_report(&ledger, &backfill_id, args.price_per_run_hour).await?;
+        let report = status_report(&ledger, &backfill_id, args.price_per_run_hour).await?;
         if args.json {
             println!(
                 "{}",
@@ -242,6 +208,10 @@ pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> 
             if args.watch {
                 print!("\x1b[2J\x1b[H");
             }
+            let partitions = ledger
+                .partitions(&backfill_id)
+                .await
+                .map_err(anyhow::Error::new)?;
             print_text(&report, &partitions);
         }
         if !args.watch {
