@@ -170,14 +170,35 @@ impl ProcFleet {
 
 /// Resident and peak resident memory of a process, in MiB (from /proc).
 pub fn memory_mib(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    let m = Memory::of(pid);
+    (m.rss, m.peak)
+}
+
+/// A process's memory from `/proc/PID/status`, in MiB.
+pub struct Memory {
+    /// Resident set.
+    pub rss: f64,
+    /// Highest resident set so far.
+    pub peak: f64,
+    /// The anonymous part of the resident set: heap and stacks, without the mapped binary.
+    pub anon: f64,
+}
+
+impl Memory {
+    pub fn of(pid: u32) -> Self {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(0.0, |kb| kb / 1024.0)
+        };
+        Self {
+            rss: field("VmRSS:"),
+            peak: field("VmHWM:"),
+            anon: field("RssAnon:"),
+        }
+    }
 }

@@ -10,7 +10,7 @@ use backfill_ledger::PartitionState;
 use futures_lite::StreamExt;
 use tokio::sync::Semaphore;
 
-use crate::common::{ProcFleet, memory_mib, sim_config};
+use crate::common::{Memory, ProcFleet, memory_mib, sim_config};
 use crate::{Sizes, median, support};
 
 /// One end-to-end run: its rate and where the time went.
@@ -177,7 +177,7 @@ fn fmt_runs(v: &[f64]) -> String {
 }
 
 /// Resident memory of one worker process holding `k` runs in flight (runs of 30 min).
-async fn in_flight(k: u32) -> (f64, f64, f64) {
+async fn in_flight(k: u32) -> (f64, f64, f64, f64) {
     let mut fleet = ProcFleet::new(
         sim_config(0, 30 * 60 * 1000, 0, k as usize),
         support::postgres_url().await,
@@ -195,14 +195,16 @@ async fn in_flight(k: u32) -> (f64, f64, f64) {
         .await;
     let ramp = started.elapsed().as_secs_f64();
     // Let checks cycle for a while, sampling the resident set.
-    let mut rss = 0.0f64;
+    let (mut rss, mut anon) = (0.0f64, 0.0f64);
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        rss = rss.max(memory_mib(pid).0);
+        let m = Memory::of(pid);
+        rss = rss.max(m.rss);
+        anon = anon.max(m.anon);
     }
-    let (_, peak) = memory_mib(pid);
+    let peak = Memory::of(pid).peak;
     fleet.stop().await;
-    (rss, peak, ramp)
+    (rss, anon, peak, ramp)
 }
 
 /// Messages handled at once per lane by the worker whose memory is measured: memory
@@ -218,12 +220,15 @@ pub async fn memory(sizes: Sizes) -> String {
     );
     let _ = writeln!(
         out,
-        "| runs in flight | RSS while following them | peak RSS | time to start them all |\n| --- | --- | --- | --- |"
+        "| runs in flight | RSS while following them | of which heap and stacks | peak RSS | time to start them all |\n| --- | --- | --- | --- | --- |"
     );
     let mut rows = Vec::new();
     for k in [100, many / 10, many] {
-        let (rss, peak, ramp) = in_flight(k).await;
-        let _ = writeln!(out, "| {k} | {rss:.1} MiB | {peak:.1} MiB | {ramp:.1} s |");
+        let (rss, anon, peak, ramp) = in_flight(k).await;
+        let _ = writeln!(
+            out,
+            "| {k} | {rss:.1} MiB | {anon:.1} MiB | {peak:.1} MiB | {ramp:.1} s |"
+        );
         rows.push(rss);
     }
     let _ = writeln!(
