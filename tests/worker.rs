@@ -446,3 +446,57 @@ async fn a_ledger_outage_is_waited_out_with_nothing_lost_or_duplicated() {
     fleet.assert_one_run_per_partition();
     fleet.stop().await;
 }
+
+/// The trigger messages of partitions waiting at the cap ask again at a pace set by the
+/// cap, not by how many wait: 396 waiting at a cap of 4 with a 200 ms admission delay
+/// would ask about 2,000 times a second if each asked every 200 ms; paced, about 20.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_waiting_at_the_cap_ask_at_the_caps_pace_not_the_backlogs() {
+    let sim = backfill_simulator::SimConfig {
+        pending_ms: 0,
+        running_ms: 120_000,
+        ..backfill_simulator::SimConfig::default()
+    };
+    let mut fleet = Fleet::new(400, 4, sim).await;
+    let metrics = std::sync::Arc::new(backfill_metrics::Metrics::new(
+        "worker",
+        &[backfill_metrics::Group::Worker],
+    ));
+    let worker = std::sync::Arc::new(
+        backfill_worker::Worker::new(
+            support::fleet::test_worker_config("paced"),
+            fleet.ledger.clone(),
+            fleet.client.clone(),
+        )
+        .with_metrics(metrics.clone()),
+    );
+    fleet.publish_all().await;
+    fleet.start_built(worker);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while fleet.count(PartitionState::Running).await < 4 {
+        assert!(std::time::Instant::now() < deadline, "the cap never filled");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let at_cap = || {
+        metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("backfill_messages_delayed_total{"))
+            .filter(|l| l.contains("reason=\"at_cap\""))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    // Every waiting trigger has met the full cap once by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let before = at_cap();
+    assert!(before >= 396.0, "only {before} triggers met the cap");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let rate = (at_cap() - before) / 4.0;
+    assert!(rate < 60.0, "{rate:.1} claims a second at the cap");
+    assert!(rate > 0.0, "nobody asked for a slot in 4 s");
+    assert_eq!(
+        fleet.ledger.active_runs(&fleet.backfill_id).await.unwrap(),
+        4
+    );
+    fleet.stop().await;
+}

@@ -154,7 +154,11 @@ impl ProcFleet {
             .find(|(k, _)| *k == "BACKFILL_NAMESPACE")
             .map(|(_, v)| v.clone())
             .unwrap();
-        let tiers = TIERS
+        let tiers = self
+            .env
+            .iter()
+            .find(|(k, _)| *k == "BACKFILL_DELAY_TIERS")
+            .map_or(TIERS, |(_, v)| v.as_str())
             .split(',')
             .map(|t| backfill_broker::parse_duration(t).unwrap())
             .collect();

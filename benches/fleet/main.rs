@@ -16,12 +16,14 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+mod admission;
 mod common;
 mod efficiency;
 mod faults;
 mod load;
 
 mod sections {
+    pub use super::admission::admission;
     pub use super::efficiency::{api, makespan};
     pub use super::faults::recovery;
     pub use super::load::{memory, throughput};
@@ -61,7 +63,14 @@ async fn main() {
         quick,
         repeats: if quick { 1 } else { 3 },
     };
-    let all = ["throughput", "memory", "api", "makespan", "recovery"];
+    let all = [
+        "throughput",
+        "memory",
+        "api",
+        "makespan",
+        "admission",
+        "recovery",
+    ];
     let mut report = String::new();
     let _ = writeln!(
         report,
@@ -79,6 +88,7 @@ async fn main() {
             "memory" => sections::memory(sizes).await,
             "api" => sections::api(sizes).await,
             "makespan" => sections::makespan(sizes).await,
+            "admission" => sections::admission(sizes).await,
             _ => sections::recovery(sizes).await,
         };
         println!("{section}");

@@ -144,6 +144,11 @@ impl Fleet {
         self.start(worker, url);
     }
 
+    /// Starts a worker built by the test (with metrics, say).
+    pub fn start_built(&mut self, worker: Arc<Worker>) {
+        self.start(worker, None);
+    }
+
     fn start(&mut self, worker: Arc<Worker>, url: Option<AmqpUrl>) {
         let stop = CancellationToken::new();
         let task = tokio::spawn(run_worker(

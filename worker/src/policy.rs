@@ -93,6 +93,30 @@ pub enum CheckAction {
     Look,
 }
 
+/// How long a trigger waits before asking again when the backfill is at its cap.
+///
+/// Every waiting partition holds a message that asks for a slot now and then. Asking every
+/// `base` would cost `waiting / base` claims a second (2,000/s for 10,000 partitions at
+/// 5 s) to fill slots that free at the runs' pace. Spreading each message's wait over
+/// `base * waiting / cap` keeps the claims near `cap / base` a second, whatever the
+/// backlog, so a freed slot is still taken within about `base / cap`. The wait is at most
+/// 120 times `base` on average (10 minutes at the default 5 s). `sample` is uniform in
+/// [0, 1): the wait is spread evenly over zero to twice its mean (at least a tenth of
+/// `base`), so that a burst of messages published together asks at an even pace from
+/// the start, not all together after the shortest wait.
+pub fn admission_wait(base: Duration, waiting: i64, cap: i64, sample: f64) -> Duration {
+    let backlog = if cap > 0 {
+        (waiting as f64 / cap as f64).max(1.0)
+    } else {
+        1.0
+    };
+    let mean = base.mul_f64(backlog.min(ADMISSION_SPREAD_LIMIT));
+    mean.mul_f64(2.0 * sample.clamp(0.0, 1.0)).max(base / 10)
+}
+
+/// The longest mean wait at the cap, in multiples of the base admission delay.
+const ADMISSION_SPREAD_LIMIT: f64 = 120.0;
+
 /// How much longer a message that is not due yet must wait (`None` when due). Delay
 /// tiers are fixed, so a wait is made of tiers no longer than it; a message that comes
 /// back early goes round again without calling Databricks. Within 50 ms is on time.
@@ -196,6 +220,29 @@ pub fn next_check_in(run_age: Duration, policy: &PollPolicy, history: RunHistory
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admission_waits_spread_with_the_backlog_and_keep_claims_near_cap_per_base() {
+        let base = Duration::from_secs(5);
+        // A backlog no larger than the cap asks again after about `base`.
+        assert_eq!(admission_wait(base, 10, 50, 0.5), base);
+        assert_eq!(admission_wait(base, 0, 50, 0.5), base);
+        // Jitter spreads the wait over zero to twice its mean, at least a tenth of base.
+        assert_eq!(admission_wait(base, 10, 50, 0.0), base / 10);
+        assert_eq!(admission_wait(base, 10, 50, 0.25), base / 2);
+        assert_eq!(admission_wait(base, 10, 50, 1.0), base * 2);
+        // 10,000 waiting at a cap of 50: 200 times the base, capped at 120 times.
+        assert_eq!(admission_wait(base, 1000, 50, 0.5), base * 20);
+        assert_eq!(admission_wait(base, 10_000, 50, 0.5), base * 120);
+        // Claims per second stay near cap / base whatever the backlog (until the limit).
+        for waiting in [100, 500, 2000, 6000] {
+            let mean = admission_wait(base, waiting, 50, 0.5).as_secs_f64();
+            let claims = waiting as f64 / mean;
+            assert!((claims - 10.0).abs() < 1e-9, "{waiting}: {claims}");
+        }
+        // A cap of 0 (nothing may start) does not divide by zero.
+        assert_eq!(admission_wait(base, 10, 0, 0.5), base);
+    }
 
     fn partition(state: PartitionState, attempt: u32) -> Partition {
         Partition {

@@ -19,8 +19,8 @@ use rand::Rng;
 use crate::dead_letter::DeadLetter;
 use crate::freshness::ProductionWatch;
 use crate::policy::{
-    CheckAction, FailureDecision, RunHistory, TriggerAction, decide_check, decide_failure,
-    decide_trigger, next_check_in, remaining_wait,
+    CheckAction, FailureDecision, RunHistory, TriggerAction, admission_wait, decide_check,
+    decide_failure, decide_trigger, next_check_in, remaining_wait,
 };
 use crate::{ApiBudget, FleetBudget, StepError, WorkerConfig};
 
@@ -67,6 +67,9 @@ pub struct Worker {
     guards: Mutex<HashMap<BackfillId, (std::time::Instant, Guards)>>,
     /// Run lengths per backfill, for adaptive polling, with when they were read.
     histories: Mutex<HashMap<BackfillId, (std::time::Instant, RunHistory)>>,
+    /// Partitions waiting to start per backfill (pending or failed), with when counted:
+    /// how far apart triggers at the cap ask again.
+    backlogs: Mutex<HashMap<BackfillId, (std::time::Instant, i64)>>,
     /// This worker's share of the fleet's API budget (also the client's gate).
     budget: Option<Arc<FleetBudget>>,
     production: ProductionWatch,
@@ -90,6 +93,7 @@ impl Worker {
             backfills: Mutex::new(HashMap::new()),
             guards: Mutex::new(HashMap::new()),
             histories: Mutex::new(HashMap::new()),
+            backlogs: Mutex::new(HashMap::new()),
             budget: None,
             production: ProductionWatch::default(),
             metrics: Arc::new(Metrics::unregistered()),
@@ -285,15 +289,15 @@ impl Worker {
                     Claim::Claimed => self.start_run(publisher, msg, body, &token).await,
                     Claim::AtCapacity { active, cap } => {
                         let reason = format!("concurrency cap {cap} reached ({active} active)");
-                        self.delay(
-                            publisher,
-                            msg,
-                            Lane::Trigger,
-                            "at_cap",
+                        let waiting = self.backlog(&msg.backfill_id).await;
+                        let wait = admission_wait(
                             self.config.admission_delay,
-                            &reason,
-                        )
-                        .await
+                            waiting,
+                            cap,
+                            rand::rng().random_range(0.0..1.0),
+                        );
+                        self.delay(publisher, msg, Lane::Trigger, "at_cap", wait, &reason)
+                            .await
                     }
                     Claim::NotActive(BackfillState::Cancelled) => {
                         let why = "backfill cancelled by an operator";
@@ -818,6 +822,38 @@ impl Worker {
         self.lock_histories()
             .insert(id.clone(), (std::time::Instant::now(), fresh));
         fresh
+    }
+
+    /// How many partitions of the backfill wait to start, re-counted at most every 2 s (a
+    /// failed count keeps the last known, or none: the triggers then ask every
+    /// `admission_delay`, as often as they ever did).
+    async fn backlog(&self, id: &BackfillId) -> i64 {
+        const FRESH: Duration = Duration::from_secs(2);
+        let cached = self.lock_backlogs().get(id).copied();
+        if let Some((at, n)) = cached
+            && at.elapsed() < FRESH
+        {
+            return n;
+        }
+        let fresh = match self.ledger.state_counts(id).await {
+            Ok(counts) => [PartitionState::Pending, PartitionState::Failed]
+                .iter()
+                .map(|s| counts.get(s).copied().unwrap_or(0))
+                .sum(),
+            Err(e) => {
+                tracing::debug!(error = %e, "backlog unavailable; asking at the base delay");
+                cached.map_or(0, |(_, n)| n)
+            }
+        };
+        self.lock_backlogs()
+            .insert(id.clone(), (std::time::Instant::now(), fresh));
+        fresh
+    }
+
+    fn lock_backlogs(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<BackfillId, (std::time::Instant, i64)>> {
+        self.backlogs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_histories(
