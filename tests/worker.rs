@@ -449,7 +449,9 @@ async fn a_ledger_outage_is_waited_out_with_nothing_lost_or_duplicated() {
 
 /// The trigger messages of partitions waiting at the cap ask again at a pace set by the
 /// cap, not by how many wait: 396 waiting at a cap of 4 with a 200 ms admission delay
-/// would ask about 2,000 times a second if each asked every 200 ms; paced, about 20.
+/// would ask about 2,000 times a second if each asked every 200 ms (as many as the worker
+/// can handle: some hundreds); paced, about 80 (`4 * cap / delay`), and half that in the
+/// first round.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_waiting_at_the_cap_ask_at_the_caps_pace_not_the_backlogs() {
     let sim = backfill_simulator::SimConfig {
@@ -492,7 +494,7 @@ async fn partitions_waiting_at_the_cap_ask_at_the_caps_pace_not_the_backlogs() {
     assert!(before >= 396.0, "only {before} triggers met the cap");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let rate = (at_cap() - before) / 4.0;
-    assert!(rate < 60.0, "{rate:.1} claims a second at the cap");
+    assert!(rate < 200.0, "{rate:.1} claims a second at the cap");
     assert!(rate > 0.0, "nobody asked for a slot in 4 s");
     assert_eq!(
         fleet.ledger.active_runs(&fleet.backfill_id).await.unwrap(),

@@ -14,7 +14,7 @@ use crate::support;
 /// The default fleet's delay tiers (what a deployment runs with).
 const PRODUCTION_TIERS: &str = "1s,5s,30s,2m,10m,1h";
 /// How long the full cap is watched.
-const WINDOW: Duration = Duration::from_secs(30);
+const WINDOW: Duration = Duration::from_secs(20);
 
 pub async fn admission(sizes: Sizes) -> String {
     let (n, cap) = sizes.pick((1000, 20), (10_000, 50));
@@ -39,7 +39,7 @@ pub async fn admission(sizes: Sizes) -> String {
         )
         .await;
     // Let the first admission polls settle into their rhythm.
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let before = (scrape(&addr).await, cpu_seconds(pid));
     tokio::time::sleep(WINDOW).await;
     let after = (scrape(&addr).await, cpu_seconds(pid));

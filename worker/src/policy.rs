@@ -98,21 +98,26 @@ pub enum CheckAction {
 /// Every waiting partition holds a message that asks for a slot now and then. Asking every
 /// `base` would cost `waiting / base` claims a second (2,000/s for 10,000 partitions at
 /// 5 s) to fill slots that free at the runs' pace. Spreading each message's wait over
-/// `base * waiting / cap` keeps the claims near `cap / base` a second, whatever the
-/// backlog, so a freed slot is still taken within about `base / cap`. The wait is at most
+/// `base * waiting / (4 * cap)` keeps the claims near `4 * cap / base` a second whatever
+/// the backlog: enough to refill every slot four times per `base` (runs shorter than a
+/// quarter of `base` are not Databricks jobs), and a freed slot is taken within about
+/// `base / (4 * cap)`. The wait is at most
 /// 120 times `base` on average (10 minutes at the default 5 s). `sample` is uniform in
 /// [0, 1): the wait is spread evenly over zero to twice its mean (at least a tenth of
 /// `base`), so that a burst of messages published together asks at an even pace from
 /// the start, not all together after the shortest wait.
 pub fn admission_wait(base: Duration, waiting: i64, cap: i64, sample: f64) -> Duration {
     let backlog = if cap > 0 {
-        (waiting as f64 / cap as f64).max(1.0)
+        (waiting as f64 / (ADMISSION_OVERSAMPLE * cap as f64)).max(1.0)
     } else {
         1.0
     };
     let mean = base.mul_f64(backlog.min(ADMISSION_SPREAD_LIMIT));
     mean.mul_f64(2.0 * sample.clamp(0.0, 1.0)).max(base / 10)
 }
+
+/// How many times over the claims at the cap could refill every slot per base delay.
+const ADMISSION_OVERSAMPLE: f64 = 4.0;
 
 /// The longest mean wait at the cap, in multiples of the base admission delay.
 const ADMISSION_SPREAD_LIMIT: f64 = 120.0;
@@ -224,21 +229,23 @@ mod tests {
     #[test]
     fn admission_waits_spread_with_the_backlog_and_keep_claims_near_cap_per_base() {
         let base = Duration::from_secs(5);
-        // A backlog no larger than the cap asks again after about `base`.
+        // A backlog up to four times the cap asks again after about `base`.
         assert_eq!(admission_wait(base, 10, 50, 0.5), base);
         assert_eq!(admission_wait(base, 0, 50, 0.5), base);
+        assert_eq!(admission_wait(base, 200, 50, 0.5), base);
         // Jitter spreads the wait over zero to twice its mean, at least a tenth of base.
         assert_eq!(admission_wait(base, 10, 50, 0.0), base / 10);
         assert_eq!(admission_wait(base, 10, 50, 0.25), base / 2);
         assert_eq!(admission_wait(base, 10, 50, 1.0), base * 2);
-        // 10,000 waiting at a cap of 50: 200 times the base, capped at 120 times.
-        assert_eq!(admission_wait(base, 1000, 50, 0.5), base * 20);
-        assert_eq!(admission_wait(base, 10_000, 50, 0.5), base * 120);
-        // Claims per second stay near cap / base whatever the backlog (until the limit).
-        for waiting in [100, 500, 2000, 6000] {
+        // 10,000 waiting at a cap of 50: 50 times the base; 100,000: capped at 120 times.
+        assert_eq!(admission_wait(base, 1000, 50, 0.5), base * 5);
+        assert_eq!(admission_wait(base, 10_000, 50, 0.5), base * 50);
+        assert_eq!(admission_wait(base, 100_000, 50, 0.5), base * 120);
+        // Claims per second stay near 4 * cap / base whatever the backlog (until the limit).
+        for waiting in [400, 2000, 10_000, 24_000] {
             let mean = admission_wait(base, waiting, 50, 0.5).as_secs_f64();
             let claims = waiting as f64 / mean;
-            assert!((claims - 10.0).abs() < 1e-9, "{waiting}: {claims}");
+            assert!((claims - 40.0).abs() < 1e-9, "{waiting}: {claims}");
         }
         // A cap of 0 (nothing may start) does not divide by zero.
         assert_eq!(admission_wait(base, 10, 0, 0.5), base);
