@@ -13,48 +13,7 @@ use backfill_metrics::{Group, Metrics};
 use backfill_simulator::{FaultKind, FaultRule, Outcome, SimConfig};
 use support::process::terminate;
 use support::process_fleet::ProcessFleet;
-
-/// One scrape in the classic text format: every sample by its full series name.
-#[derive(Debug, Default)]
-struct Scrape(BTreeMap<String, f64>);
-
-impl Scrape {
-    async fn take(addr: &str) -> (Self, String) {
-        let text = reqwest::get(format!("http://{addr}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let mut samples = BTreeMap::new();
-        for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            samples.insert(series.to_owned(), value.parse::<f64>().unwrap());
-        }
-        (Self(samples), text)
-    }
-
-    /// The sum over the series of `name` whose labels include every pair of `labels`.
-    fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.0
-            .iter()
-            .filter(|(series, _)| {
-                let (n, rest) = series.split_once('{').unwrap_or((series.as_str(), ""));
-                n == name
-                    && labels
-                        .iter()
-                        .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
-            })
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    fn has(&self, name: &str) -> bool {
-        self.0
-            .keys()
-            .any(|s| s.split_once('{').map_or(s.as_str(), |(n, _)| n) == name)
-    }
-}
+use support::scrape::Scrape;
 
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -480,13 +480,8 @@ async fn partitions_waiting_at_the_cap_ask_at_the_caps_pace_not_the_backlogs() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let at_cap = || {
-        metrics
-            .encode()
-            .lines()
-            .filter(|l| l.starts_with("backfill_messages_delayed_total{"))
-            .filter(|l| l.contains("reason=\"at_cap\""))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum::<f64>()
+        support::scrape::Scrape::parse(&metrics.encode())
+            .sum("backfill_messages_delayed_total", &[("reason", "at_cap")])
     };
     // Every waiting trigger has met the full cap once by now.
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -10,6 +10,7 @@ use backfill_ledger::PartitionState;
 use crate::Sizes;
 use crate::common::{ProcFleet, sim_config};
 use crate::support;
+use crate::support::scrape::Scrape;
 
 /// The default fleet's delay tiers (what a deployment runs with).
 const PRODUCTION_TIERS: &str = "1s,5s,30s,2m,10m,1h";
@@ -40,18 +41,18 @@ pub async fn admission(sizes: Sizes) -> String {
         .await;
     // Let the first admission polls settle into their rhythm.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let before = (scrape(&addr).await, cpu_seconds(pid));
+    let before = (Scrape::take(&addr).await.0, cpu_seconds(pid));
     tokio::time::sleep(WINDOW).await;
-    let after = (scrape(&addr).await, cpu_seconds(pid));
+    let after = (Scrape::take(&addr).await.0, cpu_seconds(pid));
     let running = fleet.count(&[PartitionState::Running]).await;
     fleet.stop().await;
     let secs = WINDOW.as_secs_f64();
-    let rate = |name: &str, reason: Option<&str>| {
-        (sum(&after.0, name, reason) - sum(&before.0, name, reason)) / secs
+    let rate = |name: &str, labels: &[(&str, &str)]| {
+        (after.0.sum(name, labels) - before.0.sum(name, labels)) / secs
     };
-    let at_cap = rate("backfill_messages_delayed_total", Some("at_cap"));
-    let hops = rate("backfill_messages_delayed_total", Some("not_due"));
-    let consumed = rate("backfill_messages_consumed_total", None);
+    let at_cap = rate("backfill_messages_delayed_total", &[("reason", "at_cap")]);
+    let hops = rate("backfill_messages_delayed_total", &[("reason", "not_due")]);
+    let consumed = rate("backfill_messages_consumed_total", &[]);
     let cpu = (after.1 - before.1) / secs * 100.0;
     let mut out = String::new();
     let _ = writeln!(
@@ -73,31 +74,6 @@ pub async fn admission(sizes: Sizes) -> String {
         "| {at_cap:.1}/s | {consumed:.1}/s | {hops:.1}/s | {cpu:.0}% of a core |"
     );
     out
-}
-
-async fn scrape(addr: &str) -> Vec<(String, f64)> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            Some((series.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
-
-fn sum(samples: &[(String, f64)], name: &str, reason: Option<&str>) -> f64 {
-    samples
-        .iter()
-        .filter(|(s, _)| s.split('{').next() == Some(name))
-        .filter(|(s, _)| reason.is_none_or(|r| s.contains(&format!("reason=\"{r}\""))))
-        .map(|(_, v)| v)
-        .sum()
 }
 
 /// User plus system CPU time of a process, in seconds.

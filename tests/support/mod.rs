@@ -7,6 +7,7 @@ pub mod fleet;
 pub mod private_broker;
 pub mod process;
 pub mod process_fleet;
+pub mod scrape;
 
 use std::future::Future;
 use std::time::Duration;
