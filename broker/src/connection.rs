@@ -35,7 +35,7 @@ impl AmqpUrl {
     /// read and of write buffer per connection, so the broker's default 128 KiB frames
     /// would hold 8 MiB per connection for messages that are a few hundred bytes; a
     /// larger message is still sent, in several frames.
-    fn dial(&self) -> String {
+    pub(crate) fn dial(&self) -> String {
         let mut url = self.0.expose_secret().to_owned();
         for (key, value) in [("heartbeat", HEARTBEAT_S), ("frame_max", FRAME_MAX)] {
             if !url.contains(&format!("{key}=")) {

@@ -6,11 +6,14 @@
 //!   [`Broker::connect`]; publishing with confirms and `mandatory` ([`Publisher`]);
 //!   consuming with manual acks ([`Broker::consume`]).
 //! - [`Headers`]: typed access to the string headers the fleet puts on messages.
+//! - [`retire`] and [`inspect`]: a namespace's queues as the broker sees them, and the
+//!   deletion of a retired namespace (refused while messages remain, unless forced).
 
 mod connection;
 mod error;
 mod headers;
 mod publisher;
+mod retire;
 mod topology;
 
 pub use connection::{AmqpUrl, Broker, LaneConsumer};
@@ -22,4 +25,5 @@ pub use lapin::{
     options::{BasicAckOptions, BasicCancelOptions, BasicNackOptions},
 };
 pub use publisher::{Destination, Publisher};
+pub use retire::{QueueCounts, QueueState, Retirement, inspect, retire};
 pub use topology::{DEFAULT_DELAY_TIERS, Lane, Topology, parse_duration};

@@ -108,6 +108,8 @@ pub enum Command {
     Guards(GuardsArgs),
     /// Inspect, replay or purge the dead-letter queue.
     Dlq(DlqArgs),
+    /// Show a namespace's queues, or delete a retired fleet's queues and exchanges.
+    Topology(TopologyArgs),
     /// Serve the Databricks Jobs API simulator.
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
@@ -473,6 +475,34 @@ pub struct DlqFilter {
     /// Who (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TopologyArgs {
+    #[command(subcommand)]
+    pub command: TopologyCommand,
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TopologyCommand {
+    /// Every queue of the namespace with its ready messages and consumers.
+    Show,
+    /// Delete every queue and exchange of the namespace (quorum queues never go away on
+    /// their own). Give the same --delay-tiers the fleet used. Refused while a queue holds
+    /// messages or has consumers, unless --force.
+    Delete(TopologyDeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TopologyDeleteArgs {
+    /// Confirm the deletion.
+    #[arg(long)]
+    pub yes: bool,
+    /// Delete even queues that still hold messages or have consumers (the messages are lost).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// What holds new runs back.

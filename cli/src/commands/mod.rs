@@ -10,6 +10,7 @@ mod promote;
 pub(crate) mod reconcile;
 pub(crate) mod sim;
 pub(crate) mod status;
+mod topology;
 mod worker;
 
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Cancel(args) => control::cancel(&global, args).await,
         Command::Guards(args) => control::guards(&global, args).await,
         Command::Dlq(args) => dlq::run(&global, args).await,
+        Command::Topology(args) => topology::run(&global, args).await,
         Command::Sim(args) => sim::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }
