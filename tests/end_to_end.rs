@@ -14,7 +14,7 @@ use support::process::{run, spawn, terminate, text};
 
 async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
     let sim = Simulator::spawn(fast_sim()).await.unwrap();
-    let namespace = format!("bftest-{}", support::unique());
+    let (namespace, guard) = support::process_namespace(&support::amqp_url_string());
     let env = vec![
         ("AMQP_URL", support::amqp_url_string()),
         ("LEDGER_URL", ledger_url),
@@ -226,16 +226,8 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
         "{csv}"
     );
 
-    let topology = backfill_broker::Topology::new(namespace)
-        .unwrap()
-        .with_delay_tiers(
-            support::TEST_TIERS
-                .split(',')
-                .map(|t| backfill_broker::parse_duration(t).unwrap())
-                .collect(),
-        )
-        .unwrap();
-    let broker = support::connect(&topology).await;
+    let topology = guard.topology();
+    let broker = support::connect(topology).await;
     assert_eq!(
         broker
             .queue_depth(&topology.dead_letter_queue())

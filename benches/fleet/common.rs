@@ -1,13 +1,14 @@
 //! What the sections share: a fleet of `backfill` processes on a fresh namespace and
 //! ledger, an in-process simulator, and readings of the ledger and of /proc.
 
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use backfill_ledger::{Ledger, PartitionState};
 use backfill_simulator::{JobSpec, SimConfig, SimHandle, Simulator};
 
 use crate::support;
+use crate::support::namespace::TestNamespace;
+use crate::support::process::OwnedChild;
 
 /// Delay tiers fine enough for compressed clocks.
 pub const TIERS: &str = "50ms,100ms,200ms,500ms,1s,5s,30s";
@@ -33,17 +34,21 @@ pub struct ProcFleet {
     pub env: Vec<(&'static str, String)>,
     pub sim: SimHandle,
     pub ledger: Ledger,
-    pub workers: Vec<Child>,
+    pub workers: Vec<OwnedChild>,
     pub backfill: String,
+    /// Declared last: the namespace is deleted once the workers are gone, also on failure.
+    namespace: TestNamespace,
 }
 
 impl ProcFleet {
     pub async fn new(sim: SimConfig, ledger_url: String) -> Self {
         let sim = Simulator::spawn(sim).await.unwrap();
+        let name = format!("bench-{}", support::unique());
+        let namespace = TestNamespace::named(&support::amqp_url_string(), &name, TIERS);
         let env = vec![
             ("AMQP_URL", support::amqp_url_string()),
             ("LEDGER_URL", ledger_url.clone()),
-            ("BACKFILL_NAMESPACE", format!("bench-{}", support::unique())),
+            ("BACKFILL_NAMESPACE", name),
             ("BACKFILL_DELAY_TIERS", TIERS.to_owned()),
             ("DATABRICKS_HOST", sim.url()),
             ("DATABRICKS_TOKEN", "t".to_owned()),
@@ -58,12 +63,29 @@ impl ProcFleet {
             ledger: support::ledger(&ledger_url).await,
             workers: Vec::new(),
             backfill: "bench".to_owned(),
+            namespace,
         }
     }
 
+    /// Sets an environment variable of later commands; a new broker or new delay tiers
+    /// move the namespace's guard along (set them before starting anything).
     pub fn set_env(&mut self, key: &'static str, value: &str) {
         self.env.retain(|(k, _)| *k != key);
         self.env.push((key, value.to_owned()));
+        if key == "AMQP_URL" || key == "BACKFILL_DELAY_TIERS" {
+            self.namespace = TestNamespace::named(
+                self.var("AMQP_URL"),
+                self.var("BACKFILL_NAMESPACE"),
+                self.var("BACKFILL_DELAY_TIERS"),
+            );
+        }
+    }
+
+    fn var(&self, key: &str) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or("", |(_, v)| v.as_str())
     }
 
     pub fn spawn_worker(&mut self, id: &str, concurrency: usize) -> u32 {
@@ -143,31 +165,9 @@ impl ProcFleet {
         started.elapsed()
     }
 
+    /// Kills the workers and closes the ledger; the namespace is deleted as the fleet drops.
     pub async fn stop(mut self) {
-        for w in &mut self.workers {
-            let _ = w.kill();
-            let _ = w.wait();
-        }
-        let ns = self
-            .env
-            .iter()
-            .find(|(k, _)| *k == "BACKFILL_NAMESPACE")
-            .map(|(_, v)| v.clone())
-            .unwrap();
-        let tiers = self
-            .env
-            .iter()
-            .find(|(k, _)| *k == "BACKFILL_DELAY_TIERS")
-            .map_or(TIERS, |(_, v)| v.as_str())
-            .split(',')
-            .map(|t| backfill_broker::parse_duration(t).unwrap())
-            .collect();
-        let topology = backfill_broker::Topology::new(ns)
-            .unwrap()
-            .with_delay_tiers(tiers)
-            .unwrap();
-        let broker = support::connect(&topology).await;
-        support::teardown(&broker).await;
+        self.workers.clear();
         self.ledger.close().await;
     }
 }

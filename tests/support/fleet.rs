@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane, Topology};
+use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane};
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::{ClientConfig, DatabricksClient, RequestRetry};
 use backfill_ledger::{Ledger, PartitionState};
@@ -13,18 +13,30 @@ use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_simulator::{SimConfig, SimHandle, Simulator};
 use backfill_worker::{PollPolicy, RetryPolicy, Worker, WorkerConfig, run_worker};
 use tokio::task::JoinHandle;
+
+use super::namespace::TestNamespace;
 use tokio_util::sync::CancellationToken;
 
 pub struct Fleet {
     pub sim: SimHandle,
     pub ledger: Ledger,
     pub client: DatabricksClient,
-    pub topology: Topology,
     pub broker: Broker,
     pub backfill_id: BackfillId,
     pub days: u32,
     pub ledger_url: String,
     workers: Vec<(CancellationToken, JoinHandle<()>)>,
+    /// Declared last: dropped after the rest, the namespace is deleted (also on failure).
+    pub topology: TestNamespace,
+}
+
+impl Drop for Fleet {
+    /// Workers still running (a failed test) stop consuming before the namespace goes.
+    fn drop(&mut self) {
+        for (stop, _) in &self.workers {
+            stop.cancel();
+        }
+    }
 }
 
 /// Fast settings: runs of a few hundred ms, checks every 200 ms, retries after 200 ms.
@@ -87,7 +99,7 @@ impl Fleet {
         };
         let client = DatabricksClient::new(config).unwrap();
         let ledger = super::ledger(ledger_url).await;
-        let topology = super::test_topology();
+        let topology = super::test_topology_on(url);
         let broker = Broker::connect(url, &topology, "backfill test", Duration::from_secs(60))
             .await
             .expect("broker");

@@ -4,6 +4,7 @@
 
 pub mod chaos_proxy;
 pub mod fleet;
+pub mod namespace;
 pub mod private_broker;
 pub mod process;
 pub mod process_fleet;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use backfill_broker::{AmqpUrl, Broker, Topology};
 use backfill_ledger::Ledger;
+use namespace::TestNamespace;
 use sqlx::Connection;
 
 /// The broker the tests use (`AMQP_URL`, default the local RabbitMQ).
@@ -30,10 +32,15 @@ pub fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
 }
 
-/// A namespace of its own with short delay tiers; its queues expire if a test dies
-/// before deleting them.
-pub fn test_topology() -> Topology {
-    Topology::new(format!("bftest-{}", unique()))
+/// A namespace of its own on the test broker with short delay tiers, deleted when dropped
+/// (also when the test fails).
+pub fn test_topology() -> TestNamespace {
+    test_topology_on(&amqp_url())
+}
+
+/// The same on another broker (a private node).
+pub fn test_topology_on(url: &AmqpUrl) -> TestNamespace {
+    let topology = Topology::new(format!("bftest-{}", unique()))
         .expect("namespace")
         .with_delay_tiers(vec![
             Duration::from_millis(200),
@@ -42,7 +49,16 @@ pub fn test_topology() -> Topology {
             Duration::from_secs(5),
         ])
         .expect("tiers")
-        .with_queue_expiry(Duration::from_secs(15 * 60))
+        // A backstop for a namespace re-declared after its guard deleted it.
+        .with_queue_expiry(Duration::from_secs(15 * 60));
+    TestNamespace::new(url.clone(), topology)
+}
+
+/// A fresh namespace name for `backfill` processes, deleted when the guard drops.
+pub fn process_namespace(url: &str) -> (String, TestNamespace) {
+    let name = format!("bftest-{}", unique());
+    let guard = TestNamespace::named(url, &name, TEST_TIERS);
+    (name, guard)
 }
 
 /// The tiers of [`test_topology`] as the CLI's `--delay-tiers` value.
@@ -59,11 +75,9 @@ pub async fn connect(topology: &Topology) -> Broker {
     .expect("RabbitMQ must be running for the integration tests")
 }
 
-/// Deletes a test namespace's queues and exchanges.
+/// Closes a test's broker connection; its namespace is deleted when its
+/// [`TestNamespace`] drops.
 pub async fn teardown(broker: &Broker) {
-    if let Ok(channel) = broker.channel().await {
-        let _ = broker.topology().delete(&channel).await;
-    }
     broker.close().await;
 }
 

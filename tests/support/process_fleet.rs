@@ -1,27 +1,31 @@
 //! Worker fleets as separate `backfill` processes, against PostgreSQL, a broker and the
 //! simulator over HTTP.
 
-use std::process::Child;
+use super::process::OwnedChild;
 use std::time::Duration;
 
 use backfill_simulator::{SimConfig, Simulator};
 
+use super::namespace::TestNamespace;
 use super::process::{run, spawn, text};
 
 pub struct ProcessFleet {
     pub env: Vec<(&'static str, String)>,
     pub sim: backfill_simulator::SimHandle,
-    pub workers: Vec<Child>,
+    pub workers: Vec<OwnedChild>,
+    /// Deletes the namespace when the fleet drops (declared last: dropped after the rest).
+    namespace: TestNamespace,
 }
 
 impl ProcessFleet {
     /// A simulator, a fresh PostgreSQL ledger and a namespace on the broker at `amqp_url`.
     pub async fn new(amqp_url: &str, sim: SimConfig) -> Self {
         let sim = Simulator::spawn(sim).await.unwrap();
+        let (name, namespace) = super::process_namespace(amqp_url);
         let env = vec![
             ("AMQP_URL", amqp_url.to_owned()),
             ("LEDGER_URL", super::postgres_url().await),
-            ("BACKFILL_NAMESPACE", format!("bftest-{}", super::unique())),
+            ("BACKFILL_NAMESPACE", name),
             ("BACKFILL_DELAY_TIERS", super::TEST_TIERS.to_owned()),
             ("DATABRICKS_HOST", sim.url()),
             ("DATABRICKS_TOKEN", "t".to_owned()),
@@ -37,6 +41,7 @@ impl ProcessFleet {
             env,
             sim,
             workers: Vec::new(),
+            namespace,
         }
     }
 
@@ -108,31 +113,18 @@ impl ProcessFleet {
         assert!(dup.is_empty(), "duplicate runs: {dup:?}");
     }
 
-    pub async fn teardown(mut self) {
+    /// Stops the workers and deletes the namespace (what dropping the fleet does too).
+    pub async fn teardown(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ProcessFleet {
+    /// Workers are killed first, so none re-declares the namespace being deleted.
+    fn drop(&mut self) {
         for w in &mut self.workers {
             let _ = w.kill();
             let _ = w.wait();
-        }
-        let url = self
-            .env
-            .iter()
-            .find(|(k, _)| *k == "AMQP_URL")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let tiers = super::TEST_TIERS
-            .split(',')
-            .map(|t| backfill_broker::parse_duration(t).unwrap())
-            .collect();
-        let topology = backfill_broker::Topology::new(self.env[2].1.clone())
-            .unwrap()
-            .with_delay_tiers(tiers)
-            .unwrap();
-        let url = backfill_broker::AmqpUrl::new(url).unwrap();
-        if let Ok(broker) =
-            backfill_broker::Broker::connect(&url, &topology, "teardown", Duration::from_secs(10))
-                .await
-        {
-            super::teardown(&broker).await;
         }
     }
 }
