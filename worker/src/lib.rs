@@ -11,6 +11,8 @@
 //! - [`policy`]: the pure decisions (what a trigger message should do given the ledger;
 //!   retry or dead-letter for a failure class; when to look at a run next).
 //! - [`Worker::process`]: the step function, one message in, its follow-ups published.
+//! - `sweep`: re-issuing what the broker lost (overdue checks, stranded triggers), from
+//!   the ledger.
 //! - [`run_worker`]: the loop: consume both lanes, bounded concurrency, reconnect,
 //!   graceful shutdown.
 
@@ -22,6 +24,7 @@ mod error;
 pub mod freshness;
 pub mod policy;
 mod step;
+mod sweep;
 
 pub use budget::{ApiBudget, FleetBudget};
 pub use config::{PollPolicy, RetryPolicy, WorkerConfig};

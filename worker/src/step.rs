@@ -59,8 +59,8 @@ pub enum Handled {
 #[derive(Debug)]
 pub struct Worker {
     pub(crate) config: WorkerConfig,
-    ledger: Ledger,
-    client: DatabricksClient,
+    pub(crate) ledger: Ledger,
+    pub(crate) client: DatabricksClient,
     /// A backfill's job id and parameters never change once registered.
     backfills: Mutex<HashMap<BackfillId, Arc<Backfill>>>,
     /// Guards per backfill, with when they were read.
@@ -73,7 +73,7 @@ pub struct Worker {
     /// This worker's share of the fleet's API budget (also the client's gate).
     budget: Option<Arc<FleetBudget>>,
     production: ProductionWatch,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// The `reason` label of a trigger delayed because its backfill is not active.
@@ -700,7 +700,7 @@ impl Worker {
         Ok(Handled::Poisoned(reason.to_owned()))
     }
 
-    async fn schedule_check(
+    pub(crate) async fn schedule_check(
         &self,
         publisher: &Publisher,
         msg: &PartitionMessage,
@@ -864,65 +864,6 @@ impl Worker {
 
     fn lock_backfills(&self) -> std::sync::MutexGuard<'_, HashMap<BackfillId, Arc<Backfill>>> {
         self.backfills.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Re-issues the checks that are overdue by more than the grace period (their message
-    /// was lost between handing the chain on and publishing). Safe to run on every
-    /// worker at once: each re-issue is a compare-and-set. Returns how many it re-issued.
-    pub async fn sweep_overdue_checks(&self, publisher: &Publisher) -> Result<usize, StepError> {
-        let grace = self.config.check_grace.as_millis() as i64;
-        let overdue = self.ledger.overdue_checks(now_ms() - grace, 200).await?;
-        let mut reissued = 0;
-        for p in overdue {
-            let (Some(run_id), Some(backfill)) =
-                (p.run_id, self.ledger.backfill(&p.backfill_id).await?)
-            else {
-                continue;
-            };
-            let Some(seq) = self
-                .ledger
-                .restart_checks(&p.key(), p.attempt, run_id, now_ms(), self.id())
-                .await?
-            else {
-                continue;
-            };
-            let msg = PartitionMessage::new(
-                p.backfill_id.clone(),
-                p.date,
-                p.attempt,
-                backfill.manifest_id,
-                Step::Trigger,
-            );
-            self.schedule_check(
-                publisher,
-                &msg,
-                run_id,
-                seq,
-                Duration::ZERO,
-                "overdue check re-issued",
-            )
-            .await?;
-            tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, run_id, "re-issued an overdue check");
-            self.metrics.worker.checks_reissued(1);
-            reissued += 1;
-        }
-        Ok(reissued)
-    }
-
-    /// Records in the ledger that the message for this partition made a handler panic,
-    /// so the partition ends dead-lettered rather than stranded (best effort).
-    pub(crate) async fn record_panic(&self, body: &[u8], reason: &str) {
-        let Ok(msg) = PartitionMessage::decode(body) else {
-            return;
-        };
-        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
-        if let Err(e) = self
-            .ledger
-            .dead_letter(&key, msg.attempt, None, reason, self.id())
-            .await
-        {
-            tracing::error!(error = %e, "could not record the panic in the ledger");
-        }
     }
 
     /// After an outage while handling `body`, sends it round again after a pause so it is
