@@ -56,9 +56,10 @@ impl ApiError {
             )
     }
 
-    /// The run or job does not exist (any more): `RESOURCE_DOES_NOT_EXIST`, a 404 from
-    /// the API itself (a JSON error body), or the usual HTTP 400 `INVALID_PARAMETER_VALUE`
-    /// "... does not exist". A gateway's HTML 404 page is not proof of anything.
+    /// The run or job does not exist (any more): only the documented answers,
+    /// `RESOURCE_DOES_NOT_EXIST` or the usual HTTP 400 `INVALID_PARAMETER_VALUE` "... does
+    /// not exist". Any other 404 (`ENDPOINT_NOT_FOUND` from a wrong host or path, a
+    /// gateway's HTML page) proves nothing about the run.
     pub fn is_not_found(&self) -> bool {
         match self {
             Self::Http {
@@ -67,8 +68,7 @@ impl ApiError {
                 message,
                 ..
             } => {
-                (*status == 404 && !error_code.starts_with("HTTP_"))
-                    || error_code == "RESOURCE_DOES_NOT_EXIST"
+                error_code == "RESOURCE_DOES_NOT_EXIST"
                     || (*status == 400
                         && error_code == "INVALID_PARAMETER_VALUE"
                         && message.contains("does not exist"))
@@ -162,6 +162,8 @@ mod tests {
         assert!(http(404, "RESOURCE_DOES_NOT_EXIST", "gone").is_not_found());
         assert!(!http(400, "INVALID_PARAMETER_VALUE", "job_id must be set").is_not_found());
         assert!(!http(404, "HTTP_404", "HTML error page: 404 Not Found").is_not_found());
+        assert!(!http(404, "ENDPOINT_NOT_FOUND", "No API found for 'GET /x'").is_not_found());
+        assert!(!http(404, "FEATURE_DISABLED", "").is_not_found());
     }
 
     #[test]
