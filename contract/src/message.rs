@@ -44,6 +44,12 @@ pub struct PartitionMessage {
     /// by follow-ups); bounds how long a message may wait for the ledger to catch up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_sent_ms: Option<i64>,
+    /// For a trigger: the partition's `check_seq` when this trigger was issued. The sweep
+    /// re-issues a lost trigger with a higher one, so only the newest trigger of a
+    /// partition acts and older copies die. Absent (first triggers, older senders): valid
+    /// while its attempt is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issue_seq: Option<i64>,
 }
 
 impl PartitionMessage {
@@ -66,17 +72,26 @@ impl PartitionMessage {
             reason: None,
             not_before_ms: None,
             first_sent_ms: Some(chrono::Utc::now().timestamp_millis()),
+            issue_seq: None,
         }
     }
 
-    /// The follow-up of this message: same partition, a new message id.
+    /// The follow-up of this message: same partition, a new message id. A follow-up for
+    /// another attempt starts a chain of its own: its `first_sent_ms` is now, so the time
+    /// it may wait for the ledger to record that attempt counts from its own sending.
     pub fn follow_up(&self, attempt: Attempt, step: Step, reason: impl Into<String>) -> Self {
+        let first_sent_ms = if attempt == self.attempt {
+            self.first_sent_ms
+        } else {
+            Some(chrono::Utc::now().timestamp_millis())
+        };
         Self {
             message_id: Uuid::new_v4(),
             attempt,
             step,
             reason: Some(reason.into()),
             not_before_ms: None,
+            first_sent_ms,
             ..self.clone()
         }
     }
@@ -199,5 +214,19 @@ mod tests {
             PartitionMessage::decode(&big).unwrap_err(),
             ContractError::TooLarge(MAX_MESSAGE_BYTES + 1)
         );
+    }
+
+    #[test]
+    fn a_follow_up_for_a_new_attempt_starts_its_own_chain() {
+        let mut first = sample();
+        first.first_sent_ms = Some(1_000);
+        first.issue_seq = Some(4);
+        let same = first.follow_up(first.attempt, Step::Trigger, "delayed");
+        assert_eq!(same.first_sent_ms, Some(1_000));
+        assert_eq!(same.issue_seq, Some(4));
+        let retry = first.follow_up(first.attempt.next(), Step::Trigger, "retry");
+        assert!(retry.first_sent_ms.unwrap() > 1_000_000, "{retry:?}");
+        let decoded = PartitionMessage::decode(&same.encode()).unwrap();
+        assert_eq!(decoded.issue_seq, Some(4));
     }
 }
