@@ -250,13 +250,13 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
         // The live chain schedules a retry: attempt 2, state failed.
         assert!(
             ledger
-                .schedule_retry(&k, a1, seq2, times(7), "CLOUD_FAILURE", "w2")
+                .schedule_retry(&k, a1, seq2, times(7), 0, "CLOUD_FAILURE", "w2")
                 .await
                 .unwrap()
         );
         assert!(
             !ledger
-                .schedule_retry(&k, a1, seq2, times(7), "again", "w3")
+                .schedule_retry(&k, a1, seq2, times(7), 0, "again", "w3")
                 .await
                 .unwrap()
         );
@@ -451,7 +451,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
             .unwrap()
             .unwrap();
         ledger
-            .schedule_retry(&d1, a1, s, times(1), "CLOUD_FAILURE", "w")
+            .schedule_retry(&d1, a1, s, times(1), 0, "CLOUD_FAILURE", "w")
             .await
             .unwrap();
         let a2 = a1.next();

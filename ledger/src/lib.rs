@@ -18,10 +18,12 @@ mod model;
 mod partitions;
 mod reconcile_records;
 mod summary;
+mod trigger_sweep;
 
 pub use partitions::{Claim, RunTimes, projected_spend};
 pub use reconcile_records::{Action, DqResult};
 pub use summary::PartitionSummary;
+pub use trigger_sweep::Reissued;
 
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;

@@ -45,6 +45,12 @@ macro_rules! columns {
          run_ended_ms, verified_at_ms, updated_at_ms"
     };
 }
+pub(crate) use columns;
+
+/// Marks a trigger as confirmed by the broker; a pending partition's trigger is due now.
+const ENQUEUED_SQL: &str = "UPDATE partitions SET enqueued = 1, \
+     check_due_ms = CASE WHEN state = 'pending' THEN $3 ELSE check_due_ms END \
+     WHERE backfill_id = $1 AND partition_date = $2";
 
 /// A value bound into a statement.
 #[derive(Debug, Clone)]
@@ -239,13 +245,12 @@ impl Ledger {
 
     /// Notes that the partition's trigger message was confirmed by the broker.
     pub async fn mark_enqueued(&self, key: &PartitionKey) -> Result<(), LedgerError> {
-        sqlx::query(
-            "UPDATE partitions SET enqueued = 1 WHERE backfill_id = $1 AND partition_date = $2",
-        )
-        .bind(key.backfill_id.to_string())
-        .bind(key.date.to_string())
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(ENQUEUED_SQL)
+            .bind(key.backfill_id.to_string())
+            .bind(key.date.to_string())
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -255,15 +260,15 @@ impl Ledger {
         backfill_id: &BackfillId,
         dates: &[PartitionDate],
     ) -> Result<(), LedgerError> {
+        let now = now_ms();
         let mut tx = self.pool.begin().await?;
         for date in dates {
-            sqlx::query(
-                "UPDATE partitions SET enqueued = 1 WHERE backfill_id = $1 AND partition_date = $2",
-            )
-            .bind(backfill_id.to_string())
-            .bind(date.to_string())
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(ENQUEUED_SQL)
+                .bind(backfill_id.to_string())
+                .bind(date.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -339,6 +344,7 @@ impl Ledger {
             .set("idempotency_token", Bind::Text(token.to_owned()))
             .set("owner", Bind::Text(owner.to_owned()))
             .set("triggered_at_ms", Bind::Int(now))
+            .set("check_due_ms", Bind::Int(now))
             .set("run_id", Bind::OptInt(None))
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")
@@ -362,7 +368,8 @@ impl Ledger {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Triggering])
             .set("owner", Bind::Text(owner.to_owned()))
-            .set("triggered_at_ms", Bind::Int(now_ms()));
+            .set("triggered_at_ms", Bind::Int(now_ms()))
+            .set("check_due_ms", Bind::Int(now_ms()));
         let event = NewEvent::partition(owner, key, attempt, "claim_taken_over");
         Ok(self.apply(cas, event).await?.is_some())
     }
@@ -384,7 +391,8 @@ impl Ledger {
             .set("run_id", Bind::Int(run_id))
             .set("run_url", Bind::OptText(run_url.map(str::to_owned)))
             .set("check_due_ms", Bind::Int(check_due_ms))
-            .set_expr("check_seq = check_seq + 1");
+            .set_expr("check_seq = check_seq + 1")
+            .set_expr("reissues = 0");
         let event = NewEvent::partition(actor, key, attempt, "run_started")
             .run(Some(run_id))
             .states(PartitionState::Triggering, PartitionState::Running)
@@ -541,13 +549,16 @@ impl Ledger {
         Ok(self.apply(cas, event).await?.is_some())
     }
 
-    /// running → failed with the next attempt number: a deliberate, recorded new attempt.
+    /// running → failed with the next attempt number: a deliberate, recorded new attempt,
+    /// whose trigger is due at `retry_due_ms`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn schedule_retry(
         &self,
         key: &PartitionKey,
         attempt: Attempt,
         check_seq: i64,
         run: RunTimes,
+        retry_due_ms: i64,
         error: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
@@ -560,7 +571,9 @@ impl Ledger {
             .set("idempotency_token", Bind::OptText(None))
             .set("last_error", Bind::Text(error.to_owned()))
             .set("run_started_ms", Bind::OptInt(run.started_ms))
-            .set("run_ended_ms", Bind::OptInt(run.ended_ms));
+            .set("run_ended_ms", Bind::OptInt(run.ended_ms))
+            .set("check_due_ms", Bind::Int(retry_due_ms))
+            .set_expr("reissues = 0");
         let event = NewEvent::partition(actor, key, attempt, "retry_scheduled")
             .run(Some(run.run_id))
             .states(PartitionState::Running, PartitionState::Failed)
@@ -613,6 +626,8 @@ impl Ledger {
             .set("attempt", Bind::Int(i64::from(attempt.next().get())))
             .set("idempotency_token", Bind::OptText(None))
             .set("verified_at_ms", Bind::OptInt(None))
+            .set("check_due_ms", Bind::Int(now_ms()))
+            .set_expr("reissues = 0")
             .set("last_error", Bind::Text(format!("rerun requested: {why}")));
         let event = NewEvent::partition(actor, key, attempt, "rerun_requested")
             .detail(format!("attempt {} requested: {why}", attempt.next()));
@@ -653,7 +668,7 @@ pub struct RunTimes {
     pub ended_ms: Option<i64>,
 }
 
-fn partition_from_row(r: &AnyRow) -> Result<Partition, LedgerError> {
+pub(crate) fn partition_from_row(r: &AnyRow) -> Result<Partition, LedgerError> {
     let attempt: i64 = r.try_get("attempt").map_err(corrupt)?;
     let enqueued: i64 = r.try_get("enqueued").map_err(corrupt)?;
     Ok(Partition {

@@ -60,6 +60,7 @@ pub struct WorkerMetrics {
     run_queue_wait: Histogram,
     message_wait: HistogramFamily<labels::Lane>,
     checks_reissued: Counter,
+    triggers_reissued: Counter,
     pub broker_reconnects: Counter,
     pub broker_connected: Gauge,
 }
@@ -78,6 +79,7 @@ impl WorkerMetrics {
             run_queue_wait: run_buckets(),
             message_wait: Family::new_with_constructor(wait_buckets),
             checks_reissued: Counter::default(),
+            triggers_reissued: Counter::default(),
             broker_reconnects: Counter::default(),
             broker_connected: Gauge::default(),
         }
@@ -141,6 +143,11 @@ impl WorkerMetrics {
             "backfill_checks_reissued",
             "Overdue checks re-issued by the sweep (their message was lost)",
             self.checks_reissued.clone(),
+        );
+        r.register(
+            "backfill_triggers_reissued",
+            "Overdue triggers of waiting partitions re-issued by the sweep (the broker lost them)",
+            self.triggers_reissued.clone(),
         );
         r.register(
             "backfill_broker_reconnects",
@@ -221,6 +228,10 @@ impl WorkerMetrics {
 
     pub fn checks_reissued(&self, n: u64) {
         self.checks_reissued.inc_by(n);
+    }
+
+    pub fn triggers_reissued(&self, n: u64) {
+        self.triggers_reissued.inc_by(n);
     }
 }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use backfill_databricks::CallGate;
+use backfill_databricks::{CallGate, MAX_RETRY_AFTER};
 use backfill_ledger::{Ledger, LedgerError, now_ms};
 use tokio::time::Instant;
 
@@ -106,7 +106,10 @@ impl FleetBudget {
         let paused = self.ledger.paused_endpoints().await?;
         let mut local = self.lock_paused();
         for (endpoint, until) in paused {
-            let until = Instant::now() + Duration::from_millis((until - now_wall).max(0) as u64);
+            // A pause stored by an older or misbehaving process is never longer than the
+            // longest Retry-After honoured.
+            let left = Duration::from_millis((until - now_wall).max(0) as u64).min(MAX_RETRY_AFTER);
+            let until = Instant::now() + left;
             let entry = local.entry(endpoint).or_insert(until);
             *entry = (*entry).max(until);
         }
@@ -170,7 +173,9 @@ impl CallGate for FleetBudget {
     }
 
     fn throttled(&self, endpoint: &'static str, retry_after: Option<Duration>) {
-        let pause = retry_after.unwrap_or(Duration::from_secs(1));
+        let pause = retry_after
+            .unwrap_or(Duration::from_secs(1))
+            .min(MAX_RETRY_AFTER);
         let until = Instant::now() + pause;
         {
             let mut local = self.lock_paused();

@@ -97,6 +97,9 @@ pub struct WorkerConfig {
     /// How late a check may be before it is re-issued (tiers and busy workers make
     /// checks a little late; a lost one is late forever).
     pub check_grace: Duration,
+    /// How many times in a row the sweep re-issues a waiting partition's trigger without
+    /// progress (a claim turning into a run) before it dead-letters the partition.
+    pub max_trigger_reissues: u32,
 }
 
 impl WorkerConfig {
@@ -112,6 +115,7 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(20),
             sweep_interval: Duration::from_secs(15),
             check_grace: Duration::from_secs(60),
+            max_trigger_reissues: 5,
         }
     }
 }

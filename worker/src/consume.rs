@@ -147,7 +147,7 @@ async fn serve(
     served.map(|_| ())
 }
 
-/// Every `sweep_interval`, re-issues checks whose message was lost.
+/// Every `sweep_interval`, re-issues checks and triggers whose message was lost.
 async fn sweep_loop(
     worker: &Arc<Worker>,
     publisher: &Publisher,
@@ -160,11 +160,15 @@ async fn sweep_loop(
             () = shutdown.cancelled() => return Ok(()),
             () = lost.cancelled() => return Err(publisher_lost()),
         }
-        match worker.sweep_overdue_checks(publisher).await {
-            Ok(_) => {}
+        let swept = match worker.sweep_overdue_checks(publisher).await {
+            Ok(_) => worker.sweep_overdue_triggers(publisher).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match swept {
+            Ok(()) => {}
             Err(e) if e.is_broker() => lost.cancel(),
             Err(e) => {
-                tracing::warn!(error = %e, "sweep for overdue checks failed; next sweep will retry")
+                tracing::warn!(error = %e, "sweep for overdue checks and triggers failed; next sweep will retry")
             }
         }
     }

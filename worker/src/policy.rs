@@ -84,6 +84,12 @@ pub fn decide_trigger(
     }
 }
 
+/// A trigger for the partition's current attempt that carries an older `issue_seq` than
+/// the row: the sweep has issued a newer one (or the run is recorded), so this copy dies.
+pub fn superseded_trigger(p: &Partition, attempt: Attempt, issue_seq: Option<i64>) -> bool {
+    issue_seq.is_some_and(|seq| attempt == p.attempt && seq != p.check_seq)
+}
+
 /// What a check message should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckAction {
@@ -275,6 +281,21 @@ mod tests {
 
     fn a(n: u32) -> Attempt {
         Attempt::try_from(n).unwrap()
+    }
+
+    #[test]
+    fn only_the_newest_trigger_of_an_attempt_acts() {
+        use PartitionState::*;
+        let p = partition(Pending, 2); // check_seq 3
+        assert!(
+            !superseded_trigger(&p, a(2), None),
+            "unstamped triggers stay valid"
+        );
+        assert!(!superseded_trigger(&p, a(2), Some(3)));
+        assert!(superseded_trigger(&p, a(2), Some(2)), "re-issued since");
+        // Another attempt's trigger is judged by the attempt rules, not by the sequence.
+        assert!(!superseded_trigger(&p, a(3), Some(0)));
+        assert!(superseded_trigger(&partition(Running, 2), a(2), Some(2)));
     }
 
     #[test]

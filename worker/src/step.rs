@@ -20,7 +20,7 @@ use crate::dead_letter::DeadLetter;
 use crate::freshness::ProductionWatch;
 use crate::policy::{
     CheckAction, FailureDecision, RunHistory, TriggerAction, admission_wait, decide_check,
-    decide_failure, decide_trigger, next_check_in, remaining_wait,
+    decide_failure, decide_trigger, next_check_in, remaining_wait, superseded_trigger,
 };
 use crate::{ApiBudget, FleetBudget, StepError, WorkerConfig};
 
@@ -211,6 +211,11 @@ impl Worker {
         p: &Partition,
     ) -> Result<Handled, StepError> {
         let key = p.key();
+        if superseded_trigger(p, msg.attempt, msg.issue_seq) {
+            return Ok(Handled::Dropped(
+                "superseded trigger (a newer one was issued)".into(),
+            ));
+        }
         let action = decide_trigger(
             p,
             msg.attempt,
@@ -533,7 +538,11 @@ impl Worker {
                             Step::Trigger,
                             format!("retry after {}", failure.code),
                         );
-                        retry.not_before_ms = Some(now_ms() + after.as_millis() as i64);
+                        let retry_due = now_ms() + after.as_millis() as i64;
+                        retry.not_before_ms = Some(retry_due);
+                        // The live check's sequence: schedule_retry keeps it, and a trigger
+                        // the sweep re-issues later supersedes this one.
+                        retry.issue_seq = Some(check_seq);
                         // Publish first: a crash before the ledger records the retry makes
                         // the check come back and decide again; a duplicate trigger of the
                         // same attempt is harmless.
@@ -548,7 +557,15 @@ impl Worker {
                             .delayed(Lane::Trigger.key(), "retry_backoff");
                         if self
                             .ledger
-                            .schedule_retry(&key, msg.attempt, check_seq, times, &error, self.id())
+                            .schedule_retry(
+                                &key,
+                                msg.attempt,
+                                check_seq,
+                                times,
+                                retry_due,
+                                &error,
+                                self.id(),
+                            )
                             .await?
                         {
                             tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, error = %error, retry_in_s = after.as_secs(), "run failed; new attempt scheduled");
@@ -732,9 +749,23 @@ impl Worker {
     ) -> Result<Handled, StepError> {
         self.metrics.worker.delayed(lane.key(), kind);
         let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
-        again.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
+        let due = now_ms() + wait.as_millis() as i64;
+        again.not_before_ms = Some(due);
         self.publish(publisher, &again, Destination::Delayed(lane, wait))
             .await?;
+        if msg.step == Step::Trigger {
+            // Tell the sweep when this trigger is due, so it does not re-issue one that is
+            // only waiting (best effort: the message is out; a missed write costs at most
+            // one superfluous re-issue).
+            let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+            if let Err(e) = self
+                .ledger
+                .touch_trigger(&key, msg.attempt, msg.issue_seq, due)
+                .await
+            {
+                tracing::debug!(error = %e, "could not record when the delayed trigger is due");
+            }
+        }
         Ok(Handled::Delayed(reason.to_owned()))
     }
 

@@ -3,10 +3,11 @@
 
 use std::time::Duration;
 
-use backfill_broker::Publisher;
+use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{PartitionMessage, Step};
 use backfill_ledger::{PartitionKey, now_ms};
 
+use crate::dead_letter::DeadLetter;
 use crate::{StepError, Worker};
 
 impl Worker {
@@ -53,6 +54,81 @@ impl Worker {
         Ok(reissued)
     }
 
+    /// Re-issues the trigger of every waiting partition (pending, failed, triggering) of an
+    /// active backfill whose trigger has been due for longer than the grace period: the
+    /// broker dead-lettered it on its delivery limit, a publish was lost, a worker of
+    /// another fleet took it. Each re-issue is a compare-and-set that bumps the row's
+    /// sequence, so one sweeper re-issues and older copies die on arrival. After
+    /// `max_trigger_reissues` in a row without progress the partition is dead-lettered
+    /// with the reason instead (invariant 11). Returns how many it re-issued.
+    pub async fn sweep_overdue_triggers(&self, publisher: &Publisher) -> Result<usize, StepError> {
+        let before = now_ms() - self.config.check_grace.as_millis() as i64;
+        let overdue = self.ledger.overdue_triggers(before, 200).await?;
+        let mut reissued = 0;
+        for p in overdue {
+            let Some(backfill) = self.ledger.backfill(&p.backfill_id).await? else {
+                continue;
+            };
+            let key = p.key();
+            let Some(r) = self
+                .ledger
+                .reissue_trigger(&key, p.attempt, p.state, p.check_seq, before, self.id())
+                .await?
+            else {
+                continue;
+            };
+            let mut msg = PartitionMessage::new(
+                p.backfill_id.clone(),
+                p.date,
+                p.attempt,
+                backfill.manifest_id.clone(),
+                Step::Trigger,
+            );
+            msg.issue_seq = Some(r.issue_seq);
+            if r.reissues > i64::from(self.config.max_trigger_reissues) {
+                let reason = format!(
+                    "trigger lost {} times in a row while {} (broker delivery limit, lost \
+                     publishes, or a worker of another fleet taking it)",
+                    r.reissues - 1,
+                    p.state
+                );
+                self.send_dead_letter(
+                    publisher,
+                    &msg.encode(),
+                    DeadLetter {
+                        kind: "trigger_lost",
+                        error: &reason,
+                        backfill_id: Some(p.backfill_id.as_str()),
+                        partition_date: Some(p.date.to_string()),
+                        attempt: Some(p.attempt.get()),
+                        source_lane: Lane::Trigger.key(),
+                        worker_id: self.id(),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+                self.ledger
+                    .dead_letter(&key, p.attempt, Some(r.issue_seq), &reason, self.id())
+                    .await?;
+                tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, attempt = %p.attempt, reason, "partition dead-lettered");
+                continue;
+            }
+            msg.reason = Some(format!("trigger re-issued: none handled while {}", p.state));
+            publisher
+                .publish(
+                    Destination::Lane(Lane::Trigger),
+                    &msg.encode(),
+                    &msg.message_id.to_string(),
+                    &Headers::new().with(SENT_MS_HEADER, now_ms()),
+                )
+                .await?;
+            tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, attempt = %p.attempt, state = %p.state, "re-issued an overdue trigger");
+            self.metrics.worker.triggers_reissued(1);
+            reissued += 1;
+        }
+        Ok(reissued)
+    }
+
     /// Records in the ledger that the message for this partition made a handler panic,
     /// so the partition ends dead-lettered rather than stranded (best effort).
     pub(crate) async fn record_panic(&self, body: &[u8], reason: &str) {
@@ -68,5 +144,4 @@ impl Worker {
             tracing::error!(error = %e, "could not record the panic in the ledger");
         }
     }
-
 }

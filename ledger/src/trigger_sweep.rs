@@ -1,0 +1,127 @@
+//! The ledger's side of anti-entropy for waiting partitions: which pending, failed or
+//! triggering partitions have had no trigger handled for too long (the broker lost it, a
+//! worker on another ledger took it, a delivery limit dead-lettered it), and their
+//! re-issue by compare-and-set, so that one sweeper re-issues and every older trigger
+//! message of the partition dies on arrival (its `issue_seq` is no longer the row's
+//! `check_seq`).
+
+use backfill_contract::Attempt;
+use sqlx::Row;
+
+use crate::events::insert_event;
+use crate::model::corrupt;
+use crate::partitions::{columns, partition_from_row};
+use crate::{Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionState, now_ms};
+
+/// A trigger re-issued by the sweep: the sequence its message must carry, and how many
+/// times in a row the partition's trigger had to be re-issued without progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reissued {
+    pub issue_seq: i64,
+    pub reissues: i64,
+}
+
+impl Ledger {
+    /// Waiting partitions (pending, failed, triggering) of active backfills whose trigger
+    /// was due before `before_ms`, oldest first.
+    pub async fn overdue_triggers(
+        &self,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Partition>, LedgerError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM partitions WHERE state IN ('pending', 'failed', 'triggering') \
+             AND COALESCE(check_due_ms, updated_at_ms) < $1 \
+             AND backfill_id IN (SELECT b.backfill_id FROM backfills b WHERE b.state = 'active') \
+             ORDER BY COALESCE(check_due_ms, updated_at_ms) LIMIT $2"
+        ))
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(partition_from_row).collect()
+    }
+
+    /// Takes over the partition's trigger: only if it is still in `state` at `attempt`
+    /// with `seen_seq` and still overdue, bumps `check_seq` (older trigger messages die),
+    /// makes the trigger due now and counts the re-issue, with an event, in one
+    /// transaction. `None` when another sweeper or a worker acted first.
+    pub async fn reissue_trigger(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        state: PartitionState,
+        seen_seq: i64,
+        before_ms: i64,
+        actor: &str,
+    ) -> Result<Option<Reissued>, LedgerError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "UPDATE partitions SET check_seq = check_seq + 1, check_due_ms = $1, \
+             reissues = reissues + 1, updated_at_ms = $1 \
+             WHERE backfill_id = $2 AND partition_date = $3 AND attempt = $4 AND state = $5 \
+             AND check_seq = $6 AND COALESCE(check_due_ms, updated_at_ms) < $7 \
+             RETURNING check_seq, reissues",
+        )
+        .bind(now)
+        .bind(key.backfill_id.to_string())
+        .bind(key.date.to_string())
+        .bind(i64::from(attempt.get()))
+        .bind(state.as_str())
+        .bind(seen_seq)
+        .bind(before_ms)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let reissued = Reissued {
+            issue_seq: row.try_get(0).map_err(corrupt)?,
+            reissues: row.try_get(1).map_err(corrupt)?,
+        };
+        let event = NewEvent::partition(actor, key, attempt, "trigger_reissued").detail(format!(
+            "no trigger handled while {state}; re-issued (time {} in a row)",
+            reissued.reissues
+        ));
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(Some(reissued))
+    }
+
+    /// Moves a waiting partition's trigger due time to `due_ms` (its trigger message was
+    /// just sent round the delay tiers), if `issue_seq` (when given) is still the live one.
+    /// Not an event: nothing changes but when the sweep would step in.
+    pub async fn touch_trigger(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        issue_seq: Option<i64>,
+        due_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let live = if issue_seq.is_some() {
+            " AND check_seq = $5"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE partitions SET check_due_ms = $1 WHERE backfill_id = $2 \
+             AND partition_date = $3 AND attempt = $4 \
+             AND state IN ('pending', 'failed', 'triggering'){live}"
+        );
+        // Built from literals only; values are bound.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(due_ms)
+            .bind(key.backfill_id.to_string())
+            .bind(key.date.to_string())
+            .bind(i64::from(attempt.get()));
+        if let Some(seq) = issue_seq {
+            query = query.bind(seq);
+        }
+        query.execute(&self.pool).await?;
+        Ok(())
+    }
+}
