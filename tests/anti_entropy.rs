@@ -1,0 +1,184 @@
+//! The ledger is the truth, the broker a transport (invariant 9): whatever the broker
+//! loses or dead-letters on its own, and whatever a misconfigured worker takes, the
+//! fleet's own sweep re-issues from the ledger, with one run per partition and no
+//! operator. And re-issuing has an end (invariant 11).
+
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
+mod support;
+
+use std::time::Duration;
+
+use backfill_broker::{BasicNackOptions, Headers, Lane};
+use backfill_ledger::PartitionState;
+use support::fleet::{Fleet, fast_sim};
+use support::process::{run, spawn, text};
+use support::process_fleet::ProcessFleet;
+
+/// Every trigger message of the fleet's backfill, taken off the queue and thrown away
+/// (a broker that lost them).
+async fn lose_every_trigger(fleet: &Fleet) -> usize {
+    let queue = fleet.topology.work_queue(Lane::Trigger);
+    let mut lost = 0;
+    while let Some(d) = fleet.broker.get(&queue).await.unwrap() {
+        d.ack(Default::default()).await.unwrap();
+        lost += 1;
+    }
+    lost
+}
+
+#[tokio::test]
+async fn triggers_the_broker_lost_are_reissued_from_the_ledger() {
+    let mut fleet = Fleet::new(8, 4, fast_sim()).await;
+    fleet.publish_all().await;
+    assert_eq!(lose_every_trigger(&fleet).await, 8);
+    fleet.start_worker("w1", None);
+    fleet.start_worker("w2", None);
+    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
+    fleet.assert_one_run_per_partition();
+    let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+    let reissued = events
+        .iter()
+        .filter(|e| e.kind == "trigger_reissued")
+        .count();
+    assert_eq!(
+        reissued, 8,
+        "one re-issue per lost trigger, by one of two sweepers"
+    );
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_trigger_dead_lettered_on_the_delivery_limit_is_healed() {
+    let mut fleet = Fleet::new(3, 3, fast_sim()).await;
+    fleet.publish_all().await;
+    // A crash-looping consumer: every delivery returned unacknowledged until the broker
+    // dead-letters it on its delivery limit (x-death reason delivery_limit).
+    let queue = fleet.topology.work_queue(Lane::Trigger);
+    let dlq = fleet.topology.dead_letter_queue();
+    support::eventually(
+        "the broker to dead-letter every trigger",
+        Duration::from_secs(60),
+        || async {
+            while let Some(d) = fleet.broker.get(&queue).await.unwrap() {
+                d.nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }
+            (fleet.broker.queue_depth(&dlq).await.unwrap() == 3).then_some(())
+        },
+    )
+    .await;
+    let d = fleet.broker.get(&dlq).await.unwrap().unwrap();
+    assert!(
+        Headers::death_count(d.properties.headers().as_ref(), "delivery_limit") > 0,
+        "dead-lettered by the broker on its delivery limit"
+    );
+    d.nack(BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        fleet.count(PartitionState::Pending).await,
+        3,
+        "the ledger never heard"
+    );
+
+    fleet.start_worker("w1", None);
+    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}
+
+#[tokio::test]
+async fn a_partition_whose_trigger_is_lost_again_and_again_ends_dead_lettered() {
+    let mut fleet = Fleet::new(1, 1, fast_sim()).await;
+    fleet.publish_all().await;
+    let worker = {
+        let mut config = support::fleet::test_worker_config("sweeper");
+        config.max_trigger_reissues = 2;
+        backfill_worker::Worker::new(config, fleet.ledger.clone(), fleet.client.clone())
+    };
+    let publisher = fleet.broker.publisher();
+    // Nothing consumes: every re-issued trigger is lost again.
+    let dead = support::eventually(
+        "the partition to be dead-lettered",
+        Duration::from_secs(60),
+        || async {
+            lose_every_trigger(&fleet).await;
+            worker.sweep_overdue_triggers(&publisher).await.unwrap();
+            (fleet.count(PartitionState::DeadLettered).await == 1).then_some(())
+        },
+    )
+    .await;
+    let () = dead;
+    let p = fleet
+        .ledger
+        .partitions(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(p.last_error.unwrap().contains("trigger lost 2 times"));
+    let dlq = fleet.topology.dead_letter_queue();
+    assert_eq!(
+        fleet.broker.queue_depth(&dlq).await.unwrap(),
+        1,
+        "operators see it"
+    );
+    assert_eq!(fleet.sim.sim.stats().runs_created, 0);
+    fleet.start_worker("w1", None);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        fleet.count(PartitionState::DeadLettered).await,
+        1,
+        "no re-issue after the end"
+    );
+    fleet.stop().await;
+}
+
+/// The reproduction of issue 14 point 1: a worker started without `LEDGER_URL` (its own
+/// fresh SQLite file) dead-letters every trigger as unknown. The fleet's own long-running
+/// processes, on the right ledger, finish every partition with one run each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_on_the_wrong_ledger_strands_nothing_for_good() {
+    let mut fleet = ProcessFleet::new(&support::amqp_url_string(), fast_sim()).await;
+    fleet.produce(10, 5);
+    let mut wrong_env = fleet.env.clone();
+    wrong_env.retain(|(k, _)| *k != "LEDGER_URL");
+    wrong_env.push(("LEDGER_URL", support::sqlite_url()));
+    let mut wrong = spawn(&wrong_env, &["worker", "--concurrency", "8"]);
+    support::eventually(
+        "the misconfigured worker to take every trigger",
+        Duration::from_secs(30),
+        || async {
+            let out = run(&fleet.env, &["dlq", "list", "--json"]);
+            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            (list.as_array().map_or(0, Vec::len) == 10).then_some(())
+        },
+    )
+    .await;
+    let _ = wrong.kill();
+    let _ = wrong.wait();
+    assert_eq!(
+        fleet.status()["states"]["pending"],
+        10,
+        "{}",
+        fleet.status()
+    );
+
+    fleet.spawn_worker();
+    fleet.spawn_worker();
+    fleet.wait_succeeded(10, Duration::from_secs(90)).await;
+    fleet.assert_one_run_per_partition(10);
+    let audit = run(
+        &fleet.env,
+        &["audit", "--backfill-id", "fleet", "--format", "json"],
+    );
+    assert!(text(&audit.stdout).contains("trigger_reissued"));
+    fleet.teardown().await;
+}
