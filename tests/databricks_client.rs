@@ -155,6 +155,30 @@ async fn throttling_waits_at_least_retry_after() {
 }
 
 #[tokio::test]
+async fn a_huge_retry_after_is_capped_and_never_overflows() {
+    for asked in [3_600, u64::MAX / 1_000] {
+        let mut throttle = rule("jobs/get", FaultKind::Throttle, 1);
+        throttle.retry_after_s = asked;
+        let sim = Simulator::spawn(SimConfig {
+            faults: vec![throttle],
+            ..fast()
+        })
+        .await
+        .unwrap();
+        let mut c = ClientConfig::new(sim.url(), "dapi-test-secret");
+        c.retry.max_tries = 1;
+        let client = DatabricksClient::new(c).unwrap();
+        let err = client.get_job(1).await.unwrap_err();
+        assert!(err.is_throttled(), "{err}");
+        assert_eq!(
+            err.retry_after(),
+            Some(backfill_databricks::MAX_RETRY_AFTER),
+            "asked {asked}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn throttling_without_retry_after_backs_off_and_succeeds() {
     let (sim, client) = sim(SimConfig {
         faults: vec![rule("jobs/get", FaultKind::ThrottleNoRetryAfter, 2)],

@@ -37,6 +37,12 @@ impl Default for RequestRetry {
     }
 }
 
+/// The longest `Retry-After` honoured: a server asking for an hour (or a garbled huge
+/// value) would otherwise pause every worker for that long, past the broker's
+/// `consumer_timeout`, with deliveries unacknowledged. After this the request is tried
+/// again and, if still throttled, paused again.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
 /// Where and how to reach a workspace.
 #[derive(Clone)]
 pub struct ClientConfig {
@@ -406,7 +412,7 @@ impl DatabricksClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
         let body = response
             .text()
             .await

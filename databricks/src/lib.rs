@@ -17,6 +17,6 @@ pub mod models;
 mod parse_property_tests;
 
 pub use classify::{Failure, FailureClass, RunOutcome, classify};
-pub use client::{ClientConfig, DatabricksClient, RequestRetry};
+pub use client::{ClientConfig, DatabricksClient, MAX_RETRY_AFTER, RequestRetry};
 pub use error::ApiError;
 pub use gate::CallGate;
