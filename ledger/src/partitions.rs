@@ -49,7 +49,8 @@ pub(crate) use columns;
 
 /// Marks a trigger as confirmed by the broker; a pending partition's trigger is due now.
 const ENQUEUED_SQL: &str = "UPDATE partitions SET enqueued = 1, \
-     check_due_ms = CASE WHEN state = 'pending' THEN $3 ELSE check_due_ms END \
+     check_due_ms = CASE WHEN state = 'pending' AND enqueued = 0 \
+     AND (check_due_ms IS NULL OR check_due_ms < $3) THEN $3 ELSE check_due_ms END \
      WHERE backfill_id = $1 AND partition_date = $2";
 
 /// A value bound into a statement.
@@ -345,6 +346,7 @@ impl Ledger {
             .set("owner", Bind::Text(owner.to_owned()))
             .set("triggered_at_ms", Bind::Int(now))
             .set("check_due_ms", Bind::Int(now))
+            .set_expr("reissues = 0")
             .set("run_id", Bind::OptInt(None))
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")

@@ -92,8 +92,50 @@ impl Ledger {
         Ok(Some(reissued))
     }
 
+    /// A waiting partition whose trigger keeps being lost → dead_lettered, only if it is
+    /// still in `state` with the sequence the sweep gave it.
+    pub async fn dead_letter_waiting(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        state: PartitionState,
+        issue_seq: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE partitions SET state = 'dead_lettered', last_error = $1, updated_at_ms = $2 \
+             WHERE backfill_id = $3 AND partition_date = $4 AND attempt = $5 AND state = $6 \
+             AND check_seq = $7",
+        )
+        .bind(reason)
+        .bind(now)
+        .bind(key.backfill_id.to_string())
+        .bind(key.date.to_string())
+        .bind(i64::from(attempt.get()))
+        .bind(state.as_str())
+        .bind(issue_seq)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !done {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let event = NewEvent::partition(actor, key, attempt, "dead_lettered")
+            .states(state, PartitionState::DeadLettered)
+            .detail(reason);
+        insert_event(&mut tx, &event).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Moves a waiting partition's trigger due time to `due_ms` (its trigger message was
-    /// just sent round the delay tiers), if `issue_seq` (when given) is still the live one.
+    /// just sent round the delay tiers), if `issue_seq` (when given) is still the live one;
+    /// a live trigger was handled, so the count of re-issues without progress restarts.
     /// Not an event: nothing changes but when the sweep would step in.
     pub async fn touch_trigger(
         &self,
@@ -108,7 +150,7 @@ impl Ledger {
             ""
         };
         let sql = format!(
-            "UPDATE partitions SET check_due_ms = $1 WHERE backfill_id = $2 \
+            "UPDATE partitions SET check_due_ms = $1, reissues = 0 WHERE backfill_id = $2 \
              AND partition_date = $3 AND attempt = $4 \
              AND state IN ('pending', 'failed', 'triggering'){live}"
         );

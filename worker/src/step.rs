@@ -429,15 +429,27 @@ impl Worker {
                 Ok(Handled::Triggered { run_id })
             }
             None => {
-                // Cancelled meanwhile: the run we just started must not go on.
+                // Recorded by another worker (the same token gives the same run), or the
+                // partition moved on (cancelled, dead-lettered): then the run we just
+                // started is followed by nobody and must not go on.
                 let now = self.ledger.partition(&key).await?;
-                if now.is_some_and(|p| p.state == PartitionState::Cancelled) {
-                    self.client.cancel_run(run_id).await?;
-                    return Ok(Handled::Dropped(format!(
-                        "partition cancelled; run {run_id} cancelled"
-                    )));
+                let followed = now.as_ref().is_some_and(|p| {
+                    p.attempt == msg.attempt
+                        && p.state != PartitionState::Triggering
+                        && p.run_id == Some(run_id)
+                });
+                if followed
+                    || now
+                        .as_ref()
+                        .is_some_and(|p| p.state == PartitionState::Triggering)
+                {
+                    return Ok(Handled::Dropped("run recorded by another worker".into()));
                 }
-                Ok(Handled::Dropped("run recorded by another worker".into()))
+                self.client.cancel_run(run_id).await?;
+                Ok(Handled::Dropped(format!(
+                    "partition {}; run {run_id} cancelled",
+                    now.map_or("gone".to_owned(), |p| p.state.to_string())
+                )))
             }
         }
     }

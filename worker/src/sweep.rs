@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{PartitionMessage, Step};
-use backfill_ledger::{PartitionKey, now_ms};
+use backfill_ledger::{PartitionKey, PartitionState, now_ms};
 
 use crate::dead_letter::DeadLetter;
 use crate::{StepError, Worker};
@@ -85,7 +85,12 @@ impl Worker {
                 Step::Trigger,
             );
             msg.issue_seq = Some(r.issue_seq);
-            if r.reissues > i64::from(self.config.max_trigger_reissues) {
+            // A claimed partition is never given up here: its run may exist (a slow
+            // run-now), so its re-issued trigger re-attaches with the recorded token, and
+            // only the claim holder's refused run-now dead-letters it.
+            if p.state != PartitionState::Triggering
+                && r.reissues > i64::from(self.config.max_trigger_reissues)
+            {
                 let reason = format!(
                     "trigger lost {} times in a row while {} (broker delivery limit, lost \
                      publishes, or a worker of another fleet taking it)",
@@ -107,10 +112,15 @@ impl Worker {
                     },
                 )
                 .await?;
-                self.ledger
-                    .dead_letter(&key, p.attempt, Some(r.issue_seq), &reason, self.id())
-                    .await?;
-                tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, attempt = %p.attempt, reason, "partition dead-lettered");
+                // Only from the state the sweep saw, with its sequence: a trigger that claimed
+                // the partition meanwhile wins, and the DLQ copy is then stale.
+                if self
+                    .ledger
+                    .dead_letter_waiting(&key, p.attempt, p.state, r.issue_seq, &reason, self.id())
+                    .await?
+                {
+                    tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, attempt = %p.attempt, reason, "partition dead-lettered");
+                }
                 continue;
             }
             msg.reason = Some(format!("trigger re-issued: none handled while {}", p.state));

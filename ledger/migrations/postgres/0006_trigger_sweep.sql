@@ -2,6 +2,7 @@
 -- triggering): a sweep re-issues overdue triggers, bumping check_seq so that only the
 -- newest trigger message stays valid. reissues counts re-issues without progress; past a
 -- bound the partition is dead-lettered with the reason instead of re-issued forever.
+-- Waiting rows of an upgraded ledger are due from the upgrade on (no mass re-issue).
 ALTER TABLE partitions ADD COLUMN reissues BIGINT NOT NULL DEFAULT 0;
-UPDATE partitions SET check_due_ms = updated_at_ms
+UPDATE partitions SET check_due_ms = CAST(EXTRACT(EPOCH FROM now()) * 1000 AS BIGINT)
     WHERE state IN ('pending', 'failed', 'triggering') AND check_due_ms IS NULL;
