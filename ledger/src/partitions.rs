@@ -229,19 +229,28 @@ impl Ledger {
     }
 
     /// Pending first-attempt partitions whose trigger message was never confirmed by the
-    /// broker (so a re-run of the producer publishes exactly those).
+    /// broker (so a re-run of the producer publishes exactly those), with the sequence
+    /// their trigger must carry.
     pub async fn unenqueued(
         &self,
         backfill_id: &BackfillId,
-    ) -> Result<Vec<PartitionDate>, LedgerError> {
-        let dates: Vec<String> = sqlx::query_scalar(
-            "SELECT partition_date FROM partitions WHERE backfill_id = $1 AND enqueued = 0 \
-             AND state = 'pending' ORDER BY partition_date",
+    ) -> Result<Vec<(PartitionDate, i64)>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT partition_date, check_seq FROM partitions WHERE backfill_id = $1 \
+             AND enqueued = 0 AND state = 'pending' ORDER BY partition_date",
         )
         .bind(backfill_id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        dates.iter().map(|d| d.parse().map_err(corrupt)).collect()
+        rows.iter()
+            .map(|r| {
+                let date: String = r.try_get(0).map_err(corrupt)?;
+                Ok((
+                    date.parse().map_err(corrupt)?,
+                    r.try_get(1).map_err(corrupt)?,
+                ))
+            })
+            .collect()
     }
 
     /// Notes that the partition's trigger message was confirmed by the broker.
@@ -606,6 +615,30 @@ impl Ledger {
             .move_to(PartitionState::DeadLettered)
             .set("last_error", Bind::Text(reason.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "dead_lettered").detail(reason);
+        Ok(self.apply(cas, event).await?.is_some())
+    }
+
+    /// running → dead_lettered by the live check of `run_id` only (a superseded check of a
+    /// partition whose live chain is running changes nothing).
+    pub async fn dead_letter_check(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        run_id: i64,
+        check_seq: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Running])
+            .expect("run_id", Bind::Int(run_id))
+            .expect("check_seq", Bind::Int(check_seq))
+            .move_to(PartitionState::DeadLettered)
+            .set("last_error", Bind::Text(reason.to_owned()));
+        let event = NewEvent::partition(actor, key, attempt, "dead_lettered")
+            .run(Some(run_id))
+            .states(PartitionState::Running, PartitionState::DeadLettered)
+            .detail(reason);
         Ok(self.apply(cas, event).await?.is_some())
     }
 

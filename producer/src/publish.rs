@@ -21,26 +21,28 @@ pub async fn publish_pending(
             "backfill {backfill_id} is not registered"
         )));
     };
-    let mut dates = ledger.unenqueued(backfill_id).await?;
+    let mut waiting = ledger.unenqueued(backfill_id).await?;
     if order == Order::NewestFirst {
-        dates.reverse();
+        waiting.reverse();
     }
-    let total = dates.len();
+    let total = waiting.len();
     let mut done = 0;
     // Confirms are awaited a chunk at a time, the chunk's publishes in flight together;
     // a chunk is recorded in the ledger (one transaction) only once all of it is
     // confirmed. A failure leaves the chunk unrecorded: the next run publishes it again,
     // and a repeated trigger is harmless.
-    for chunk in dates.chunks(PUBLISH_CHUNK) {
+    for chunk in waiting.chunks(PUBLISH_CHUNK) {
         let mut confirms = tokio::task::JoinSet::new();
-        for date in chunk {
-            let msg = PartitionMessage::new(
+        for (date, seq) in chunk {
+            let mut msg = PartitionMessage::new(
                 backfill_id.clone(),
                 *date,
                 Attempt::FIRST,
                 backfill.manifest_id.clone(),
                 Step::Trigger,
             );
+            // A trigger the sweep has re-issued since supersedes this one.
+            msg.issue_seq = Some(*seq);
             let publisher = publisher.clone();
             confirms.spawn(async move {
                 publisher
@@ -57,7 +59,8 @@ pub async fn publish_pending(
             confirmed
                 .map_err(|e| ProduceError::Invalid(format!("publishing task failed: {e}")))??;
         }
-        ledger.mark_enqueued_many(backfill_id, chunk).await?;
+        let dates: Vec<_> = chunk.iter().map(|(date, _)| *date).collect();
+        ledger.mark_enqueued_many(backfill_id, &dates).await?;
         done += chunk.len();
         progress(done, total);
     }

@@ -42,6 +42,8 @@ pub async fn request_rerun(
         Step::Trigger,
     );
     msg.reason = Some(format!("rerun requested by {actor}: {why}"));
+    // request_rerun keeps the sequence: this is the live trigger of the new attempt.
+    msg.issue_seq = Some(p.check_seq);
     let headers = Headers::new().with(
         "x-backfill-delay-reason",
         msg.reason.clone().unwrap_or_default(),
