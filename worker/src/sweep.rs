@@ -8,6 +8,7 @@ use backfill_contract::{PartitionMessage, Step};
 use backfill_ledger::{PartitionKey, PartitionState, now_ms};
 
 use crate::dead_letter::DeadLetter;
+use crate::policy::superseded_trigger;
 use crate::{StepError, Worker};
 
 impl Worker {
@@ -140,18 +141,54 @@ impl Worker {
     }
 
     /// Records in the ledger that the message for this partition made a handler panic,
-    /// so the partition ends dead-lettered rather than stranded (best effort).
-    pub(crate) async fn record_panic(&self, body: &[u8], reason: &str) {
+    /// so the partition ends dead-lettered rather than stranded (best effort), touching
+    /// only what the message owns: a check only while it is the live check of its run
+    /// (whose run is then cancelled: nothing follows it any more), a trigger only while
+    /// it is the live trigger of a partition that has not started a run. A superseded
+    /// message changes nothing; a claimed partition is left to the sweep, which
+    /// re-attaches with the recorded token (its run may exist).
+    pub async fn record_panic(&self, body: &[u8], reason: &str) {
         let Ok(msg) = PartitionMessage::decode(body) else {
             return;
         };
         let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
-        if let Err(e) = self
-            .ledger
-            .dead_letter(&key, msg.attempt, None, reason, self.id())
-            .await
-        {
-            tracing::error!(error = %e, "could not record the panic in the ledger");
+        let recorded = match msg.step {
+            Step::Check { run_id, check_seq } => {
+                let dead = self
+                    .ledger
+                    .dead_letter_check(&key, msg.attempt, run_id, check_seq, reason, self.id())
+                    .await;
+                if matches!(dead, Ok(true))
+                    && let Err(e) = self.client.cancel_run(run_id).await
+                {
+                    tracing::warn!(run_id, error = %e, "could not cancel the run of a partition dead-lettered after a panic");
+                }
+                dead.map(|_| ())
+            }
+            Step::Trigger => match self.ledger.partition(&key).await {
+                Ok(Some(p))
+                    if p.attempt == msg.attempt
+                        && matches!(p.state, PartitionState::Pending | PartitionState::Failed)
+                        && !superseded_trigger(&p, msg.attempt, msg.issue_seq) =>
+                {
+                    self.ledger
+                        .dead_letter_waiting(
+                            &key,
+                            p.attempt,
+                            p.state,
+                            p.check_seq,
+                            reason,
+                            self.id(),
+                        )
+                        .await
+                        .map(|_| ())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the panic in the ledger; the sweep will re-issue");
         }
     }
 }
