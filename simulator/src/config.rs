@@ -63,6 +63,10 @@ pub enum FaultKind {
     /// Handles the request (a run is created, a cancel happens), then answers 504 with an
     /// HTML page: the response is lost after the server acted.
     LostResponse,
+    /// 403 `PERMISSION_DENIED` (a token without rights on the job, or revoked).
+    Forbidden,
+    /// 200 with an HTML single-sign-on login page instead of JSON (a proxy in the way).
+    LoginPage,
 }
 
 /// One fault rule: which requests it hits and what it does.

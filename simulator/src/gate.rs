@@ -220,5 +220,11 @@ pub async fn gate(
             let _acted = next.run(request).await;
             html(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Time-out")
         }
+        FaultKind::Forbidden => error(
+            StatusCode::FORBIDDEN,
+            "PERMISSION_DENIED",
+            "User does not have permission to view this run",
+        ),
+        FaultKind::LoginPage => html(StatusCode::OK, "Sign in to continue"),
     }
 }
