@@ -58,9 +58,9 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
         },
         "old chain",
     );
-    worker.record_panic(&stale.encode(), "panicked").await;
+    worker.record_dead_end(&stale.encode(), "panicked").await;
     // A stale trigger of the same attempt changes nothing either.
-    worker.record_panic(&trigger.encode(), "panicked").await;
+    worker.record_dead_end(&trigger.encode(), "panicked").await;
     let after = fleet
         .ledger
         .partitions(&fleet.backfill_id)
@@ -81,7 +81,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
         },
         "live chain",
     );
-    worker.record_panic(&live.encode(), "panicked").await;
+    worker.record_dead_end(&live.encode(), "panicked").await;
     let after = fleet
         .ledger
         .partitions(&fleet.backfill_id)
@@ -122,14 +122,14 @@ async fn a_panic_on_the_live_trigger_of_a_waiting_partition_dead_letters_it() {
     );
     trigger.issue_seq = Some(p.check_seq + 7);
     let worker = fleet.worker("w1");
-    worker.record_panic(&trigger.encode(), "panicked").await;
+    worker.record_dead_end(&trigger.encode(), "panicked").await;
     assert_eq!(
         fleet.count(PartitionState::Pending).await,
         1,
         "a superseded copy"
     );
     trigger.issue_seq = Some(p.check_seq);
-    worker.record_panic(&trigger.encode(), "panicked").await;
+    worker.record_dead_end(&trigger.encode(), "panicked").await;
     assert_eq!(fleet.count(PartitionState::DeadLettered).await, 1);
     fleet.stop().await;
 }

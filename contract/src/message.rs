@@ -50,6 +50,11 @@ pub struct PartitionMessage {
     /// while its attempt is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issue_seq: Option<i64>,
+    /// Milliseconds since the epoch when this step first failed for an outage (Databricks
+    /// or the ledger unreachable), kept while it is retried; past the worker's outage
+    /// budget the partition is dead-lettered with the last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage_since_ms: Option<i64>,
 }
 
 impl PartitionMessage {
@@ -73,6 +78,7 @@ impl PartitionMessage {
             not_before_ms: None,
             first_sent_ms: Some(chrono::Utc::now().timestamp_millis()),
             issue_seq: None,
+            outage_since_ms: None,
         }
     }
 
@@ -92,6 +98,7 @@ impl PartitionMessage {
             reason: Some(reason.into()),
             not_before_ms: None,
             first_sent_ms,
+            outage_since_ms: None,
             ..self.clone()
         }
     }

@@ -43,6 +43,31 @@ impl ApiError {
         }
     }
 
+    /// Asking again cannot help: the request or its credentials are refused (a 4xx other
+    /// than throttling and the documented not-found answers, which callers handle), the
+    /// answer is not the API's (an HTML login page with 200), or the client is
+    /// misconfigured. Transport trouble, timeouts, 429 and 5xx are transient.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Http { status, .. } => {
+                (400..500).contains(status) && !matches!(status, 408 | 429) && !self.is_not_found()
+            }
+            Self::Decode { .. } | Self::Config(_) => true,
+            Self::Transport { .. } | Self::Timeout { .. } => false,
+        }
+    }
+
+    /// The token is missing, wrong or lacks the rights (401, 403).
+    pub fn is_auth(&self) -> bool {
+        matches!(
+            self,
+            Self::Http {
+                status: 401 | 403,
+                ..
+            }
+        )
+    }
+
     /// 429, or 503 with a `Retry-After`.
     pub fn is_throttled(&self) -> bool {
         matches!(self, Self::Http { status: 429, .. })
@@ -164,6 +189,29 @@ mod tests {
         assert!(!http(404, "HTTP_404", "HTML error page: 404 Not Found").is_not_found());
         assert!(!http(404, "ENDPOINT_NOT_FOUND", "No API found for 'GET /x'").is_not_found());
         assert!(!http(404, "FEATURE_DISABLED", "").is_not_found());
+    }
+
+    #[test]
+    fn permanent_and_transient_failures() {
+        for s in [400, 401, 403, 409] {
+            assert!(http(s, "X", "").is_permanent(), "{s}");
+        }
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(!http(s, "X", "").is_permanent(), "{s}");
+        }
+        assert!(!http(400, "INVALID_PARAMETER_VALUE", "Run 1 does not exist.").is_permanent());
+        assert!(http(404, "ENDPOINT_NOT_FOUND", "").is_permanent());
+        let login = ApiError::Decode {
+            endpoint: "runs/get",
+            detail: "expected value at line 1".into(),
+        };
+        assert!(login.is_permanent());
+        let down = ApiError::Transport {
+            endpoint: "runs/get",
+            detail: "connection refused".into(),
+        };
+        assert!(!down.is_permanent());
+        assert!(http(403, "PERMISSION_DENIED", "").is_auth());
     }
 
     #[test]

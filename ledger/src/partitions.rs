@@ -356,6 +356,7 @@ impl Ledger {
             .set("triggered_at_ms", Bind::Int(now))
             .set("check_due_ms", Bind::Int(now))
             .set_expr("reissues = 0")
+            .set_expr("outage_since_ms = NULL")
             .set("run_id", Bind::OptInt(None))
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")
@@ -403,6 +404,7 @@ impl Ledger {
             .set("run_url", Bind::OptText(run_url.map(str::to_owned)))
             .set("check_due_ms", Bind::Int(check_due_ms))
             .set_expr("check_seq = check_seq + 1")
+            .set_expr("outage_since_ms = NULL")
             .set_expr("reissues = 0");
         let event = NewEvent::partition(actor, key, attempt, "run_started")
             .run(Some(run_id))
@@ -444,11 +446,32 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .set("check_due_ms", Bind::Int(check_due_ms))
-            .set_expr("check_seq = check_seq + 1");
+            .set_expr("check_seq = check_seq + 1")
+            .set_expr("outage_since_ms = NULL");
         let mut tx = self.pool.begin().await?;
         let seq = Self::apply_in(&mut tx, cas, None).await?;
         tx.commit().await?;
         Ok(seq)
+    }
+
+    /// Moves the live check's due time to `due_ms` (its message was sent round the delay
+    /// tiers, for an outage say), so the sweep does not replace a check that is only
+    /// waiting. Not an event.
+    pub async fn touch_check(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        check_seq: i64,
+        due_ms: i64,
+    ) -> Result<(), LedgerError> {
+        let cas = Cas::on(key, attempt)
+            .expect_state(&[PartitionState::Running])
+            .expect("check_seq", Bind::Int(check_seq))
+            .set("check_due_ms", Bind::Int(due_ms));
+        let mut tx = self.pool.begin().await?;
+        Self::apply_in(&mut tx, cas, None).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Running partitions (of any backfill) whose live check was due before `before_ms`:
@@ -584,7 +607,8 @@ impl Ledger {
             .set("run_started_ms", Bind::OptInt(run.started_ms))
             .set("run_ended_ms", Bind::OptInt(run.ended_ms))
             .set("check_due_ms", Bind::Int(retry_due_ms))
-            .set_expr("reissues = 0");
+            .set_expr("reissues = 0")
+            .set_expr("outage_since_ms = NULL");
         let event = NewEvent::partition(actor, key, attempt, "retry_scheduled")
             .run(Some(run.run_id))
             .states(PartitionState::Running, PartitionState::Failed)
@@ -663,6 +687,7 @@ impl Ledger {
             .set("verified_at_ms", Bind::OptInt(None))
             .set("check_due_ms", Bind::Int(now_ms()))
             .set_expr("reissues = 0")
+            .set_expr("outage_since_ms = NULL")
             .set("last_error", Bind::Text(format!("rerun requested: {why}")));
         let event = NewEvent::partition(actor, key, attempt, "rerun_requested")
             .detail(format!("attempt {} requested: {why}", attempt.next()));

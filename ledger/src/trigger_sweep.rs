@@ -133,6 +133,30 @@ impl Ledger {
         Ok(true)
     }
 
+    /// Notes that the partition's current step failed for an outage: returns when its
+    /// outage began (kept across re-issued messages, cleared by progress), or `None` when
+    /// the partition is no longer at `attempt` or is finished.
+    pub async fn note_outage(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        now_ms: i64,
+    ) -> Result<Option<i64>, LedgerError> {
+        let since: Option<Option<i64>> = sqlx::query_scalar(
+            "UPDATE partitions SET outage_since_ms = COALESCE(outage_since_ms, $1) \
+             WHERE backfill_id = $2 AND partition_date = $3 AND attempt = $4 \
+             AND state IN ('pending', 'failed', 'triggering', 'running') \
+             RETURNING outage_since_ms",
+        )
+        .bind(now_ms)
+        .bind(key.backfill_id.to_string())
+        .bind(key.date.to_string())
+        .bind(i64::from(attempt.get()))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(since.flatten())
+    }
+
     /// Moves a waiting partition's trigger due time to `due_ms` (its trigger message was
     /// just sent round the delay tiers), if `issue_seq` (when given) is still the live one;
     /// a live trigger was handled, so the count of re-issues without progress restarts.

@@ -100,6 +100,9 @@ pub struct WorkerConfig {
     /// How many times in a row the sweep re-issues a waiting partition's trigger without
     /// progress (a claim turning into a run) before it dead-letters the partition.
     pub max_trigger_reissues: u32,
+    /// How long one step of a partition may keep failing for outages (Databricks or the
+    /// ledger unreachable, throttled) before it is dead-lettered with the last error.
+    pub outage_budget: Duration,
 }
 
 impl WorkerConfig {
@@ -116,6 +119,7 @@ impl WorkerConfig {
             sweep_interval: Duration::from_secs(15),
             check_grace: Duration::from_secs(60),
             max_trigger_reissues: 5,
+            outage_budget: Duration::from_secs(3600),
         }
     }
 }

@@ -266,10 +266,7 @@ async fn handle_delivery(
         }
         Ok(Err(error)) => {
             tracing::warn!(lane = lane.key(), error = %error, "could not handle message now; it will come back");
-            match worker
-                .delay_after_error(&publisher, lane, &body, &error)
-                .await
-            {
+            match worker.after_error(&publisher, lane, &body, &error).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delay message either; returning it to the queue");
@@ -283,7 +280,7 @@ async fn handle_delivery(
         Err(join_error) => {
             let reason = format!("worker panicked handling this message: {join_error}");
             tracing::error!(lane = lane.key(), reason, "message handler panicked");
-            worker.record_panic(&body, &reason).await;
+            worker.record_dead_end(&body, &reason).await;
             let dead = DeadLetter {
                 kind: "handler_panicked",
                 error: &reason,

@@ -14,6 +14,10 @@ pub enum StepError {
     Broker(#[from] BrokerError),
     #[error(transparent)]
     Databricks(#[from] ApiError),
+    /// `run-now` answered something unreadable: the run may exist, so it is asked again
+    /// with the same token (transient, within the outage budget).
+    #[error("{0} (the run may exist; asking again with the same token)")]
+    RunMayExist(ApiError),
     /// The message can be neither handled nor moved anywhere else.
     #[error("{0}")]
     Undeliverable(String),
@@ -26,11 +30,25 @@ impl StepError {
         matches!(self, Self::Broker(_))
     }
 
+    /// Handling the message again cannot succeed: dead-letter it at once with the reason
+    /// (a refused or unreadable Databricks answer, an unreadable ledger row). Everything
+    /// else is an outage, retried within the outage budget.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Databricks(e) => e.is_permanent(),
+            Self::Ledger(e) => matches!(
+                e,
+                LedgerError::Corrupt(_) | LedgerError::Config(_) | LedgerError::Conflict(_)
+            ),
+            Self::Broker(_) | Self::RunMayExist(_) | Self::Undeliverable(_) => false,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Ledger(_) => "ledger",
             Self::Broker(_) => "broker",
-            Self::Databricks(_) => "databricks",
+            Self::Databricks(_) | Self::RunMayExist(_) => "databricks",
             Self::Undeliverable(_) => "undeliverable",
         }
     }

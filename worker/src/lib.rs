@@ -13,6 +13,8 @@
 //! - [`Worker::process`]: the step function, one message in, its follow-ups published.
 //! - `sweep`: re-issuing what the broker lost (overdue checks, stranded triggers), from
 //!   the ledger.
+//! - `outage`: what follows a failure (a delay within the outage budget, or the
+//!   dead-letter queue).
 //! - [`run_worker`]: the loop: consume both lanes, bounded concurrency, reconnect,
 //!   graceful shutdown.
 
@@ -22,6 +24,7 @@ mod consume;
 mod dead_letter;
 mod error;
 pub mod freshness;
+mod outage;
 pub mod policy;
 mod step;
 mod sweep;

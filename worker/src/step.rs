@@ -382,9 +382,8 @@ impl Worker {
             Ok(r) => r,
             // An unreadable answer may come from a run that was created: retrying with
             // the same token is safe, so treat it like an outage.
-            Err(e) if e.is_retryable() || matches!(e, ApiError::Decode { .. }) => {
-                return Err(e.into());
-            }
+            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e @ ApiError::Decode { .. }) => return Err(StepError::RunMayExist(e)),
             Err(e) => {
                 let reason = format!("run-now refused: {e}");
                 self.send_dead_letter(
@@ -759,29 +758,50 @@ impl Worker {
         wait: Duration,
         reason: &str,
     ) -> Result<Handled, StepError> {
+        let again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
+        self.delay_follow_up(publisher, msg, again, lane, kind, wait)
+            .await?;
+        Ok(Handled::Delayed(reason.to_owned()))
+    }
+
+    /// Sends `again` (a follow-up of `msg`) round the delay tiers for `wait`.
+    pub(crate) async fn delay_follow_up(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        mut again: PartitionMessage,
+        lane: Lane,
+        kind: &'static str,
+        wait: Duration,
+    ) -> Result<(), StepError> {
         self.metrics.worker.delayed(lane.key(), kind);
-        let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
         let due = now_ms() + wait.as_millis() as i64;
         again.not_before_ms = Some(due);
         self.publish(publisher, &again, Destination::Delayed(lane, wait))
             .await?;
-        if msg.step == Step::Trigger {
-            // Tell the sweep when this trigger is due, so it does not re-issue one that is
-            // only waiting (best effort: the message is out; a missed write costs at most
-            // one superfluous re-issue).
-            let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
-            if let Err(e) = self
-                .ledger
-                .touch_trigger(&key, msg.attempt, msg.issue_seq, due)
-                .await
-            {
-                tracing::debug!(error = %e, "could not record when the delayed trigger is due");
+        // Tell the sweep when this message is due, so it does not re-issue one that is
+        // only waiting (best effort: the message is out; a missed write costs at most one
+        // superfluous re-issue).
+        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        let touched = match msg.step {
+            Step::Trigger => {
+                self.ledger
+                    .touch_trigger(&key, msg.attempt, msg.issue_seq, due)
+                    .await
             }
+            Step::Check { check_seq, .. } => {
+                self.ledger
+                    .touch_check(&key, msg.attempt, check_seq, due)
+                    .await
+            }
+        };
+        if let Err(e) = touched {
+            tracing::debug!(error = %e, "could not record when the delayed message is due");
         }
-        Ok(Handled::Delayed(reason.to_owned()))
+        Ok(())
     }
 
-    async fn publish(
+    pub(crate) async fn publish(
         &self,
         publisher: &Publisher,
         msg: &PartitionMessage,
@@ -907,32 +927,5 @@ impl Worker {
 
     fn lock_backfills(&self) -> std::sync::MutexGuard<'_, HashMap<BackfillId, Arc<Backfill>>> {
         self.backfills.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// After an outage while handling `body`, sends it round again after a pause so it is
-    /// neither lost nor retried in a hot loop.
-    pub(crate) async fn delay_after_error(
-        &self,
-        publisher: &Publisher,
-        lane: Lane,
-        body: &[u8],
-        error: &StepError,
-    ) -> Result<(), StepError> {
-        let Ok(msg) = PartitionMessage::decode(body) else {
-            return Err(StepError::Undeliverable(
-                "an undecodable message could not be dead-lettered".into(),
-            ));
-        };
-        let reason = format!("{} outage: {error}", error.kind());
-        self.delay(
-            publisher,
-            &msg,
-            lane,
-            error.kind(),
-            self.config.outage_delay,
-            &reason,
-        )
-        .await?;
-        Ok(())
     }
 }

@@ -1,14 +1,13 @@
 //! What a worker does beside handling messages: the sweep that re-issues what the broker
-//! lost, and recording a handler's panic in the ledger.
+//! lost (overdue checks, overdue triggers), from the ledger.
 
 use std::time::Duration;
 
 use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{PartitionMessage, Step};
-use backfill_ledger::{PartitionKey, PartitionState, now_ms};
+use backfill_ledger::{PartitionState, now_ms};
 
 use crate::dead_letter::DeadLetter;
-use crate::policy::superseded_trigger;
 use crate::{StepError, Worker};
 
 impl Worker {
@@ -138,57 +137,5 @@ impl Worker {
             reissued += 1;
         }
         Ok(reissued)
-    }
-
-    /// Records in the ledger that the message for this partition made a handler panic,
-    /// so the partition ends dead-lettered rather than stranded (best effort), touching
-    /// only what the message owns: a check only while it is the live check of its run
-    /// (whose run is then cancelled: nothing follows it any more), a trigger only while
-    /// it is the live trigger of a partition that has not started a run. A superseded
-    /// message changes nothing; a claimed partition is left to the sweep, which
-    /// re-attaches with the recorded token (its run may exist).
-    pub async fn record_panic(&self, body: &[u8], reason: &str) {
-        let Ok(msg) = PartitionMessage::decode(body) else {
-            return;
-        };
-        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
-        let recorded = match msg.step {
-            Step::Check { run_id, check_seq } => {
-                let dead = self
-                    .ledger
-                    .dead_letter_check(&key, msg.attempt, run_id, check_seq, reason, self.id())
-                    .await;
-                if matches!(dead, Ok(true))
-                    && let Err(e) = self.client.cancel_run(run_id).await
-                {
-                    tracing::warn!(run_id, error = %e, "could not cancel the run of a partition dead-lettered after a panic");
-                }
-                dead.map(|_| ())
-            }
-            Step::Trigger => match self.ledger.partition(&key).await {
-                Ok(Some(p))
-                    if p.attempt == msg.attempt
-                        && matches!(p.state, PartitionState::Pending | PartitionState::Failed)
-                        && !superseded_trigger(&p, msg.attempt, msg.issue_seq) =>
-                {
-                    self.ledger
-                        .dead_letter_waiting(
-                            &key,
-                            p.attempt,
-                            p.state,
-                            p.check_seq,
-                            reason,
-                            self.id(),
-                        )
-                        .await
-                        .map(|_| ())
-                }
-                Ok(_) => Ok(()),
-                Err(e) => Err(e),
-            },
-        };
-        if let Err(e) = recorded {
-            tracing::error!(error = %e, "could not record the panic in the ledger; the sweep will re-issue");
-        }
     }
 }

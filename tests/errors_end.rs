@@ -1,0 +1,101 @@
+//! Every error has an end (invariant 11), with worker processes on PostgreSQL: a permanent
+//! refusal is dead-lettered at once with its reason, an outage is retried only within the
+//! outage budget, and the partitions not concerned finish with one run each.
+
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
+mod support;
+
+use std::time::Duration;
+
+use backfill_simulator::{FaultKind, FaultRule, SimConfig};
+use support::fleet::fast_sim;
+use support::process::run;
+use support::process_fleet::ProcessFleet;
+
+fn on_runs_get(kind: FaultKind, partition: &str) -> FaultRule {
+    FaultRule {
+        endpoint: "jobs/runs/get".into(),
+        kind,
+        partition: Some(partition.into()),
+        times: None,
+        probability: None,
+        retry_after_s: 1,
+        delay_ms: 0,
+    }
+}
+
+fn dead_letters(fleet: &ProcessFleet) -> Vec<serde_json::Value> {
+    let out = run(&fleet.env, &["dlq", "list", "--json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap_or_default()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn ends_dead_lettered(sim: SimConfig, budget_s: &str, reason: &str, error: &str) {
+    let mut fleet = ProcessFleet::new(&support::amqp_url_string(), sim).await;
+    fleet.set_env("WORKER_OUTAGE_BUDGET_S", budget_s);
+    // Longer than a request's own retries (about 6 s against a failing endpoint), as the
+    // default 60 s is: the sweep does not replace a check that is still being handled.
+    fleet.set_env("WORKER_CHECK_GRACE_S", "30");
+    fleet.produce(4, 4);
+    fleet.spawn_worker();
+    support::eventually(
+        "three successes and one dead letter",
+        Duration::from_secs(90),
+        || async {
+            let s = fleet.status();
+            (s["states"]["succeeded"] == 3 && s["states"]["dead_lettered"] == 1).then_some(())
+        },
+    )
+    .await;
+    let dead = dead_letters(&fleet);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["partition"], "2026-01-02");
+    assert_eq!(dead[0]["reason"], reason, "{dead:?}");
+    assert!(
+        dead[0]["error"].as_str().unwrap().contains(error),
+        "{dead:?}"
+    );
+    let audit = run(
+        &fleet.env,
+        &["audit", "--backfill-id", "fleet", "--format", "json"],
+    );
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.contains("dead_lettered") && audit.contains(error),
+        "the ledger records the dead end with its reason: {audit}"
+    );
+    fleet.assert_one_run_per_partition(4);
+    fleet.teardown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_on_runs_get_is_dead_lettered_at_once_with_its_reason() {
+    let sim = SimConfig {
+        faults: vec![on_runs_get(FaultKind::Forbidden, "2026-01-02")],
+        ..fast_sim()
+    };
+    // A budget of an hour: the dead letter cannot come from the budget.
+    ends_dead_lettered(sim, "3600", "permanent_error", "PERMISSION_DENIED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_html_login_page_with_200_is_dead_lettered_not_looped() {
+    let sim = SimConfig {
+        faults: vec![on_runs_get(FaultKind::LoginPage, "2026-01-02")],
+        ..fast_sim()
+    };
+    ends_dead_lettered(sim, "3600", "permanent_error", "unreadable response").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_past_the_budget_is_dead_lettered_with_the_last_error() {
+    let sim = SimConfig {
+        faults: vec![on_runs_get(FaultKind::Internal, "2026-01-02")],
+        ..fast_sim()
+    };
+    ends_dead_lettered(sim, "5", "outage_budget_spent", "INTERNAL_ERROR").await;
+}

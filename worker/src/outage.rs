@@ -1,0 +1,194 @@
+//! What follows a message that could not be handled: an outage is retried after a
+//! pause, within a total outage budget per step; a permanent error, an outage past its
+//! budget or a panic dead-letters the message and, where the message still owns it, its
+//! partition (invariant 11: every error has an end).
+
+use backfill_broker::{Lane, Publisher};
+use backfill_contract::{PartitionMessage, Step};
+use backfill_ledger::{Partition, PartitionKey, PartitionState, now_ms};
+
+use crate::dead_letter::DeadLetter;
+use crate::policy::superseded_trigger;
+use crate::{StepError, Worker};
+
+impl Worker {
+    /// After a failure while handling `body`: a permanent one, or an outage that has
+    /// lasted longer than the outage budget, dead-letters the message with the reason; any
+    /// other is sent round again after a pause, so it is neither lost nor retried in a hot
+    /// loop. Returns `Err` only when the message could be neither delayed nor
+    /// dead-lettered (it then goes back to its queue).
+    pub(crate) async fn after_error(
+        &self,
+        publisher: &Publisher,
+        lane: Lane,
+        body: &[u8],
+        error: &StepError,
+    ) -> Result<(), StepError> {
+        let Ok(msg) = PartitionMessage::decode(body) else {
+            return Err(StepError::Undeliverable(
+                "an undecodable message could not be dead-lettered".into(),
+            ));
+        };
+        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        // A copy the live message has superseded (the sweep re-issued it while this one
+        // was failing) is only dropped: the live one meets the same error and ends it.
+        if let Ok(Some(p)) = self.ledger.partition(&key).await
+            && !owns(&p, &msg)
+        {
+            tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, error = %error, "superseded message dropped after an error");
+            return Ok(());
+        }
+        if error.is_permanent() {
+            let reason = format!("permanent {} error: {error}", error.kind());
+            return self
+                .dead_end(publisher, lane, body, &msg, "permanent_error", &reason)
+                .await;
+        }
+        let now = now_ms();
+        // The outage's start is kept in the ledger too, so a re-issued message (the sweep
+        // replacing a check that was slow to come back) does not restart the budget; the
+        // message's own record covers a ledger that is the thing unavailable.
+        let noted = self
+            .ledger
+            .note_outage(&key, msg.attempt, now)
+            .await
+            .ok()
+            .flatten();
+        let since = [msg.outage_since_ms, noted]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now);
+        let budget = self.config.outage_budget.as_millis() as i64;
+        if now - since > budget {
+            let reason = format!(
+                "{} unavailable for {} s, past the outage budget of {} s; last error: {error}",
+                error.kind(),
+                (now - since) / 1000,
+                budget / 1000
+            );
+            return self
+                .dead_end(publisher, lane, body, &msg, "outage_budget_spent", &reason)
+                .await;
+        }
+        let reason = format!("{} outage: {error}", error.kind());
+        let mut again = msg.follow_up(msg.attempt, msg.step.clone(), &reason);
+        again.outage_since_ms = Some(since);
+        self.delay_follow_up(
+            publisher,
+            &msg,
+            again,
+            lane,
+            error.kind(),
+            self.config.outage_delay,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The message goes to the dead-letter queue with the reason (confirmed first), then
+    /// the ledger records the dead end where the message still owns its partition.
+    async fn dead_end(
+        &self,
+        publisher: &Publisher,
+        lane: Lane,
+        body: &[u8],
+        msg: &PartitionMessage,
+        kind: &'static str,
+        reason: &str,
+    ) -> Result<(), StepError> {
+        let run_id = match msg.step {
+            Step::Check { run_id, .. } => Some(run_id),
+            Step::Trigger => None,
+        };
+        self.send_dead_letter(
+            publisher,
+            body,
+            DeadLetter {
+                kind,
+                error: reason,
+                backfill_id: Some(msg.backfill_id.as_str()),
+                partition_date: Some(msg.partition_date.to_string()),
+                attempt: Some(msg.attempt.get()),
+                run_id,
+                source_lane: lane.key(),
+                worker_id: self.id(),
+                ..Default::default()
+            },
+        )
+        .await?;
+        self.record_dead_end(body, reason).await;
+        tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, reason, "message dead-lettered");
+        Ok(())
+    }
+
+    /// Records in the ledger that the message for this partition met a dead end (a
+    /// panic, a permanent error, an outage past its budget), so the partition ends
+    /// dead-lettered rather than stranded (best effort), touching
+    /// only what the message owns: a check only while it is the live check of its run
+    /// (whose run is then cancelled: nothing follows it any more), a trigger only while
+    /// it is the live trigger of a partition that has not started a run. A superseded
+    /// message changes nothing; a claimed partition is left to the sweep, which
+    /// re-attaches with the recorded token (its run may exist).
+    pub async fn record_dead_end(&self, body: &[u8], reason: &str) {
+        let Ok(msg) = PartitionMessage::decode(body) else {
+            return;
+        };
+        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        let recorded = match msg.step {
+            Step::Check { run_id, check_seq } => {
+                let dead = self
+                    .ledger
+                    .dead_letter_check(&key, msg.attempt, run_id, check_seq, reason, self.id())
+                    .await;
+                if matches!(dead, Ok(true))
+                    && let Err(e) = self.client.cancel_run(run_id).await
+                {
+                    tracing::warn!(run_id, error = %e, "could not cancel the run of a dead-lettered partition");
+                }
+                dead.map(|_| ())
+            }
+            Step::Trigger => match self.ledger.partition(&key).await {
+                Ok(Some(p))
+                    if p.attempt == msg.attempt
+                        && matches!(p.state, PartitionState::Pending | PartitionState::Failed)
+                        && !superseded_trigger(&p, msg.attempt, msg.issue_seq) =>
+                {
+                    self.ledger
+                        .dead_letter_waiting(
+                            &key,
+                            p.attempt,
+                            p.state,
+                            p.check_seq,
+                            reason,
+                            self.id(),
+                        )
+                        .await
+                        .map(|_| ())
+                }
+                Ok(_) => Ok(()),
+                Err(e) => Err(e),
+            },
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "could not record the panic in the ledger; the sweep will re-issue");
+        }
+    }
+}
+
+/// Whether `msg` is still the live message of its partition: a check of the live chain of
+/// the recorded run, or a trigger of the current, unfinished attempt not superseded by a
+/// re-issue.
+fn owns(p: &Partition, msg: &PartitionMessage) -> bool {
+    if p.attempt != msg.attempt || p.state.is_terminal() {
+        return false;
+    }
+    match msg.step {
+        Step::Check { run_id, check_seq } => {
+            p.state == PartitionState::Running
+                && p.run_id == Some(run_id)
+                && p.check_seq == check_seq
+        }
+        Step::Trigger => !superseded_trigger(p, msg.attempt, msg.issue_seq),
+    }
+}
