@@ -56,16 +56,10 @@ pub struct GlobalOpts {
         default_value = "http://127.0.0.1:8089"
     )]
     pub databricks_host: String,
-    /// Databricks personal access token (any non-empty value for the simulator).
-    #[arg(
-        long,
-        global = true,
-        env = "DATABRICKS_TOKEN",
-        default_value = "simulator-token",
-        hide_env_values = true,
-        hide_default_value = true
-    )]
-    pub databricks_token: String,
+    /// Databricks personal access token. Required for a workspace; may be left out only
+    /// for a simulator on this machine (loopback), which takes any token.
+    #[arg(long, global = true, env = "DATABRICKS_TOKEN", hide_env_values = true)]
+    pub databricks_token: Option<String>,
     /// Delay tiers of the broker topology, comma-separated (for example 1s,5s,30s,2m,10m,1h).
     #[arg(long, global = true, env = "BACKFILL_DELAY_TIERS")]
     pub delay_tiers: Option<String>,
@@ -175,6 +169,10 @@ pub struct WorkerArgs {
     /// Seconds a check may be overdue before the sweep re-issues it.
     #[arg(long, env = "WORKER_CHECK_GRACE_S", default_value_t = 60)]
     pub check_grace_s: u64,
+    /// Seconds one step of a partition may keep failing for outages (Databricks or the
+    /// ledger unreachable) before it is dead-lettered with the last error.
+    #[arg(long, env = "WORKER_OUTAGE_BUDGET_S", default_value_t = 3600)]
+    pub outage_budget_s: u64,
     /// Databricks requests per second for the whole fleet, per endpoint; every worker
     /// takes an equal share.
     #[arg(

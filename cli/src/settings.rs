@@ -37,11 +37,19 @@ impl GlobalOpts {
     }
 
     pub fn client(&self) -> Result<DatabricksClient, CliError> {
-        DatabricksClient::new(ClientConfig::new(
-            self.databricks_host.clone(),
-            self.databricks_token.clone(),
-        ))
-        .map_err(|e| CliError::usage(format!("--databricks-host / --databricks-token: {e}")))
+        let token = match &self.databricks_token {
+            Some(token) => token.clone(),
+            // Never send a made-up token to a real workspace.
+            None if is_loopback(&self.databricks_host) => "simulator-token".to_owned(),
+            None => {
+                return Err(CliError::usage(format!(
+                    "--databricks-token / DATABRICKS_TOKEN is required for {}",
+                    self.databricks_host
+                )));
+            }
+        };
+        DatabricksClient::new(ClientConfig::new(self.databricks_host.clone(), token))
+            .map_err(|e| CliError::usage(format!("--databricks-host / --databricks-token: {e}")))
     }
 
     pub async fn ledger(&self) -> Result<Ledger, CliError> {
@@ -69,5 +77,45 @@ impl GlobalOpts {
                 )
             })
             .map_err(CliError::Failed)
+    }
+}
+
+/// Whether a Databricks host URL names this machine (a local simulator).
+fn is_loopback(host_url: &str) -> bool {
+    let rest = host_url.split_once("://").map_or(host_url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h)
+    };
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for local in [
+            "http://127.0.0.1:8089",
+            "http://localhost:8089/",
+            "http://[::1]:8089",
+            "http://127.0.0.2",
+        ] {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in [
+            "https://adb-1.azuredatabricks.net",
+            "http://sim:8089",
+            "https://127.0.0.1.example.com",
+            "http://10.0.0.1:8089",
+        ] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
     }
 }

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use backfill_databricks::DatabricksClient;
+use backfill_databricks::models::ListRuns;
 use backfill_metrics::Group;
 use backfill_worker::{ApiBudget, Worker, WorkerConfig, run_worker};
 
@@ -18,12 +20,14 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     let url = global.amqp()?;
     let topology = global.topology()?;
     let client = global.client()?;
+    check_credentials(&client).await?;
     let ledger = global.ledger().await?;
     let mut config = WorkerConfig::new(args.worker_id.unwrap_or_else(default_worker_id));
     config.concurrency = args.concurrency;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
     config.claim_lease = Duration::from_secs(args.claim_lease_s);
     config.check_grace = Duration::from_secs(args.check_grace_s);
+    config.outage_budget = Duration::from_secs(args.outage_budget_s);
     config.sweep_interval = Duration::from_secs(args.sweep_interval_s.max(1));
     config.retry.base_delay = Duration::from_secs(args.retry_base_s);
     let budget: ApiBudget = args
@@ -54,4 +58,24 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     stopped.context("worker stopped")?;
     tracing::info!("worker stopped cleanly");
     Ok(())
+}
+
+/// One cheap call before consuming anything: a token the workspace refuses would
+/// otherwise dead-letter every trigger it meets. Unreachable is not refused: the worker
+/// starts and its calls are retried as outages.
+async fn check_credentials(client: &DatabricksClient) -> Result<(), CliError> {
+    let one = ListRuns {
+        limit: Some(1),
+        ..ListRuns::default()
+    };
+    match client.list_runs_page(&one, None).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_auth() => Err(CliError::usage(format!(
+            "--databricks-token / DATABRICKS_TOKEN was refused by the workspace: {e}"
+        ))),
+        Err(e) => {
+            tracing::warn!(error = %e, "could not check the Databricks token at start; going on");
+            Ok(())
+        }
+    }
 }
