@@ -1,5 +1,6 @@
 //! `backfill pause`, `resume` and `cancel`: an operator's hand on a running backfill.
 
+use backfill_databricks::models::ListRuns;
 use backfill_ledger::{BackfillState, Guards, PartitionState};
 
 use super::{load_backfill, parse_backfill_id};
@@ -36,9 +37,11 @@ pub async fn set_paused(
     Ok(())
 }
 
-/// Cancels this backfill only: no new runs, each of its active runs cancelled one by one
-/// through `runs/cancel` (never `cancel-all`, which would hit other backfills and
-/// production), every unfinished partition recorded `cancelled`. Safe to repeat.
+/// Cancels this backfill only: no new runs, every unfinished partition recorded
+/// `cancelled`, then each of its runs cancelled one by one through `runs/cancel` (never
+/// `cancel-all`, which would hit other backfills and production): the recorded ones and
+/// any active run of its job whose parameters name this backfill. Errors on single runs
+/// are listed at the end (exit 1) without stopping the rest. Safe to repeat.
 pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     if !args.yes {
@@ -48,7 +51,7 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
     }
     let client = global.client()?;
     let ledger = global.ledger().await?;
-    load_backfill(&ledger, &backfill_id).await?;
+    let backfill = load_backfill(&ledger, &backfill_id).await?;
     let why = format!("cancelled by {}: {}", args.by, args.reason);
     ledger
         .set_backfill_state(
@@ -74,8 +77,10 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
             cancelled += 1;
         }
     }
-    let mut runs = 0;
-    let with_runs: Vec<_> = ledger
+    // Every run of this backfill: the recorded ones, and the active runs of its job whose
+    // parameters name this backfill (runs whose id was never recorded: a lost run-now
+    // answer, a worker killed before recording). Never `cancel-all`.
+    let mut run_ids: std::collections::BTreeSet<i64> = ledger
         .partitions(&backfill_id)
         .await
         .map_err(anyhow::Error::new)?
@@ -83,20 +88,47 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
         .filter(|p| p.state == PartitionState::Cancelled)
         .filter_map(|p| p.run_id)
         .collect();
-    let total = with_runs.len();
-    for run_id in with_runs {
-        // Cancelling a terminal run changes nothing, so a repeated cancel is harmless.
-        client
-            .cancel_run(run_id)
-            .await
-            .map_err(anyhow::Error::new)?;
-        runs += 1;
-        eprintln!("cancelled run {run_id} ({runs}/{total})");
+    let active = ListRuns {
+        job_id: Some(backfill.job_id),
+        active_only: true,
+        ..ListRuns::default()
+    };
+    let mut failed: Vec<String> = Vec::new();
+    match client.list_runs(&active, 10_000).await {
+        Ok(listed) => run_ids.extend(
+            listed
+                .iter()
+                .filter(|r| r.parameter("backfill_id") == Some(backfill_id.as_str()))
+                .map(|r| r.run_id),
+        ),
+        Err(e) => failed.push(format!(
+            "could not list the job's active runs (unrecorded runs may remain): {e}"
+        )),
+    }
+    let total = run_ids.len();
+    let mut runs = 0;
+    for run_id in run_ids {
+        // Cancelling a terminal run changes nothing, so a repeated cancel is harmless; an
+        // error on one run does not stop the others.
+        match client.cancel_run(run_id).await {
+            Ok(()) => {
+                runs += 1;
+                eprintln!("cancelled run {run_id} ({runs}/{total})");
+            }
+            Err(e) => failed.push(format!("run {run_id}: {e}")),
+        }
     }
     println!(
         "backfill {backfill_id} cancelled: {cancelled} partitions cancelled, {runs} runs cancelled"
     );
-    Ok(())
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::Negative(format!(
+        "could not cancel everything ({} left); repeat the command:\n  {}",
+        failed.len(),
+        failed.join("\n  ")
+    )))
 }
 
 /// Applies guard flags over `current`, checking every value.
