@@ -142,43 +142,99 @@ async fn a_partition_whose_trigger_is_lost_again_and_again_ends_dead_lettered() 
 }
 
 /// The reproduction of issue 14 point 1: a worker started without `LEDGER_URL` (its own
-/// fresh SQLite file) dead-letters every trigger as unknown. The fleet's own long-running
-/// processes, on the right ledger, finish every partition with one run each.
+/// fresh SQLite file). Today it changes nothing: every message carries the ledger id of
+/// its fleet, so the misconfigured worker puts each back undamaged, stops taking work and
+/// reports not ready naming the setting; the fleet's own workers finish every partition
+/// with one run each, with no operator command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_on_the_wrong_ledger_strands_nothing_for_good() {
+async fn a_worker_on_the_wrong_ledger_changes_nothing_and_says_so() {
     let mut fleet = ProcessFleet::new(&support::amqp_url_string(), fast_sim()).await;
     fleet.produce(10, 5);
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
     let mut wrong_env = fleet.env.clone();
     wrong_env.retain(|(k, _)| *k != "LEDGER_URL");
     wrong_env.push(("LEDGER_URL", support::sqlite_url()));
+    wrong_env.push(("METRICS_ADDR", addr.clone()));
     let mut wrong = spawn(&wrong_env, &["worker", "--concurrency", "8"]);
-    support::eventually(
-        "the misconfigured worker to take every trigger",
+    let why = support::eventually(
+        "the misconfigured worker to report not ready",
         Duration::from_secs(30),
         || async {
-            let out = run(&fleet.env, &["dlq", "list", "--json"]);
-            let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-            (list.as_array().map_or(0, Vec::len) == 10).then_some(())
+            let r = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+            let status = r.status();
+            let body = r.text().await.ok()?;
+            (status == 503 && body.contains("misconfigured")).then_some(body)
         },
     )
     .await;
-    let _ = wrong.kill();
-    let _ = wrong.wait();
+    assert!(why.contains("LEDGER_URL"), "{why}");
+    assert!(
+        wrong.try_wait().unwrap().is_none(),
+        "it stays up, not ready"
+    );
+    tokio::time::sleep(Duration::from_secs(6)).await; // its deliveries go back
+    let out = run(&fleet.env, &["dlq", "list", "--json"]);
+    assert_eq!(text(&out.stdout).trim(), "[]", "nothing dead-lettered");
     assert_eq!(
         fleet.status()["states"]["pending"],
         10,
         "{}",
         fleet.status()
     );
+    assert_eq!(fleet.sim.sim.stats().runs_created, 0);
 
     fleet.spawn_worker();
     fleet.spawn_worker();
     fleet.wait_succeeded(10, Duration::from_secs(90)).await;
     fleet.assert_one_run_per_partition(10);
-    let audit = run(
-        &fleet.env,
-        &["audit", "--backfill-id", "fleet", "--format", "json"],
-    );
-    assert!(text(&audit.stdout).contains("trigger_reissued"));
+    let _ = wrong.kill();
     fleet.teardown().await;
+}
+
+/// Older messages carry no ledger id: a worker on the wrong ledger dead-letters them as
+/// unknown, and the fleet's own sweep re-issues them from the right ledger.
+#[tokio::test]
+async fn unstamped_triggers_a_stranger_dead_lettered_are_reissued() {
+    let mut fleet = Fleet::new(4, 4, fast_sim()).await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    let stranger = {
+        let ledger = support::ledger(&support::sqlite_url()).await;
+        backfill_worker::Worker::new(
+            support::fleet::test_worker_config("stranger"),
+            ledger,
+            fleet.client.clone(),
+        )
+    };
+    let publisher = fleet.broker.publisher();
+    for p in fleet.ledger.partitions(&fleet.backfill_id).await.unwrap() {
+        fleet.ledger.mark_enqueued(&p.key()).await.unwrap();
+        let msg = backfill_contract::PartitionMessage::new(
+            fleet.backfill_id.clone(),
+            p.date,
+            backfill_contract::Attempt::FIRST,
+            manifest.clone(),
+            backfill_contract::Step::Trigger,
+        );
+        let handled = stranger
+            .process(&publisher, Lane::Trigger, &msg.encode())
+            .await
+            .unwrap();
+        assert!(
+            matches!(handled, backfill_worker::Handled::Poisoned(_)),
+            "{handled:?}"
+        );
+    }
+    fleet.start_worker("w1", None);
+    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
 }

@@ -1,6 +1,7 @@
-//! Credentials are checked before any work is touched (issue 14 point 8): a worker whose
-//! token the workspace refuses exits 2 naming the setting and dead-letters nothing; no
-//! made-up token is ever sent to a host that is not this machine.
+//! Credentials and settings are checked before any work is touched (issue 14 point 8):
+//! a worker whose token the workspace refuses exits 2 naming the setting and
+//! dead-letters nothing; no made-up token is ever sent to a host that is not this
+//! machine; a process left without `LEDGER_URL` names the ledger it uses.
 
 #![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
 
@@ -63,4 +64,23 @@ fn no_default_token_goes_to_a_remote_workspace() {
     let out = run(&env, &["reconcile", "--backfill-id", "x", "--once"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("--databricks-token / DATABRICKS_TOKEN is required"));
+}
+
+#[test]
+fn a_process_without_ledger_url_says_which_ledger_it_uses() {
+    let dir = std::env::temp_dir().join(format!("bf-cwd-{}", support::unique()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = support::process::backfill(&[])
+        .env_remove("LEDGER_URL")
+        .current_dir(&dir)
+        .args(["status", "--backfill-id", "none"])
+        .output()
+        .unwrap();
+    let err = text(&out.stderr);
+    assert!(err.contains("no --ledger-url / LEDGER_URL given"), "{err}");
+    assert!(
+        err.contains(&dir.join("backfill.db").display().to_string()),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -102,6 +102,33 @@ async fn migrations_run_once_and_reconnecting_is_harmless() {
 }
 
 #[tokio::test]
+async fn a_ledger_has_one_identity_and_a_backfill_one_namespace() {
+    let mut ids = Vec::new();
+    for (_, url) in support::ledger_urls().await {
+        let a = support::ledger(&url).await;
+        let id = a.ledger_id().await.unwrap();
+        assert_eq!(id.len(), 32, "{id}");
+        let again = support::ledger(&url).await;
+        assert_eq!(
+            again.ledger_id().await.unwrap(),
+            id,
+            "stable across connections"
+        );
+        ids.push(id);
+        a.register_backfill(&new_backfill("bf", 2, 1))
+            .await
+            .unwrap();
+        let bf = "bf".parse().unwrap();
+        a.bind_namespace(&bf, "fleet-a").await.unwrap();
+        a.bind_namespace(&bf, "fleet-a").await.unwrap();
+        let err = a.bind_namespace(&bf, "fleet-b").await.unwrap_err();
+        assert!(matches!(err, LedgerError::OtherNamespace { .. }), "{err}");
+        assert!(err.to_string().contains("\"fleet-a\""), "{err}");
+    }
+    assert_ne!(ids[0], ids[1], "two ledgers, two identities");
+}
+
+#[tokio::test]
 async fn two_workers_racing_for_a_partition_only_one_claims_it() {
     for_each_backend(|ledger| async move {
         ledger
@@ -373,8 +400,14 @@ async fn only_the_live_check_hands_the_chain_on_and_overdue_checks_are_found() {
             [seq + 1],
             "exactly one holder of check {seq} hands the chain on"
         );
-        assert!(ledger.overdue_checks(1_999, 10).await.unwrap().is_empty());
-        let overdue = ledger.overdue_checks(2_001, 10).await.unwrap();
+        assert!(
+            ledger
+                .overdue_checks(1_999, 10, "ns")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let overdue = ledger.overdue_checks(2_001, 10, "ns").await.unwrap();
         assert_eq!(overdue.len(), 1);
         assert_eq!(overdue[0].check_due_ms, Some(2_000));
     })

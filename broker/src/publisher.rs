@@ -53,6 +53,11 @@ impl Publisher {
     }
 
     /// The exchange and routing key a destination maps to.
+    /// The namespace this publisher sends into.
+    pub fn namespace(&self) -> &str {
+        self.topology.namespace()
+    }
+
     pub fn route(&self, destination: Destination) -> (String, String) {
         match destination {
             Destination::Lane(lane) => (self.topology.work_exchange(), lane.key().to_owned()),

@@ -31,15 +31,10 @@ pub struct GlobalOpts {
         hide_default_value = true
     )]
     pub amqp_url: String,
-    /// Ledger database: sqlite://FILE or postgres://...
-    #[arg(
-        long,
-        global = true,
-        env = "LEDGER_URL",
-        default_value = "sqlite://backfill.db",
-        hide_env_values = true
-    )]
-    pub ledger_url: String,
+    /// Ledger database: sqlite://FILE or postgres://... (default sqlite://backfill.db in
+    /// the working directory, which a process then names on start-up).
+    #[arg(long, global = true, env = "LEDGER_URL", hide_env_values = true)]
+    pub ledger_url: Option<String>,
     /// Prefix of every queue and exchange, so several fleets can share one broker.
     #[arg(
         long,

@@ -10,6 +10,9 @@ use backfill_ledger::Ledger;
 use crate::CliError;
 use crate::args::GlobalOpts;
 
+/// The embedded ledger: a SQLite file in the working directory.
+pub const DEFAULT_LEDGER_URL: &str = "sqlite://backfill.db";
+
 impl GlobalOpts {
     pub fn amqp(&self) -> Result<AmqpUrl, CliError> {
         AmqpUrl::new(self.amqp_url.clone())
@@ -53,12 +56,25 @@ impl GlobalOpts {
     }
 
     pub async fn ledger(&self) -> Result<Ledger, CliError> {
-        if !(self.ledger_url.starts_with("sqlite:") || self.ledger_url.starts_with("postgres")) {
+        let url = match &self.ledger_url {
+            Some(url) => url.clone(),
+            None => {
+                // The embedded default: say where it is, so a worker started without the
+                // fleet's LEDGER_URL is noticed at once.
+                let here = std::env::current_dir().unwrap_or_default();
+                eprintln!(
+                    "note: no --ledger-url / LEDGER_URL given; using the SQLite ledger {}",
+                    here.join("backfill.db").display()
+                );
+                DEFAULT_LEDGER_URL.to_owned()
+            }
+        };
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres")) {
             return Err(CliError::usage(
                 "--ledger-url / LEDGER_URL must start with sqlite:// or postgres://",
             ));
         }
-        Ok(Ledger::connect(&self.ledger_url)
+        Ok(Ledger::connect(&url)
             .await
             .context("cannot open the ledger (--ledger-url / LEDGER_URL)")?)
     }

@@ -55,6 +55,10 @@ pub struct PartitionMessage {
     /// budget the partition is dead-lettered with the last error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outage_since_ms: Option<i64>,
+    /// The id of the ledger that sent it (the fleet's identity): a worker on another
+    /// ledger leaves the message alone. Absent from older senders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger_id: Option<String>,
 }
 
 impl PartitionMessage {
@@ -79,6 +83,7 @@ impl PartitionMessage {
             first_sent_ms: Some(chrono::Utc::now().timestamp_millis()),
             issue_seq: None,
             outage_since_ms: None,
+            ledger_id: None,
         }
     }
 

@@ -15,6 +15,12 @@ pub enum LedgerError {
     Conflict(String),
     #[error("ledger holds an unreadable value: {0}")]
     Corrupt(String),
+    #[error("backfill {backfill_id} was published in broker namespace {bound:?}, not {asked:?}")]
+    OtherNamespace {
+        backfill_id: String,
+        bound: String,
+        asked: String,
+    },
 }
 
 impl LedgerError {

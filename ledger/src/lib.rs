@@ -14,6 +14,7 @@ mod connect;
 mod error;
 mod events;
 mod fleet;
+mod identity;
 mod model;
 mod partitions;
 mod reconcile_records;

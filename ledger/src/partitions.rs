@@ -474,21 +474,26 @@ impl Ledger {
         Ok(())
     }
 
-    /// Running partitions (of any backfill) whose live check was due before `before_ms`:
-    /// its message was lost (a crash between handing the chain on and publishing).
+    /// Running partitions (of backfills published in `namespace`, or before namespaces
+    /// were recorded) whose live check was due before `before_ms`: its message was lost (a
+    /// crash between handing the chain on and publishing).
     pub async fn overdue_checks(
         &self,
         before_ms: i64,
         limit: i64,
+        namespace: &str,
     ) -> Result<Vec<Partition>, LedgerError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM partitions WHERE state = 'running' AND check_due_ms < $1 \
+             AND backfill_id IN (SELECT b.backfill_id FROM backfills b \
+             WHERE b.namespace IS NULL OR b.namespace = $3) \
              ORDER BY check_due_ms LIMIT $2"
         ))
         .bind(before_ms)
         .bind(limit)
+        .bind(namespace)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(partition_from_row).collect()

@@ -22,23 +22,27 @@ pub struct Reissued {
 }
 
 impl Ledger {
-    /// Waiting partitions (pending, failed, triggering) of active backfills whose trigger
-    /// was due before `before_ms`, oldest first.
+    /// Waiting partitions (pending, failed, triggering) of active backfills published in
+    /// `namespace` (or before namespaces were recorded) whose trigger was due before
+    /// `before_ms`, oldest first.
     pub async fn overdue_triggers(
         &self,
         before_ms: i64,
         limit: i64,
+        namespace: &str,
     ) -> Result<Vec<Partition>, LedgerError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             columns!(),
             " FROM partitions WHERE state IN ('pending', 'failed', 'triggering') \
              AND COALESCE(check_due_ms, updated_at_ms) < $1 \
-             AND backfill_id IN (SELECT b.backfill_id FROM backfills b WHERE b.state = 'active') \
+             AND backfill_id IN (SELECT b.backfill_id FROM backfills b WHERE b.state = 'active' \
+             AND (b.namespace IS NULL OR b.namespace = $3)) \
              ORDER BY COALESCE(check_due_ms, updated_at_ms) LIMIT $2"
         ))
         .bind(before_ms)
         .bind(limit)
+        .bind(namespace)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(partition_from_row).collect()

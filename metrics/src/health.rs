@@ -1,6 +1,7 @@
 //! Liveness and readiness. `/healthz` answers while the process runs; `/readyz` only while
 //! it holds what it needs (broker, ledger) and is not draining.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 #[derive(Debug, Default)]
@@ -10,6 +11,8 @@ pub struct Health {
     broker: AtomicBool,
     ledger: AtomicBool,
     draining: AtomicBool,
+    /// Why this process must not take work (a setting that points at another fleet).
+    misconfigured: Mutex<Option<String>>,
 }
 
 impl Health {
@@ -32,8 +35,21 @@ impl Health {
         self.draining.store(true, Ordering::Relaxed);
     }
 
+    /// Not ready for good (until restarted with other settings), saying why.
+    pub fn set_misconfigured(&self, why: impl Into<String>) {
+        *self.misconfigured.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.into());
+    }
+
     /// `Ok` when ready, or what is missing.
     pub fn ready(&self) -> Result<(), String> {
+        if let Some(why) = self
+            .misconfigured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(format!("misconfigured: {why}"));
+        }
         let mut missing = Vec::new();
         if self.draining.load(Ordering::Relaxed) {
             missing.push("draining");

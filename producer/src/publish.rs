@@ -21,6 +21,10 @@ pub async fn publish_pending(
             "backfill {backfill_id} is not registered"
         )));
     };
+    ledger
+        .bind_namespace(backfill_id, publisher.namespace())
+        .await?;
+    let ledger_id = ledger.ledger_id().await?;
     let mut waiting = ledger.unenqueued(backfill_id).await?;
     if order == Order::NewestFirst {
         waiting.reverse();
@@ -43,6 +47,7 @@ pub async fn publish_pending(
             );
             // A trigger the sweep has re-issued since supersedes this one.
             msg.issue_seq = Some(*seq);
+            msg.ledger_id = Some(ledger_id.clone());
             let publisher = publisher.clone();
             confirms.spawn(async move {
                 publisher

@@ -33,6 +33,9 @@ pub async fn request_rerun(
             p.state
         )));
     }
+    ledger
+        .bind_namespace(backfill_id, publisher.namespace())
+        .await?;
     let next = p.attempt.next();
     let mut msg = PartitionMessage::new(
         backfill_id.clone(),
@@ -44,6 +47,7 @@ pub async fn request_rerun(
     msg.reason = Some(format!("rerun requested by {actor}: {why}"));
     // request_rerun keeps the sequence: this is the live trigger of the new attempt.
     msg.issue_seq = Some(p.check_seq);
+    msg.ledger_id = Some(ledger.ledger_id().await?);
     let headers = Headers::new().with(
         "x-backfill-delay-reason",
         msg.reason.clone().unwrap_or_default(),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::dead_letter::DeadLetter;
-use crate::{Handled, Worker};
+use crate::{Handled, StepError, Worker};
 
 /// Runs a worker until `shutdown` is cancelled: connects (retrying with backoff), serves
 /// both lanes, reconnects after a lost connection. Returns after in-flight messages have
@@ -43,6 +43,10 @@ pub async fn run_worker(
         })
     });
     let result = connect_and_serve(&worker, &url, &topology, &shutdown, &name).await;
+    if worker.misconfigured.is_cancelled() && result.is_ok() {
+        // Taking no work, not ready, until an operator restarts it with other settings.
+        shutdown.cancelled().await;
+    }
     worker.metrics().health.start_draining();
     if let Some(h) = heartbeat {
         let _ = h.await;
@@ -100,6 +104,15 @@ async fn serve(
         .await?;
     let tracker = TaskTracker::new();
     let publisher = broker.publisher();
+    // Consuming stops on shutdown, or when a message shows this worker is misconfigured.
+    let stop = shutdown.child_token();
+    let misconfigured = {
+        let (worker, stop) = (worker.clone(), stop.clone());
+        tokio::spawn(async move {
+            worker.misconfigured.cancelled().await;
+            stop.cancel();
+        })
+    };
     // Stop being ready as soon as shutdown begins (the drain follows).
     let draining = {
         let (metrics, shutdown) = (worker.metrics().clone(), shutdown.clone());
@@ -118,7 +131,7 @@ async fn serve(
             &publisher,
             checks,
             Lane::Check,
-            shutdown,
+            &stop,
             &lost,
             &tracker
         ),
@@ -127,13 +140,14 @@ async fn serve(
             &publisher,
             triggers,
             Lane::Trigger,
-            shutdown,
+            &stop,
             &lost,
             &tracker
         ),
-        sweep_loop(worker, &publisher, shutdown, &lost),
+        sweep_loop(worker, &publisher, &stop, &lost),
     );
     draining.abort();
+    misconfigured.abort();
     tracker.close();
     if served.is_ok() {
         let grace = worker.config.shutdown_grace;
@@ -263,6 +277,15 @@ async fn handle_delivery(
         Ok(Ok(handled)) => {
             log_handled(&handled, lane);
             true
+        }
+        Ok(Err(StepError::Foreign(why))) => {
+            // Not ours: back to the queue undamaged, and this worker takes no more work.
+            if !worker.misconfigured.is_cancelled() {
+                tracing::error!(reason = %why, "this worker belongs to another fleet; it stops taking work and reports not ready");
+                worker.metrics().health.set_misconfigured(why);
+                worker.misconfigured.cancel();
+            }
+            false
         }
         Ok(Err(error)) => {
             tracing::warn!(lane = lane.key(), error = %error, "could not handle message now; it will come back");

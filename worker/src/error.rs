@@ -18,6 +18,10 @@ pub enum StepError {
     /// with the same token (transient, within the outage budget).
     #[error("{0} (the run may exist; asking again with the same token)")]
     RunMayExist(ApiError),
+    /// The message belongs to another fleet (another ledger): this worker is
+    /// misconfigured and must leave it, undamaged, to the workers it belongs to.
+    #[error("{0}")]
+    Foreign(String),
     /// The message can be neither handled nor moved anywhere else.
     #[error("{0}")]
     Undeliverable(String),
@@ -38,9 +42,14 @@ impl StepError {
             Self::Databricks(e) => e.is_permanent(),
             Self::Ledger(e) => matches!(
                 e,
-                LedgerError::Corrupt(_) | LedgerError::Config(_) | LedgerError::Conflict(_)
+                LedgerError::Corrupt(_)
+                    | LedgerError::Config(_)
+                    | LedgerError::Conflict(_)
+                    | LedgerError::OtherNamespace { .. }
             ),
-            Self::Broker(_) | Self::RunMayExist(_) | Self::Undeliverable(_) => false,
+            Self::Broker(_) | Self::RunMayExist(_) | Self::Foreign(_) | Self::Undeliverable(_) => {
+                false
+            }
         }
     }
 
@@ -49,6 +58,7 @@ impl StepError {
             Self::Ledger(_) => "ledger",
             Self::Broker(_) => "broker",
             Self::Databricks(_) | Self::RunMayExist(_) => "databricks",
+            Self::Foreign(_) => "foreign",
             Self::Undeliverable(_) => "undeliverable",
         }
     }

@@ -74,6 +74,11 @@ pub struct Worker {
     budget: Option<Arc<FleetBudget>>,
     production: ProductionWatch,
     pub(crate) metrics: Arc<Metrics>,
+    /// This worker's ledger id (read once): messages stamped with another are not ours.
+    ledger_id: tokio::sync::OnceCell<String>,
+    /// Cancelled when a message shows this worker belongs to another fleet: it stops
+    /// taking work and reports itself not ready until restarted with other settings.
+    pub(crate) misconfigured: tokio_util::sync::CancellationToken,
 }
 
 /// The `reason` label of a trigger delayed because its backfill is not active.
@@ -97,6 +102,8 @@ impl Worker {
             budget: None,
             production: ProductionWatch::default(),
             metrics: Arc::new(Metrics::unregistered()),
+            ledger_id: tokio::sync::OnceCell::new(),
+            misconfigured: tokio_util::sync::CancellationToken::new(),
         }
     }
 
@@ -131,6 +138,15 @@ impl Worker {
 
     pub fn id(&self) -> &str {
         &self.config.worker_id
+    }
+
+    /// The id of this worker's ledger, stamped into what it sends.
+    pub async fn ledger_id(&self) -> Result<String, StepError> {
+        let id = self
+            .ledger_id
+            .get_or_try_init(|| self.ledger.ledger_id())
+            .await?;
+        Ok(id.clone())
     }
 
     /// Handles one message body from `lane`.
@@ -171,6 +187,16 @@ impl Worker {
                 return Ok(Handled::Poisoned(reason));
             }
         };
+        if let Some(theirs) = &msg.ledger_id {
+            let mine = self.ledger_id().await?;
+            if *theirs != mine {
+                return Err(StepError::Foreign(format!(
+                    "a message of the fleet whose ledger is {theirs} reached this worker, whose \
+                     ledger is {mine}: --ledger-url / LEDGER_URL or --namespace / \
+                     BACKFILL_NAMESPACE points at another fleet"
+                )));
+            }
+        }
         let now = now_ms();
         if let Some(due) = msg.not_before_ms.or(sent_ms).filter(|due| *due <= now) {
             let waited = Duration::from_millis((now - due) as u64);

@@ -16,7 +16,11 @@ impl Worker {
     /// worker at once: each re-issue is a compare-and-set. Returns how many it re-issued.
     pub async fn sweep_overdue_checks(&self, publisher: &Publisher) -> Result<usize, StepError> {
         let grace = self.config.check_grace.as_millis() as i64;
-        let overdue = self.ledger.overdue_checks(now_ms() - grace, 200).await?;
+        let overdue = self
+            .ledger
+            .overdue_checks(now_ms() - grace, 200, publisher.namespace())
+            .await?;
+        let ledger_id = self.ledger_id().await?;
         let mut reissued = 0;
         for p in overdue {
             let (Some(run_id), Some(backfill)) =
@@ -31,13 +35,14 @@ impl Worker {
             else {
                 continue;
             };
-            let msg = PartitionMessage::new(
+            let mut msg = PartitionMessage::new(
                 p.backfill_id.clone(),
                 p.date,
                 p.attempt,
                 backfill.manifest_id,
                 Step::Trigger,
             );
+            msg.ledger_id = Some(ledger_id.clone());
             self.schedule_check(
                 publisher,
                 &msg,
@@ -63,7 +68,11 @@ impl Worker {
     /// with the reason instead (invariant 11). Returns how many it re-issued.
     pub async fn sweep_overdue_triggers(&self, publisher: &Publisher) -> Result<usize, StepError> {
         let before = now_ms() - self.config.check_grace.as_millis() as i64;
-        let overdue = self.ledger.overdue_triggers(before, 200).await?;
+        let overdue = self
+            .ledger
+            .overdue_triggers(before, 200, publisher.namespace())
+            .await?;
+        let ledger_id = self.ledger_id().await?;
         let mut reissued = 0;
         for p in overdue {
             let Some(backfill) = self.ledger.backfill(&p.backfill_id).await? else {
@@ -85,6 +94,7 @@ impl Worker {
                 Step::Trigger,
             );
             msg.issue_seq = Some(r.issue_seq);
+            msg.ledger_id = Some(ledger_id.clone());
             // A claimed partition is never given up here: its run may exist (a slow
             // run-now), so its re-issued trigger re-attaches with the recorded token, and
             // only the claim holder's refused run-now dead-letters it.

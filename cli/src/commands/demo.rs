@@ -37,6 +37,10 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         .map_err(anyhow::Error::new)?;
     let mut demo_global = global.clone();
     demo_global.namespace = format!("{}-demo-{stamp}", global.namespace);
+    // The demo's ledger is the embedded one unless told otherwise; it says so itself.
+    demo_global
+        .ledger_url
+        .get_or_insert_with(|| crate::settings::DEFAULT_LEDGER_URL.to_owned());
 
     let shutdown = shutdown_on_signals();
     let metrics = observe::start(

@@ -1,0 +1,8 @@
+-- Which fleet this ledger is: a random id stamped into every message the fleet sends, so
+-- a worker given another ledger recognises messages that are not its own; and the broker
+-- namespace each backfill was published in, so a sweep only re-issues into its own.
+CREATE TABLE fleet_identity (
+    ledger_id TEXT NOT NULL
+);
+INSERT INTO fleet_identity (ledger_id) VALUES (lower(hex(randomblob(16))));
+ALTER TABLE backfills ADD COLUMN namespace TEXT;
