@@ -99,3 +99,55 @@ async fn an_outage_past_the_budget_is_dead_lettered_with_the_last_error() {
     };
     ends_dead_lettered(sim, "5", "outage_budget_spent", "INTERNAL_ERROR").await;
 }
+
+/// A `Retry-After: 3600` against a broker whose `consumer_timeout` is 5 s: the answer is
+/// capped (here at 6 s), the throttled check waits in the delay tiers rather than in a
+/// delivery, the broker closes no channel, and every partition ends with one run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hour_long_retry_after_is_never_waited_out_in_a_delivery() {
+    let node = tokio::task::spawn_blocking(support::private_broker::PrivateBroker::start)
+        .await
+        .unwrap();
+    node.set_consumer_timeout(5_000);
+    let mut throttle = on_runs_get(FaultKind::Throttle, "2026-01-02");
+    throttle.retry_after_s = 3_600;
+    throttle.times = Some(2);
+    let sim = SimConfig {
+        faults: vec![throttle],
+        ..fast_sim()
+    };
+    let mut fleet = ProcessFleet::new(&node.url(), sim).await;
+    fleet.set_env("DATABRICKS_MAX_RETRY_AFTER_S", "6");
+    fleet.produce(3, 3);
+    fleet.spawn_worker();
+    fleet.wait_succeeded(3, Duration::from_secs(120)).await;
+    fleet.assert_one_run_per_partition(3);
+    assert_eq!(fleet.sim.sim.stats().throttled["jobs/runs/get"], 2);
+    let log = std::fs::read_to_string(node.log_file()).unwrap_or_default();
+    assert_eq!(
+        log.matches("timed out waiting for delivery acknowledgement")
+            .count(),
+        0,
+        "no delivery was held past the consumer timeout:\n{log}"
+    );
+    fleet.teardown().await;
+}
+
+#[test]
+fn an_operator_clears_a_fleet_wide_pause() {
+    let env = vec![("LEDGER_URL", support::sqlite_url())];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let until = backfill_ledger::now_ms() + 3_600_000;
+    rt.block_on(async {
+        let ledger = support::ledger(&env[0].1).await;
+        ledger.pause_endpoint("jobs/runs/get", until).await.unwrap();
+        ledger.close().await;
+    });
+    let shown = run(&env, &["throttle", "show"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("jobs/runs/get paused"));
+    let cleared = run(&env, &["throttle", "clear", "--endpoint", "jobs/runs/get"]);
+    assert!(cleared.status.success());
+    assert!(String::from_utf8_lossy(&cleared.stdout).starts_with("1 pauses cleared"));
+    let shown = run(&env, &["throttle", "show"]);
+    assert!(String::from_utf8_lossy(&shown.stdout).contains("no endpoint is paused"));
+}

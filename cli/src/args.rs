@@ -55,6 +55,15 @@ pub struct GlobalOpts {
     /// for a simulator on this machine (loopback), which takes any token.
     #[arg(long, global = true, env = "DATABRICKS_TOKEN", hide_env_values = true)]
     pub databricks_token: Option<String>,
+    /// The longest `Retry-After` from Databricks honoured, in seconds (longer ones are
+    /// cut to this; a throttled message waits in the delay tiers, never in a delivery).
+    #[arg(
+        long,
+        global = true,
+        env = "DATABRICKS_MAX_RETRY_AFTER_S",
+        default_value_t = 120
+    )]
+    pub max_retry_after_s: u64,
     /// Delay tiers of the broker topology, comma-separated (for example 1s,5s,30s,2m,10m,1h).
     #[arg(long, global = true, env = "BACKFILL_DELAY_TIERS")]
     pub delay_tiers: Option<String>,
@@ -99,6 +108,8 @@ pub enum Command {
     Dlq(DlqArgs),
     /// Show a namespace's queues, or delete a retired fleet's queues and exchanges.
     Topology(TopologyArgs),
+    /// End the fleet-wide pause of Databricks endpoints set after throttling.
+    Throttle(ThrottleArgs),
     /// Serve the Databricks Jobs API simulator.
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
@@ -468,6 +479,24 @@ pub struct DlqFilter {
     /// Who (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ThrottleArgs {
+    #[command(subcommand)]
+    pub command: ThrottleCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThrottleCommand {
+    /// Endpoints paused now, and until when.
+    Show,
+    /// End the pause now (every endpoint, or one); workers follow within a heartbeat.
+    Clear {
+        /// Only this endpoint (for example jobs/runs/get).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

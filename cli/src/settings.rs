@@ -51,7 +51,14 @@ impl GlobalOpts {
                 )));
             }
         };
-        DatabricksClient::new(ClientConfig::new(self.databricks_host.clone(), token))
+        if self.max_retry_after_s == 0 {
+            return Err(CliError::usage(
+                "--max-retry-after-s / DATABRICKS_MAX_RETRY_AFTER_S must be at least 1",
+            ));
+        }
+        let mut config = ClientConfig::new(self.databricks_host.clone(), token);
+        config.max_retry_after = std::time::Duration::from_secs(self.max_retry_after_s);
+        DatabricksClient::new(config)
             .map_err(|e| CliError::usage(format!("--databricks-host / --databricks-token: {e}")))
     }
 

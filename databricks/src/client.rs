@@ -37,11 +37,15 @@ impl Default for RequestRetry {
     }
 }
 
-/// The longest `Retry-After` honoured: a server asking for an hour (or a garbled huge
-/// value) would otherwise pause every worker for that long, past the broker's
-/// `consumer_timeout`, with deliveries unacknowledged. After this the request is tried
-/// again and, if still throttled, paused again.
+/// The longest `Retry-After` honoured by default: a server asking for an hour (or a
+/// garbled huge value) would otherwise pause every worker for that long. After this the
+/// request is tried again and, if still throttled, paused again.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
+/// The longest `Retry-After` waited out inside one request's own retries; a longer one is
+/// returned to the caller, who sends its message round the delay tiers instead of
+/// holding a broker delivery.
+pub const IN_REQUEST_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 /// Where and how to reach a workspace.
 #[derive(Clone)]
@@ -52,6 +56,8 @@ pub struct ClientConfig {
     /// Per-request timeout.
     pub timeout: Duration,
     pub retry: RequestRetry,
+    /// The longest `Retry-After` honoured (longer ones are cut to this).
+    pub max_retry_after: Duration,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -72,6 +78,7 @@ impl ClientConfig {
             token: SecretString::from(token.into()),
             timeout: Duration::from_secs(30),
             retry: RequestRetry::default(),
+            max_retry_after: MAX_RETRY_AFTER,
         }
     }
 }
@@ -127,6 +134,11 @@ impl DatabricksClient {
             gate: None,
             metrics: None,
         })
+    }
+
+    /// The longest `Retry-After` this client honours.
+    pub fn max_retry_after(&self) -> Duration {
+        self.config.max_retry_after
     }
 
     /// Sends every attempt through `gate` (a shared API budget).
@@ -348,7 +360,11 @@ impl DatabricksClient {
             .with_max_times(policy.max_tries.saturating_sub(1));
         (|| self.send_once::<T>(call))
             .retry(backoff)
-            .when(|e: &ApiError| retry && e.is_retryable())
+            .when(|e: &ApiError| {
+                retry
+                    && e.is_retryable()
+                    && e.retry_after().is_none_or(|after| after <= IN_REQUEST_RETRY_AFTER)
+            })
             // Never sooner than the server asks, never longer than the policy allows:
             // a caller holding a broker delivery must not wait on one request for minutes.
             .adjust(|e: &ApiError, wait: Option<Duration>| match (e.retry_after(), wait) {
@@ -366,8 +382,13 @@ impl DatabricksClient {
 
     async fn send_once<T: DeserializeOwned>(&self, call: &Call<'_>) -> Result<T, ApiError> {
         let endpoint = call.endpoint;
-        if let Some(gate) = &self.gate {
-            gate.acquire(endpoint).await;
+        if let Some(gate) = &self.gate
+            && let Err(wait) = gate.acquire(endpoint).await
+        {
+            return Err(ApiError::Paused {
+                endpoint,
+                retry_after: wait,
+            });
         }
         let started = Instant::now();
         let result = self.exchange(call).await;
@@ -412,7 +433,7 @@ impl DatabricksClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER));
+            .map(|s| Duration::from_secs(s).min(self.config.max_retry_after));
         let body = response
             .text()
             .await

@@ -30,6 +30,12 @@ pub enum ApiError {
     },
     #[error("Databricks client misconfigured: {0}")]
     Config(String),
+    /// Not sent: the fleet paused the endpoint after the workspace throttled it.
+    #[error("Databricks {endpoint}: paused for {} s after throttling", retry_after.as_secs())]
+    Paused {
+        endpoint: &'static str,
+        retry_after: Duration,
+    },
 }
 
 impl ApiError {
@@ -39,7 +45,7 @@ impl ApiError {
         match self {
             Self::Transport { .. } | Self::Timeout { .. } => true,
             Self::Http { status, .. } => matches!(status, 429 | 500 | 502 | 503 | 504),
-            Self::Decode { .. } | Self::Config(_) => false,
+            Self::Decode { .. } | Self::Config(_) | Self::Paused { .. } => false,
         }
     }
 
@@ -53,7 +59,7 @@ impl ApiError {
                 (400..500).contains(status) && !matches!(status, 408 | 429) && !self.is_not_found()
             }
             Self::Decode { .. } | Self::Config(_) => true,
-            Self::Transport { .. } | Self::Timeout { .. } => false,
+            Self::Transport { .. } | Self::Timeout { .. } | Self::Paused { .. } => false,
         }
     }
 
@@ -70,7 +76,7 @@ impl ApiError {
 
     /// 429, or 503 with a `Retry-After`.
     pub fn is_throttled(&self) -> bool {
-        matches!(self, Self::Http { status: 429, .. })
+        matches!(self, Self::Http { status: 429, .. } | Self::Paused { .. })
             || matches!(
                 self,
                 Self::Http {
@@ -106,6 +112,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Http { retry_after, .. } => *retry_after,
+            Self::Paused { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -53,6 +53,27 @@ impl Ledger {
         Ok(())
     }
 
+    /// Ends the fleet-wide pause of `endpoint` (or of every endpoint): an operator who
+    /// knows the workspace is fine again. Returns how many pauses were in force.
+    pub async fn clear_pauses(&self, endpoint: Option<&str>) -> Result<u64, LedgerError> {
+        let cleared = match endpoint {
+            Some(e) => {
+                sqlx::query("DELETE FROM api_throttle WHERE endpoint = $1 AND until_ms > $2")
+                    .bind(e.to_owned())
+                    .bind(now_ms())
+                    .execute(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("DELETE FROM api_throttle WHERE until_ms > $1")
+                    .bind(now_ms())
+                    .execute(&self.pool)
+                    .await?
+            }
+        };
+        Ok(cleared.rows_affected())
+    }
+
     /// Endpoints paused fleet-wide, with the time each pause ends.
     pub async fn paused_endpoints(&self) -> Result<BTreeMap<String, i64>, LedgerError> {
         let rows = sqlx::query("SELECT endpoint, until_ms FROM api_throttle WHERE until_ms > $1")

@@ -62,7 +62,12 @@ pub struct FleetBudget {
     ready_at: Instant,
     windows: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
     paused_until: Mutex<HashMap<String, Instant>>,
+    /// The longest pause honoured (the client's longest `Retry-After`).
+    max_pause: Mutex<Duration>,
 }
+
+/// The longest a call waits at the gate; a longer pause is returned to the caller.
+const HOLD_AT_GATE: Duration = Duration::from_secs(2);
 
 impl FleetBudget {
     pub fn new(
@@ -80,7 +85,18 @@ impl FleetBudget {
             ready_at: Instant::now() + heartbeat + Duration::from_millis(250),
             windows: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(HashMap::new()),
+            max_pause: Mutex::new(MAX_RETRY_AFTER),
         })
+    }
+
+    /// Caps every pause, stored ones included, at `max` (the client's longest
+    /// `Retry-After`).
+    pub fn set_max_pause(&self, max: Duration) {
+        *self.max_pause.lock().unwrap_or_else(|p| p.into_inner()) = max;
+    }
+
+    fn max_pause(&self) -> Duration {
+        *self.max_pause.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn heartbeat_interval(&self) -> Duration {
@@ -104,14 +120,16 @@ impl FleetBudget {
         self.live.store(live, Ordering::Relaxed);
         let now_wall = now_ms();
         let paused = self.ledger.paused_endpoints().await?;
+        // The ledger's pauses replace this worker's own (which it shared there), so an
+        // operator's `backfill throttle clear` reaches every worker within a heartbeat.
+        let max = self.max_pause();
         let mut local = self.lock_paused();
+        local.clear();
         for (endpoint, until) in paused {
             // A pause stored by an older or misbehaving process is never longer than the
             // longest Retry-After honoured.
-            let left = Duration::from_millis((until - now_wall).max(0) as u64).min(MAX_RETRY_AFTER);
-            let until = Instant::now() + left;
-            let entry = local.entry(endpoint).or_insert(until);
-            *entry = (*entry).max(until);
+            let left = Duration::from_millis((until - now_wall).max(0) as u64).min(max);
+            local.insert(endpoint, Instant::now() + left);
         }
         Ok(())
     }
@@ -160,12 +178,15 @@ impl CallGate for FleetBudget {
     fn acquire<'a>(
         &'a self,
         endpoint: &'static str,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Result<(), Duration>> + Send + 'a>> {
         Box::pin(async move {
             loop {
                 let wait = self.try_take(endpoint);
                 if wait.is_zero() {
-                    return;
+                    return Ok(());
+                }
+                if wait > HOLD_AT_GATE {
+                    return Err(wait);
                 }
                 tokio::time::sleep(wait).await;
             }
@@ -175,7 +196,7 @@ impl CallGate for FleetBudget {
     fn throttled(&self, endpoint: &'static str, retry_after: Option<Duration>) {
         let pause = retry_after
             .unwrap_or(Duration::from_secs(1))
-            .min(MAX_RETRY_AFTER);
+            .min(self.max_pause());
         let until = Instant::now() + pause;
         {
             let mut local = self.lock_paused();

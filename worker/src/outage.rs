@@ -74,15 +74,16 @@ impl Worker {
         let reason = format!("{} outage: {error}", error.kind());
         let mut again = msg.follow_up(msg.attempt, msg.step.clone(), &reason);
         again.outage_since_ms = Some(since);
-        self.delay_follow_up(
-            publisher,
-            &msg,
-            again,
-            lane,
-            error.kind(),
-            self.config.outage_delay,
-        )
-        .await?;
+        // Throttled: come back when the workspace asked (never waited out in a delivery).
+        let wait = match error {
+            StepError::Databricks(e) => e.retry_after(),
+            _ => None,
+        }
+        .map_or(self.config.outage_delay, |after| {
+            after.max(self.config.outage_delay)
+        });
+        self.delay_follow_up(publisher, &msg, again, lane, error.kind(), wait)
+            .await?;
         Ok(())
     }
 

@@ -116,6 +116,7 @@ impl Worker {
             budget,
             Duration::from_secs(1),
         );
+        gate.set_max_pause(self.client.max_retry_after());
         self.client = self.client.clone().with_gate(gate.clone());
         self.budget = Some(gate);
         self
@@ -408,7 +409,7 @@ impl Worker {
             Ok(r) => r,
             // An unreadable answer may come from a run that was created: retrying with
             // the same token is safe, so treat it like an outage.
-            Err(e) if e.is_retryable() => return Err(e.into()),
+            Err(e) if e.is_retryable() || e.is_throttled() => return Err(e.into()),
             Err(e @ ApiError::Decode { .. }) => return Err(StepError::RunMayExist(e)),
             Err(e) => {
                 let reason = format!("run-now refused: {e}");

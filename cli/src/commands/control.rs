@@ -5,7 +5,7 @@ use backfill_ledger::{BackfillState, Guards, PartitionState};
 
 use super::{load_backfill, parse_backfill_id};
 use crate::CliError;
-use crate::args::{ControlArgs, GlobalOpts, GuardFlags, GuardsArgs};
+use crate::args::{ControlArgs, GlobalOpts, GuardFlags, GuardsArgs, ThrottleArgs, ThrottleCommand};
 
 /// Pause (no new runs start; running ones are followed to their end) or resume.
 pub async fn set_paused(
@@ -129,6 +129,38 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
         failed.len(),
         failed.join("\n  ")
     )))
+}
+
+/// `backfill throttle show | clear`: the fleet-wide pauses of Databricks endpoints.
+pub async fn throttle(global: &GlobalOpts, args: ThrottleArgs) -> Result<(), CliError> {
+    let ledger = global.ledger().await?;
+    match args.command {
+        ThrottleCommand::Show => {
+            let paused = ledger
+                .paused_endpoints()
+                .await
+                .map_err(anyhow::Error::new)?;
+            if paused.is_empty() {
+                println!("no endpoint is paused");
+            }
+            let now = backfill_ledger::now_ms();
+            for (endpoint, until) in paused {
+                println!(
+                    "{endpoint} paused for another {} s",
+                    (until - now).max(0) / 1000
+                );
+            }
+            Ok(())
+        }
+        ThrottleCommand::Clear { endpoint } => {
+            let cleared = ledger
+                .clear_pauses(endpoint.as_deref())
+                .await
+                .map_err(anyhow::Error::new)?;
+            println!("{cleared} pauses cleared; workers follow within a heartbeat");
+            Ok(())
+        }
+    }
 }
 
 /// Applies guard flags over `current`, checking every value.

@@ -36,6 +36,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Guards(args) => control::guards(&global, args).await,
         Command::Dlq(args) => dlq::run(&global, args).await,
         Command::Topology(args) => topology::run(&global, args).await,
+        Command::Throttle(args) => control::throttle(&global, args).await,
         Command::Sim(args) => sim::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
     }
