@@ -238,3 +238,45 @@ async fn unstamped_triggers_a_stranger_dead_lettered_are_reissued() {
     fleet.assert_one_run_per_partition();
     fleet.stop().await;
 }
+
+/// A message stamped by another ledger in a namespace whose backfills are in this
+/// worker's ledger is the stray (a producer given another ledger), not a sign that the
+/// worker is misconfigured: it is dead-lettered with the reason and the fleet carries on.
+#[tokio::test]
+async fn a_stray_message_from_another_ledger_is_dead_lettered_and_the_fleet_carries_on() {
+    let mut fleet = Fleet::new(3, 3, fast_sim()).await;
+    fleet.publish_all().await;
+    let manifest = fleet
+        .ledger
+        .backfill(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .manifest_id;
+    let mut stray = backfill_contract::PartitionMessage::new(
+        "laptop-test".parse().unwrap(),
+        "2026-01-01".parse().unwrap(),
+        backfill_contract::Attempt::FIRST,
+        manifest,
+        backfill_contract::Step::Trigger,
+    );
+    stray.ledger_id = Some("0123456789abcdef0123456789abcdef".into());
+    fleet.publish_raw(Lane::Trigger, &stray.encode()).await;
+    fleet.start_worker("w1", None);
+    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
+    let dlq = fleet.topology.dead_letter_queue();
+    let d = support::eventually("the stray in the DLQ", Duration::from_secs(10), || async {
+        fleet.broker.get(&dlq).await.unwrap()
+    })
+    .await;
+    let headers = Headers::from_field_table(d.properties.headers().as_ref());
+    assert!(
+        headers
+            .get("x-backfill-error")
+            .unwrap()
+            .contains("0123456789abcdef0123456789abcdef"),
+        "{headers:?}"
+    );
+    fleet.assert_one_run_per_partition();
+    fleet.stop().await;
+}

@@ -73,13 +73,23 @@ async fn ends_dead_lettered(sim: SimConfig, budget_s: &str, reason: &str, error:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_403_on_runs_get_is_dead_lettered_at_once_with_its_reason() {
+async fn a_refused_request_on_runs_get_is_dead_lettered_at_once_with_its_reason() {
+    // A budget of an hour: the dead letter cannot come from the budget.
+    let sim = SimConfig {
+        faults: vec![on_runs_get(FaultKind::BadRequest, "2026-01-02")],
+        ..fast_sim()
+    };
+    ends_dead_lettered(sim, "3600", "permanent_error", "INVALID_PARAMETER_VALUE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_403_on_runs_get_ends_in_the_dlq_within_the_outage_budget() {
     let sim = SimConfig {
         faults: vec![on_runs_get(FaultKind::Forbidden, "2026-01-02")],
         ..fast_sim()
     };
-    // A budget of an hour: the dead letter cannot come from the budget.
-    ends_dead_lettered(sim, "3600", "permanent_error", "PERMISSION_DENIED").await;
+    // Refused credentials may be rotated: retried within the budget, then dead-lettered.
+    ends_dead_lettered(sim, "5", "outage_budget_spent", "PERMISSION_DENIED").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +98,7 @@ async fn an_html_login_page_with_200_is_dead_lettered_not_looped() {
         faults: vec![on_runs_get(FaultKind::LoginPage, "2026-01-02")],
         ..fast_sim()
     };
-    ends_dead_lettered(sim, "3600", "permanent_error", "unreadable response").await;
+    ends_dead_lettered(sim, "5", "outage_budget_spent", "unreadable response").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

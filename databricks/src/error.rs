@@ -49,17 +49,24 @@ impl ApiError {
         }
     }
 
-    /// Asking again cannot help: the request or its credentials are refused (a 4xx other
-    /// than throttling and the documented not-found answers, which callers handle), the
-    /// answer is not the API's (an HTML login page with 200), or the client is
-    /// misconfigured. Transport trouble, timeouts, 429 and 5xx are transient.
+    /// Asking again cannot help: the request itself is refused (a 4xx other than
+    /// throttling, authentication and the documented not-found answers, which callers
+    /// handle), or the client is misconfigured. Refused credentials (401, 403) and answers
+    /// that are not the API's (an HTML sign-in page with 200) are not: a rotated token or
+    /// a proxy may be fixed, so they are retried within the outage budget like transport
+    /// trouble, timeouts, 429 and 5xx.
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Http { status, .. } => {
-                (400..500).contains(status) && !matches!(status, 408 | 429) && !self.is_not_found()
+                (400..500).contains(status)
+                    && !matches!(status, 401 | 403 | 408 | 429)
+                    && !self.is_not_found()
             }
-            Self::Decode { .. } | Self::Config(_) => true,
-            Self::Transport { .. } | Self::Timeout { .. } | Self::Paused { .. } => false,
+            Self::Config(_) => true,
+            Self::Decode { .. }
+            | Self::Transport { .. }
+            | Self::Timeout { .. }
+            | Self::Paused { .. } => false,
         }
     }
 
@@ -200,10 +207,10 @@ mod tests {
 
     #[test]
     fn permanent_and_transient_failures() {
-        for s in [400, 401, 403, 409] {
+        for s in [400, 409] {
             assert!(http(s, "X", "").is_permanent(), "{s}");
         }
-        for s in [408, 429, 500, 502, 503, 504] {
+        for s in [401, 403, 408, 429, 500, 502, 503, 504] {
             assert!(!http(s, "X", "").is_permanent(), "{s}");
         }
         assert!(!http(400, "INVALID_PARAMETER_VALUE", "Run 1 does not exist.").is_permanent());
@@ -212,7 +219,10 @@ mod tests {
             endpoint: "runs/get",
             detail: "expected value at line 1".into(),
         };
-        assert!(login.is_permanent());
+        assert!(
+            !login.is_permanent(),
+            "a proxy can be fixed: within the budget"
+        );
         let down = ApiError::Transport {
             endpoint: "runs/get",
             detail: "connection refused".into(),

@@ -14,6 +14,17 @@ impl Ledger {
         Ok(id)
     }
 
+    /// Whether any backfill of this ledger was published in `namespace`: then a message
+    /// stamped with another ledger's id there is a stray, not a sign that this worker is
+    /// misconfigured.
+    pub async fn has_backfills_in(&self, namespace: &str) -> Result<bool, LedgerError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM backfills WHERE namespace = $1")
+            .bind(namespace)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Records that the backfill's messages go to broker namespace `namespace` (at its
     /// first publish). Refused, naming both, when it was published in another namespace.
     pub async fn bind_namespace(

@@ -456,18 +456,23 @@ impl Ledger {
 
     /// Moves the live check's due time to `due_ms` (its message was sent round the delay
     /// tiers, for an outage say), so the sweep does not replace a check that is only
-    /// waiting. Not an event.
+    /// waiting; `handled` (it was sent round without an error) ends any outage on record.
+    /// Not an event.
     pub async fn touch_check(
         &self,
         key: &PartitionKey,
         attempt: Attempt,
         check_seq: i64,
         due_ms: i64,
+        handled: bool,
     ) -> Result<(), LedgerError> {
-        let cas = Cas::on(key, attempt)
+        let mut cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .set("check_due_ms", Bind::Int(due_ms));
+        if handled {
+            cas = cas.set_expr("outage_since_ms = NULL");
+        }
         let mut tx = self.pool.begin().await?;
         Self::apply_in(&mut tx, cas, None).await?;
         tx.commit().await?;

@@ -163,7 +163,8 @@ impl Ledger {
 
     /// Moves a waiting partition's trigger due time to `due_ms` (its trigger message was
     /// just sent round the delay tiers), if `issue_seq` (when given) is still the live one;
-    /// a live trigger was handled, so the count of re-issues without progress restarts.
+    /// a live trigger was handled, so the count of re-issues without progress restarts,
+    /// and `handled` (sent round without an error) ends any outage on record.
     /// Not an event: nothing changes but when the sweep would step in.
     pub async fn touch_trigger(
         &self,
@@ -171,14 +172,20 @@ impl Ledger {
         attempt: Attempt,
         issue_seq: Option<i64>,
         due_ms: i64,
+        handled: bool,
     ) -> Result<(), LedgerError> {
         let live = if issue_seq.is_some() {
             " AND check_seq = $5"
         } else {
             ""
         };
+        let outage = if handled {
+            ", outage_since_ms = NULL"
+        } else {
+            ""
+        };
         let sql = format!(
-            "UPDATE partitions SET check_due_ms = $1, reissues = 0 WHERE backfill_id = $2 \
+            "UPDATE partitions SET check_due_ms = $1, reissues = 0{outage} WHERE backfill_id = $2 \
              AND partition_date = $3 AND attempt = $4 \
              AND state IN ('pending', 'failed', 'triggering'){live}"
         );

@@ -65,6 +65,8 @@ pub enum FaultKind {
     LostResponse,
     /// 403 `PERMISSION_DENIED` (a token without rights on the job, or revoked).
     Forbidden,
+    /// 400 `INVALID_PARAMETER_VALUE` that is not "does not exist" (a refused request).
+    BadRequest,
     /// 200 with an HTML single-sign-on login page instead of JSON (a proxy in the way).
     LoginPage,
 }

@@ -226,5 +226,10 @@ pub async fn gate(
             "User does not have permission to view this run",
         ),
         FaultKind::LoginPage => html(StatusCode::OK, "Sign in to continue"),
+        FaultKind::BadRequest => error(
+            StatusCode::BAD_REQUEST,
+            "INVALID_PARAMETER_VALUE",
+            "The request is not valid for this run",
+        ),
     }
 }

@@ -128,9 +128,8 @@ impl Worker {
     /// dead-lettered rather than stranded (best effort), touching
     /// only what the message owns: a check only while it is the live check of its run
     /// (whose run is then cancelled: nothing follows it any more), a trigger only while
-    /// it is the live trigger of a partition that has not started a run. A superseded
-    /// message changes nothing; a claimed partition is left to the sweep, which
-    /// re-attaches with the recorded token (its run may exist).
+    /// it is the live trigger of a partition whose run is not recorded (a claimed one is
+    /// recorded with its token: its run may exist). A superseded message changes nothing.
     pub async fn record_dead_end(&self, body: &[u8], reason: &str) {
         let Ok(msg) = PartitionMessage::decode(body) else {
             return;
@@ -152,16 +151,29 @@ impl Worker {
             Step::Trigger => match self.ledger.partition(&key).await {
                 Ok(Some(p))
                     if p.attempt == msg.attempt
-                        && matches!(p.state, PartitionState::Pending | PartitionState::Failed)
+                        && matches!(
+                            p.state,
+                            PartitionState::Pending
+                                | PartitionState::Failed
+                                | PartitionState::Triggering
+                        )
                         && !superseded_trigger(&p, msg.attempt, msg.issue_seq) =>
                 {
+                    // A claimed partition's run may exist: say so, with the token that
+                    // names it (`backfill cancel` finds such runs by their parameters).
+                    let reason = match (&p.state, &p.idempotency_token) {
+                        (PartitionState::Triggering, Some(token)) => format!(
+                            "{reason} (claimed with idempotency token {token}: a run may exist)"
+                        ),
+                        _ => reason.to_owned(),
+                    };
                     self.ledger
                         .dead_letter_waiting(
                             &key,
                             p.attempt,
                             p.state,
                             p.check_seq,
-                            reason,
+                            &reason,
                             self.id(),
                         )
                         .await

@@ -190,6 +190,15 @@ impl Worker {
         };
         if let Some(theirs) = &msg.ledger_id {
             let mine = self.ledger_id().await?;
+            if *theirs != mine && self.ledger.has_backfills_in(publisher.namespace()).await? {
+                // This worker's ledger runs backfills in this namespace: the stray is the
+                // message (a producer given another ledger), not this worker.
+                let reason = format!(
+                    "sent by the fleet whose ledger is {theirs} into a namespace whose \
+                     backfills are in ledger {mine}"
+                );
+                return self.poison(publisher, &msg, body, lane, &reason).await;
+            }
             if *theirs != mine {
                 return Err(StepError::Foreign(format!(
                     "a message of the fleet whose ledger is {theirs} reached this worker, whose \
@@ -206,7 +215,7 @@ impl Worker {
         if let Some(wait) = remaining_wait(msg.not_before_ms, now) {
             let reason = msg.reason.clone().unwrap_or_else(|| "not due yet".into());
             return self
-                .delay(publisher, &msg, lane, "not_due", wait, &reason)
+                .delay_not_due(publisher, &msg, lane, wait, &reason)
                 .await;
         }
         let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
@@ -471,10 +480,34 @@ impl Worker {
                 {
                     return Ok(Handled::Dropped("run recorded by another worker".into()));
                 }
-                self.client.cancel_run(run_id).await?;
+                let state = now.map_or("gone".to_owned(), |p| p.state.to_string());
+                if let Err(e) = self.client.cancel_run(run_id).await {
+                    // Nobody follows this run: put it before an operator rather than lose it.
+                    let reason = format!(
+                        "run {run_id} was started after the partition moved on ({state}) and \
+                         could not be cancelled: {e}; cancel it by hand or with `backfill cancel`"
+                    );
+                    self.send_dead_letter(
+                        publisher,
+                        body,
+                        DeadLetter {
+                            kind: "orphan_run",
+                            error: &reason,
+                            backfill_id: Some(msg.backfill_id.as_str()),
+                            partition_date: Some(msg.partition_date.to_string()),
+                            attempt: Some(msg.attempt.get()),
+                            run_id: Some(run_id),
+                            source_lane: Lane::Trigger.key(),
+                            worker_id: self.id(),
+                            ..Default::default()
+                        },
+                    )
+                    .await?;
+                    tracing::error!(run_id, reason, "orphan run left running");
+                    return Ok(Handled::DeadLettered(reason));
+                }
                 Ok(Handled::Dropped(format!(
-                    "partition {}; run {run_id} cancelled",
-                    now.map_or("gone".to_owned(), |p| p.state.to_string())
+                    "partition {state}; run {run_id} cancelled"
                 )))
             }
         }
@@ -791,6 +824,23 @@ impl Worker {
         Ok(Handled::Delayed(reason.to_owned()))
     }
 
+    /// A message that came back before it is due goes round again as it was: an outage
+    /// it carries goes on counting.
+    async fn delay_not_due(
+        &self,
+        publisher: &Publisher,
+        msg: &PartitionMessage,
+        lane: Lane,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<Handled, StepError> {
+        let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
+        again.outage_since_ms = msg.outage_since_ms;
+        self.delay_follow_up(publisher, msg, again, lane, "not_due", wait)
+            .await?;
+        Ok(Handled::Delayed(reason.to_owned()))
+    }
+
     /// Sends `again` (a follow-up of `msg`) round the delay tiers for `wait`.
     pub(crate) async fn delay_follow_up(
         &self,
@@ -802,6 +852,8 @@ impl Worker {
         wait: Duration,
     ) -> Result<(), StepError> {
         self.metrics.worker.delayed(lane.key(), kind);
+        // Sent round without an outage of its own: whatever outage was on record is over.
+        let handled = again.outage_since_ms.is_none();
         let due = now_ms() + wait.as_millis() as i64;
         again.not_before_ms = Some(due);
         self.publish(publisher, &again, Destination::Delayed(lane, wait))
@@ -813,12 +865,12 @@ impl Worker {
         let touched = match msg.step {
             Step::Trigger => {
                 self.ledger
-                    .touch_trigger(&key, msg.attempt, msg.issue_seq, due)
+                    .touch_trigger(&key, msg.attempt, msg.issue_seq, due, handled)
                     .await
             }
             Step::Check { check_seq, .. } => {
                 self.ledger
-                    .touch_check(&key, msg.attempt, check_seq, due)
+                    .touch_check(&key, msg.attempt, check_seq, due, handled)
                     .await
             }
         };

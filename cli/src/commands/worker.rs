@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use backfill_databricks::DatabricksClient;
 use backfill_databricks::models::ListRuns;
+use backfill_databricks::{ApiError, DatabricksClient};
 use backfill_metrics::Group;
 use backfill_worker::{ApiBudget, Worker, WorkerConfig, run_worker};
 
@@ -73,6 +73,12 @@ async fn check_credentials(client: &DatabricksClient) -> Result<(), CliError> {
         Err(e) if e.is_auth() => Err(CliError::usage(format!(
             "--databricks-token / DATABRICKS_TOKEN was refused by the workspace: {e}"
         ))),
+        Err(e) if e.is_permanent() || matches!(e, ApiError::Decode { .. }) => {
+            Err(CliError::usage(format!(
+                "--databricks-host / DATABRICKS_HOST does not answer like a Databricks \
+                 workspace: {e}"
+            )))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "could not check the Databricks token at start; going on");
             Ok(())
