@@ -10,8 +10,9 @@ use crate::{Ledger, LedgerError, now_ms};
 
 impl Ledger {
     /// Records that `worker_id` is alive and returns how many workers were seen within
-    /// `ttl_ms` (this one included).
-    pub async fn heartbeat(&self, worker_id: &str, ttl_ms: i64) -> Result<i64, LedgerError> {
+    /// `ttl_ms` (this one included) and this worker's rank among them (how many of them
+    /// have a smaller id).
+    pub async fn heartbeat(&self, worker_id: &str, ttl_ms: i64) -> Result<(i64, i64), LedgerError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO workers (worker_id, started_at_ms, last_seen_ms) VALUES ($1, $2, $2) \
@@ -21,11 +22,18 @@ impl Ledger {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE last_seen_ms > $1")
-            .bind(now - ttl_ms)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(live.max(1))
+        let row = sqlx::query(
+            "SELECT CAST(COUNT(*) AS BIGINT), \
+             CAST(COALESCE(SUM(CASE WHEN worker_id < $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
+             FROM workers WHERE last_seen_ms > $1",
+        )
+        .bind(now - ttl_ms)
+        .bind(worker_id.to_owned())
+        .fetch_one(&self.pool)
+        .await?;
+        let live: i64 = row.try_get(0).map_err(corrupt)?;
+        let rank: i64 = row.try_get(1).map_err(corrupt)?;
+        Ok((live.max(1), rank))
     }
 
     /// Removes a worker that stops cleanly, so the others take its share at once.

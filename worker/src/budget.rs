@@ -1,8 +1,11 @@
 //! The fleet-wide Databricks API budget. Every worker heartbeats into the ledger and takes
-//! an equal share of each endpoint's budget (`floor(budget / live workers)` calls in any
-//! sliding second); a throttled answer pauses the endpoint for the whole fleet. A new
-//! worker waits one heartbeat before its first call, so the others have shrunk their
-//! shares by then: the fleet's sum never exceeds the budget.
+//! an equal share of each endpoint's budget: `floor(budget / live workers)` calls in any
+//! sliding second while there are no more workers than the budget; with more workers than
+//! that, the seconds are dealt out: in calendar second `s` only the workers whose rank `r`
+//! (by id) has `(s + r) mod live < budget` may make one call, so no second sees more than
+//! the budget however many workers there are. A throttled answer pauses the endpoint for
+//! the whole fleet. A new worker waits one heartbeat before its first call, so the others
+//! have shrunk their shares by then.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -59,9 +62,13 @@ pub struct FleetBudget {
     budget: ApiBudget,
     heartbeat: Duration,
     live: AtomicI64,
+    rank: AtomicI64,
+    /// Per endpoint, the calendar second of this worker's last call in slot mode.
+    slots: Mutex<HashMap<&'static str, i64>>,
     ready_at: Instant,
     windows: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
-    paused_until: Mutex<HashMap<String, Instant>>,
+    /// Per endpoint, until when it is paused and when this worker learnt of it.
+    paused_until: Mutex<HashMap<String, (Instant, Instant)>>,
     /// The longest pause honoured (the client's longest `Retry-After`).
     max_pause: Mutex<Duration>,
 }
@@ -82,6 +89,8 @@ impl FleetBudget {
             budget,
             heartbeat,
             live: AtomicI64::new(1),
+            rank: AtomicI64::new(0),
+            slots: Mutex::new(HashMap::new()),
             ready_at: Instant::now() + heartbeat + Duration::from_millis(250),
             windows: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(HashMap::new()),
@@ -103,33 +112,57 @@ impl FleetBudget {
         self.heartbeat
     }
 
-    /// This worker's calls allowed in any second on `endpoint` (None: unlimited).
+    /// This worker's calls allowed in any second on `endpoint` (None: unlimited; 0: fewer
+    /// than one a second, dealt out by calendar second).
     pub fn share(&self, endpoint: &str) -> Option<usize> {
         let live = self.live.load(Ordering::Relaxed).max(1) as u32;
-        self.budget
-            .0
-            .get(endpoint)
-            .map(|b| (b / live).max(1) as usize)
+        self.budget.0.get(endpoint).map(|b| (b / live) as usize)
+    }
+
+    /// With more workers than the budget: zero when this calendar second is one of this
+    /// worker's (and records the call), else the wait until its next one.
+    fn slot_wait(&self, endpoint: &'static str, budget: i64) -> Duration {
+        let live = self.live.load(Ordering::Relaxed).max(1);
+        let rank = self.rank.load(Ordering::Relaxed);
+        let now = now_ms();
+        let second = now.div_euclid(1000);
+        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        for s in second..=second + live {
+            if (s + rank).rem_euclid(live) < budget && slots.get(endpoint) != Some(&s) {
+                if s == second {
+                    slots.insert(endpoint, s);
+                    return Duration::ZERO;
+                }
+                return Duration::from_millis((s * 1000 - now).max(0) as u64 + 1);
+            }
+        }
+        Duration::from_secs(1)
     }
 
     /// Heartbeats, learns how many workers share the budget and which endpoints the
     /// fleet has paused.
     pub async fn refresh(&self) -> Result<(), LedgerError> {
         let ttl = (self.heartbeat * 3).as_millis() as i64;
-        let live = self.ledger.heartbeat(&self.worker_id, ttl).await?;
+        let (live, rank) = self.ledger.heartbeat(&self.worker_id, ttl).await?;
         self.live.store(live, Ordering::Relaxed);
+        self.rank.store(rank, Ordering::Relaxed);
         let now_wall = now_ms();
         let paused = self.ledger.paused_endpoints().await?;
-        // The ledger's pauses replace this worker's own (which it shared there), so an
-        // operator's `backfill throttle clear` reaches every worker within a heartbeat.
+        // The ledger's pauses replace this worker's own, so an operator's `backfill
+        // throttle clear` reaches every worker within a heartbeat or two; a pause this
+        // worker learnt of just now is kept while its write to the ledger may be on its way.
         let max = self.max_pause();
+        let now = Instant::now();
         let mut local = self.lock_paused();
-        local.clear();
+        local.retain(|endpoint, (_, learnt)| {
+            !paused.contains_key(endpoint) && now.duration_since(*learnt) < self.heartbeat * 2
+        });
         for (endpoint, until) in paused {
             // A pause stored by an older or misbehaving process is never longer than the
             // longest Retry-After honoured.
             let left = Duration::from_millis((until - now_wall).max(0) as u64).min(max);
-            local.insert(endpoint, Instant::now() + left);
+            let entry = local.entry(endpoint).or_insert((now + left, now));
+            entry.0 = entry.0.max(now + left);
         }
         Ok(())
     }
@@ -139,22 +172,32 @@ impl FleetBudget {
         let _ = self.ledger.leave(&self.worker_id).await;
     }
 
-    fn lock_paused(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+    fn lock_paused(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Instant)>> {
         self.paused_until.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long to wait before a call to `endpoint` may go; records the call when 0.
-    fn try_take(&self, endpoint: &'static str) -> Duration {
+    /// How long to wait before a call to `endpoint` may go (and whether for a throttling
+    /// pause rather than the fleet's rate); records the call when zero.
+    fn try_take(&self, endpoint: &'static str) -> (Duration, bool) {
         let now = Instant::now();
+        if let Some((until, _)) = self.lock_paused().get(endpoint).filter(|(u, _)| *u > now) {
+            return (*until - now, true);
+        }
+        (self.rate_wait(endpoint, now), false)
+    }
+
+    /// The wait the fleet's rate asks of this worker before its next call to `endpoint`.
+    fn rate_wait(&self, endpoint: &'static str, now: Instant) -> Duration {
         if now < self.ready_at {
             return self.ready_at - now;
-        }
-        if let Some(until) = self.lock_paused().get(endpoint).filter(|u| **u > now) {
-            return *until - now;
         }
         let Some(share) = self.share(endpoint) else {
             return Duration::ZERO;
         };
+        if share == 0 {
+            let budget = self.budget.0.get(endpoint).copied().unwrap_or(1);
+            return self.slot_wait(endpoint, i64::from(budget));
+        }
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let window = windows.entry(endpoint).or_default();
         while window
@@ -181,11 +224,13 @@ impl CallGate for FleetBudget {
     ) -> Pin<Box<dyn Future<Output = Result<(), Duration>> + Send + 'a>> {
         Box::pin(async move {
             loop {
-                let wait = self.try_take(endpoint);
+                let (wait, paused) = self.try_take(endpoint);
                 if wait.is_zero() {
                     return Ok(());
                 }
-                if wait > HOLD_AT_GATE {
+                // A throttling pause is never waited out here (the caller's message goes
+                // round the delay tiers); the fleet's rate is, being seconds at most.
+                if paused && wait > HOLD_AT_GATE {
                     return Err(wait);
                 }
                 tokio::time::sleep(wait).await;
@@ -197,11 +242,13 @@ impl CallGate for FleetBudget {
         let pause = retry_after
             .unwrap_or(Duration::from_secs(1))
             .min(self.max_pause());
-        let until = Instant::now() + pause;
+        let now = Instant::now();
+        let until = now + pause;
         {
             let mut local = self.lock_paused();
-            let entry = local.entry(endpoint.to_owned()).or_insert(until);
-            *entry = (*entry).max(until);
+            let entry = local.entry(endpoint.to_owned()).or_insert((until, now));
+            entry.0 = entry.0.max(until);
+            entry.1 = now;
         }
         let ledger = self.ledger.clone();
         let wall_until = now_ms() + pause.as_millis() as i64;
