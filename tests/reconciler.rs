@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use backfill_databricks::models::ListRuns;
 use backfill_reconciler::{
-    DqPolicy, GapKind, PromotionOutcome, PromotionSettings, audit_csv, audit_json, promote,
-    reconcile_once, rollback,
+    DqPolicy, GapKind, PromotionOutcome, PromotionSettings, Reverify, audit_csv, audit_json,
+    promote, reconcile_once, rollback,
 };
 use backfill_simulator::SimConfig;
 use support::fleet::{Fleet, fast_sim};
@@ -599,5 +599,58 @@ async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() 
             fleet
         },
     )
+    .await;
+}
+
+#[tokio::test]
+async fn a_service_pass_skips_runs_already_verified_and_promotion_reads_them_all() {
+    on_both_ledgers(6, fast_sim(), |fleet| async move {
+        let policy = DqPolicy::from_toml(POLICY).unwrap();
+        let gets = |f: &Fleet| {
+            f.sim
+                .sim
+                .stats()
+                .calls
+                .get("jobs/runs/get")
+                .copied()
+                .unwrap_or(0)
+        };
+        let first = backfill_reconciler::reconcile_pass(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            "r",
+            Some(&policy),
+            Reverify::Unverified,
+        )
+        .await
+        .unwrap();
+        assert!(first.complete, "{first:?}");
+        let after_first = gets(&fleet);
+        let again = backfill_reconciler::reconcile_pass(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            "r",
+            Some(&policy),
+            Reverify::Unverified,
+        )
+        .await
+        .unwrap();
+        assert!(again.complete && again.verified == 6, "{again:?}");
+        assert_eq!(gets(&fleet), after_first, "no run read again");
+        let full = reconcile_once(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            "r",
+            Some(&policy),
+        )
+        .await
+        .unwrap();
+        assert!(full.complete);
+        assert!(gets(&fleet) >= after_first + 6, "every run read again");
+        fleet
+    })
     .await;
 }

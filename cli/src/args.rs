@@ -205,6 +205,11 @@ pub struct ReconcileArgs {
     /// Seconds between passes when running as a service.
     #[arg(long, default_value_t = 30)]
     pub interval_s: u64,
+    /// As a service, read every run again at each pass (by default a pass skips runs
+    /// already verified, with their data-quality verdicts stored; `--once` and promotion
+    /// always read everything).
+    #[arg(long)]
+    pub reverify: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

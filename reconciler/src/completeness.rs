@@ -99,6 +99,16 @@ pub enum ReconcileError {
     NotPromoted(String),
 }
 
+/// Which runs a pass reads again from Databricks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reverify {
+    /// Every succeeded partition's run (what promotion and `reconcile --once` do).
+    Everything,
+    /// Only runs not yet verified (a service's later passes): a partition already verified
+    /// at its attempt, with its data-quality verdicts stored, is taken as proven.
+    Unverified,
+}
+
 /// Re-reads every succeeded partition's run, gates it on the data-quality policy (when
 /// one is given), and reports what is not proven.
 pub async fn reconcile_once(
@@ -107,6 +117,26 @@ pub async fn reconcile_once(
     backfill_id: &BackfillId,
     actor: &str,
     policy: Option<&DqPolicy>,
+) -> Result<Report, ReconcileError> {
+    reconcile_pass(
+        ledger,
+        client,
+        backfill_id,
+        actor,
+        policy,
+        Reverify::Everything,
+    )
+    .await
+}
+
+/// A pass that re-reads what `reverify` says.
+pub async fn reconcile_pass(
+    ledger: &Ledger,
+    client: &DatabricksClient,
+    backfill_id: &BackfillId,
+    actor: &str,
+    policy: Option<&DqPolicy>,
+    reverify: Reverify,
 ) -> Result<Report, ReconcileError> {
     let backfill = ledger
         .backfill(backfill_id)
@@ -125,7 +155,11 @@ pub async fn reconcile_once(
     // Partitions are proven several at a time (each is a few API calls), in order.
     let outcomes: Vec<Result<Option<Gap>, ReconcileError>> =
         futures_util::stream::iter(&partitions)
-            .map(|p| prove(ledger, client, &backfill, p, actor, policy, &stored))
+            .map(|p| {
+                prove(
+                    ledger, client, &backfill, p, actor, policy, &stored, reverify,
+                )
+            })
             .buffered(RECONCILE_CONCURRENCY)
             .collect()
             .await;
@@ -151,6 +185,7 @@ const RECONCILE_CONCURRENCY: usize = 16;
 
 /// Proves one partition: its run re-read from Databricks, then (with a policy) its data
 /// quality, from the stored verdicts or from the run's output. `None` when proven.
+#[allow(clippy::too_many_arguments)]
 async fn prove(
     ledger: &Ledger,
     client: &DatabricksClient,
@@ -159,18 +194,28 @@ async fn prove(
     actor: &str,
     policy: Option<&DqPolicy>,
     stored: &HashMap<(String, i64), Vec<DqResult>>,
+    reverify: Reverify,
 ) -> Result<Option<Gap>, ReconcileError> {
-    let run = match verify(ledger, client, backfill, p, actor).await? {
-        Ok(run) => run,
-        Err(gap) => return Ok(Some(gap)),
+    let key = (p.date.to_string(), i64::from(p.attempt.get()));
+    let already = reverify == Reverify::Unverified
+        && p.state == PartitionState::Succeeded
+        && p.verified_at_ms.is_some()
+        && (policy.is_none() || stored.contains_key(&key));
+    let run = if already {
+        None
+    } else {
+        match verify(ledger, client, backfill, p, actor).await? {
+            Ok(run) => Some(run),
+            Err(gap) => return Ok(Some(gap)),
+        }
     };
     let Some(policy) = policy else {
         return Ok(None);
     };
-    let key = (p.date.to_string(), i64::from(p.attempt.get()));
-    let results = match stored.get(&key) {
-        Some(results) => results.clone(),
-        None => match gate(ledger, client, policy, p, &run, actor).await? {
+    let results = match (stored.get(&key), run) {
+        (Some(results), _) => results.clone(),
+        (None, None) => return Ok(None),
+        (None, Some(run)) => match gate(ledger, client, policy, p, &run, actor).await? {
             Ok(results) => results,
             Err(gap) => return Ok(Some(gap)),
         },

@@ -10,7 +10,9 @@ mod promotion;
 mod service;
 
 pub use audit::{audit_csv, audit_json};
-pub use completeness::{Gap, GapKind, ReconcileError, Report, reconcile_once};
+pub use completeness::{
+    Gap, GapKind, ReconcileError, Report, Reverify, reconcile_once, reconcile_pass,
+};
 pub use dq::{Check, DqPolicy, Op, Rule, Verdict};
 pub use promotion::{PromotionOutcome, PromotionSettings, promote, rollback};
 pub use service::{ServiceOptions, run_reconciler};

@@ -9,7 +9,7 @@ use backfill_ledger::Ledger;
 use backfill_metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
-use crate::{DqPolicy, GapKind, ReconcileError, Report, reconcile_once};
+use crate::{DqPolicy, GapKind, ReconcileError, Report, Reverify, reconcile_pass};
 
 /// The reconciler service's settings.
 #[derive(Debug, Clone)]
@@ -17,6 +17,10 @@ pub struct ServiceOptions<'a> {
     pub actor: &'a str,
     pub interval: Duration,
     pub policy: Option<&'a DqPolicy>,
+    /// Which runs each pass reads again: by default only those not yet verified (a
+    /// service re-reading 10,000 verified runs every pass would spend the fleet's API
+    /// budget on nothing); promotion re-reads everything in any case.
+    pub reverify: Reverify,
     /// Passes and gaps are counted here.
     pub metrics: Arc<Metrics>,
 }
@@ -35,11 +39,12 @@ pub async fn run_reconciler(
         actor,
         interval,
         policy,
+        reverify,
         metrics,
     } = options;
     let mut last = None;
     loop {
-        let pass = reconcile_once(ledger, client, backfill_id, actor, policy).await;
+        let pass = reconcile_pass(ledger, client, backfill_id, actor, policy, reverify).await;
         record_pass(&metrics, backfill_id, &pass);
         match pass {
             Ok(report) if report.complete => return Ok(Some(report)),

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use backfill_metrics::Group;
-use backfill_reconciler::{DqPolicy, Report, ServiceOptions, reconcile_once, run_reconciler};
+use backfill_reconciler::{
+    DqPolicy, Report, Reverify, ServiceOptions, reconcile_once, run_reconciler,
+};
 
 use super::{parse_backfill_id, shutdown_on_signals};
 use crate::args::{GlobalOpts, ReconcileArgs};
@@ -38,6 +40,11 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             actor: &actor,
             interval: Duration::from_secs(args.interval_s.max(1)),
             policy: policy.as_ref(),
+            reverify: if args.reverify {
+                Reverify::Everything
+            } else {
+                Reverify::Unverified
+            },
             metrics,
         };
         let report = run_reconciler(&ledger, &client, &backfill_id, options, shutdown).await;
