@@ -117,12 +117,7 @@ async fn a_partition_whose_trigger_is_lost_again_and_again_ends_dead_lettered() 
     )
     .await;
     let () = dead;
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let p = fleet.first_partition().await;
     assert!(p.last_error.unwrap().contains("trigger lost 2 times"));
     let dlq = fleet.topology.dead_letter_queue();
     assert_eq!(
@@ -199,13 +194,6 @@ async fn a_worker_on_the_wrong_ledger_changes_nothing_and_says_so() {
 #[tokio::test]
 async fn unstamped_triggers_a_stranger_dead_lettered_are_reissued() {
     let mut fleet = Fleet::new(4, 4, fast_sim()).await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
     let stranger = {
         let ledger = support::ledger(&support::sqlite_url()).await;
         backfill_worker::Worker::new(
@@ -217,13 +205,7 @@ async fn unstamped_triggers_a_stranger_dead_lettered_are_reissued() {
     let publisher = fleet.broker.publisher();
     for p in fleet.ledger.partitions(&fleet.backfill_id).await.unwrap() {
         fleet.ledger.mark_enqueued(&p.key()).await.unwrap();
-        let msg = backfill_contract::PartitionMessage::new(
-            fleet.backfill_id.clone(),
-            p.date,
-            backfill_contract::Attempt::FIRST,
-            manifest.clone(),
-            backfill_contract::Step::Trigger,
-        );
+        let msg = fleet.trigger(&p.date.to_string()).await;
         let handled = stranger
             .process(&publisher, Lane::Trigger, &msg.encode())
             .await
@@ -246,13 +228,7 @@ async fn unstamped_triggers_a_stranger_dead_lettered_are_reissued() {
 async fn a_stray_message_from_another_ledger_is_dead_lettered_and_the_fleet_carries_on() {
     let mut fleet = Fleet::new(3, 3, fast_sim()).await;
     fleet.publish_all().await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
+    let manifest = fleet.manifest_id().await;
     let mut stray = backfill_contract::PartitionMessage::new(
         "laptop-test".parse().unwrap(),
         "2026-01-01".parse().unwrap(),

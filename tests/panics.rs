@@ -7,7 +7,7 @@
 mod support;
 
 use backfill_broker::Lane;
-use backfill_contract::{Attempt, PartitionMessage, Step};
+use backfill_contract::{Attempt, Step};
 use backfill_databricks::{RunOutcome, classify};
 use backfill_ledger::PartitionState;
 use support::fleet::{Fleet, fast_sim};
@@ -22,31 +22,14 @@ fn long_runs() -> backfill_simulator::SimConfig {
 #[tokio::test]
 async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_ends_it() {
     let fleet = Fleet::new(1, 5, long_runs()).await;
-    let backfill = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let trigger = PartitionMessage::new(
-        fleet.backfill_id.clone(),
-        "2026-01-01".parse().unwrap(),
-        Attempt::FIRST,
-        backfill.manifest_id.clone(),
-        Step::Trigger,
-    );
+    let trigger = fleet.trigger("2026-01-01").await;
     let worker = fleet.worker("w1");
     let publisher = fleet.broker.publisher();
     worker
         .process(&publisher, Lane::Trigger, &trigger.encode())
         .await
         .unwrap();
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let p = fleet.first_partition().await;
     assert_eq!(p.state, PartitionState::Running);
     let run_id = p.run_id.unwrap();
 
@@ -61,12 +44,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
     worker.record_dead_end(&stale.encode(), "panicked").await;
     // A stale trigger of the same attempt changes nothing either.
     worker.record_dead_end(&trigger.encode(), "panicked").await;
-    let after = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let after = fleet.first_partition().await;
     assert_eq!(after.state, PartitionState::Running, "live chain untouched");
     assert!(matches!(
         classify(&fleet.client.get_run(run_id).await.unwrap()),
@@ -82,12 +60,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
         "live chain",
     );
     worker.record_dead_end(&live.encode(), "panicked").await;
-    let after = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let after = fleet.first_partition().await;
     assert_eq!(after.state, PartitionState::DeadLettered);
     assert!(after.last_error.unwrap().contains("panicked"));
     let run = fleet.client.get_run(run_id).await.unwrap();
@@ -101,25 +74,8 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
 #[tokio::test]
 async fn a_panic_on_the_live_trigger_of_a_waiting_partition_dead_letters_it() {
     let fleet = Fleet::new(1, 5, fast_sim()).await;
-    let backfill = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
-    let mut trigger = PartitionMessage::new(
-        fleet.backfill_id.clone(),
-        p.date,
-        Attempt::FIRST,
-        backfill.manifest_id,
-        Step::Trigger,
-    );
+    let p = fleet.first_partition().await;
+    let mut trigger = fleet.trigger("2026-01-01").await;
     trigger.issue_seq = Some(p.check_seq + 7);
     let worker = fleet.worker("w1");
     worker.record_dead_end(&trigger.encode(), "panicked").await;

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_broker::Lane;
-use backfill_contract::{Attempt, PartitionMessage, Step};
+use backfill_contract::{Attempt, Step};
 use backfill_ledger::{PartitionState, RunTimes, now_ms};
 use backfill_worker::Handled;
 use support::fleet::{Fleet, fast_sim, test_worker_config};
@@ -23,18 +23,6 @@ use support::fleet::{Fleet, fast_sim, test_worker_config};
 async fn a_retry_trigger_that_beats_its_schedule_retry_waits_for_the_ledger() {
     let ledger_url = support::postgres_url().await;
     let mut fleet = Fleet::build(1, 1, fast_sim(), &support::amqp_url(), &ledger_url).await;
-    let backfill = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap();
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
     let mut config = test_worker_config("w1");
     config.sweep_interval = Duration::from_secs(3_600);
     let worker = Arc::new(backfill_worker::Worker::new(
@@ -45,13 +33,7 @@ async fn a_retry_trigger_that_beats_its_schedule_retry_waits_for_the_ledger() {
     let publisher = fleet.broker.publisher();
 
     // A chain that began an hour ago; its first attempt's run starts.
-    let mut first = PartitionMessage::new(
-        fleet.backfill_id.clone(),
-        p.date,
-        Attempt::FIRST,
-        backfill.manifest_id,
-        Step::Trigger,
-    );
+    let mut first = fleet.trigger("2026-01-01").await;
     first.first_sent_ms = Some(now_ms() - 3_600_000);
     let Handled::Triggered { run_id } = worker
         .process(&publisher, Lane::Trigger, &first.encode())
@@ -60,12 +42,7 @@ async fn a_retry_trigger_that_beats_its_schedule_retry_waits_for_the_ledger() {
     else {
         panic!("the first trigger starts the run");
     };
-    let running = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let running = fleet.first_partition().await;
     assert_eq!(running.state, PartitionState::Running);
 
     // The live check finds the run failed and publishes the retry first, as the worker
@@ -117,12 +94,7 @@ async fn a_retry_trigger_that_beats_its_schedule_retry_waits_for_the_ledger() {
     );
     fleet.start_built(worker);
     fleet.wait_all_succeeded(Duration::from_secs(30)).await;
-    let done = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let done = fleet.first_partition().await;
     assert_eq!(done.attempt.get(), 2, "the retry ran as attempt 2");
     assert_eq!(fleet.sim.sim.stats().runs_created, 2, "one run per attempt");
     let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();

@@ -183,6 +183,36 @@ impl Fleet {
             .expect("publish raw");
     }
 
+    /// The backfill's manifest id (what every message carries).
+    pub async fn manifest_id(&self) -> String {
+        self.ledger
+            .backfill(&self.backfill_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .manifest_id
+    }
+
+    /// The first (or only) partition's row as the ledger has it now.
+    pub async fn first_partition(&self) -> backfill_ledger::Partition {
+        self.ledger
+            .partitions(&self.backfill_id)
+            .await
+            .unwrap()
+            .remove(0)
+    }
+
+    /// A first-attempt trigger of `date` (YYYY-MM-DD), as the producer would send it.
+    pub async fn trigger(&self, date: &str) -> backfill_contract::PartitionMessage {
+        backfill_contract::PartitionMessage::new(
+            self.backfill_id.clone(),
+            date.parse().unwrap(),
+            backfill_contract::Attempt::FIRST,
+            self.manifest_id().await,
+            backfill_contract::Step::Trigger,
+        )
+    }
+
     pub async fn count(&self, state: PartitionState) -> i64 {
         self.ledger.state_counts(&self.backfill_id).await.unwrap()[&state]
     }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{PartitionMessage, Step};
-use backfill_ledger::{PartitionState, now_ms};
+use backfill_ledger::{Partition, PartitionState, now_ms};
 
 use crate::dead_letter::DeadLetter;
 use crate::{StepError, Worker};
@@ -35,14 +35,7 @@ impl Worker {
             else {
                 continue;
             };
-            let mut msg = PartitionMessage::new(
-                p.backfill_id.clone(),
-                p.date,
-                p.attempt,
-                backfill.manifest_id,
-                Step::Trigger,
-            );
-            msg.ledger_id = Some(ledger_id.clone());
+            let msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
             self.schedule_check(
                 publisher,
                 &msg,
@@ -86,15 +79,8 @@ impl Worker {
             else {
                 continue;
             };
-            let mut msg = PartitionMessage::new(
-                p.backfill_id.clone(),
-                p.date,
-                p.attempt,
-                backfill.manifest_id.clone(),
-                Step::Trigger,
-            );
+            let mut msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
             msg.issue_seq = Some(r.issue_seq);
-            msg.ledger_id = Some(ledger_id.clone());
             // A claimed partition is never given up here: its run may exist (a slow
             // run-now), so its re-issued trigger re-attaches with the recorded token, and
             // only the claim holder's refused run-now dead-letters it.
@@ -148,4 +134,17 @@ impl Worker {
         }
         Ok(reissued)
     }
+}
+
+/// A fresh trigger of the partition's current attempt, sent by the sweep of this fleet.
+fn fresh_trigger(p: &Partition, manifest_id: &str, ledger_id: &str) -> PartitionMessage {
+    let mut msg = PartitionMessage::new(
+        p.backfill_id.clone(),
+        p.date,
+        p.attempt,
+        manifest_id,
+        Step::Trigger,
+    );
+    msg.ledger_id = Some(ledger_id.to_owned());
+    msg
 }
