@@ -161,3 +161,24 @@ fn an_operator_clears_a_fleet_wide_pause() {
     let shown = run(&env, &["throttle", "show"]);
     assert!(String::from_utf8_lossy(&shown.stdout).contains("no endpoint is paused"));
 }
+
+/// Issue 14 point 7: a 404 that is not the documented not-found (`ENDPOINT_NOT_FOUND`
+/// from a proxy or a wrong path, for a while) says nothing about the run: the running
+/// partition is not abandoned, it succeeds once the endpoint answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_passing_endpoint_not_found_abandons_no_running_partition() {
+    let mut missing = on_runs_get(FaultKind::EndpointNotFound, "2026-01-02");
+    missing.times = Some(3);
+    let sim = SimConfig {
+        faults: vec![missing],
+        ..fast_sim()
+    };
+    let mut fleet = ProcessFleet::new(&support::amqp_url_string(), sim).await;
+    fleet.produce(3, 3);
+    fleet.spawn_worker();
+    fleet.wait_succeeded(3, Duration::from_secs(60)).await;
+    fleet.assert_one_run_per_partition(3);
+    assert_eq!(fleet.sim.sim.stats().faults["EndpointNotFound"], 3);
+    assert!(dead_letters(&fleet).is_empty());
+    fleet.teardown().await;
+}

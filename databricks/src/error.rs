@@ -50,16 +50,17 @@ impl ApiError {
     }
 
     /// Asking again cannot help: the request itself is refused (a 4xx other than
-    /// throttling, authentication and the documented not-found answers, which callers
-    /// handle), or the client is misconfigured. Refused credentials (401, 403) and answers
-    /// that are not the API's (an HTML sign-in page with 200) are not: a rotated token or
-    /// a proxy may be fixed, so they are retried within the outage budget like transport
+    /// throttling, authentication, 404 and the documented not-found answers, which callers
+    /// handle), or the client is misconfigured. Refused credentials (401, 403), a 404 that
+    /// is not about the run (`ENDPOINT_NOT_FOUND`: a wrong host or path) and answers that
+    /// are not the API's (an HTML sign-in page with 200) say nothing about the partition
+    /// and can be fixed, so they are retried within the outage budget like transport
     /// trouble, timeouts, 429 and 5xx.
     pub fn is_permanent(&self) -> bool {
         match self {
             Self::Http { status, .. } => {
                 (400..500).contains(status)
-                    && !matches!(status, 401 | 403 | 408 | 429)
+                    && !matches!(status, 401 | 403 | 404 | 408 | 429)
                     && !self.is_not_found()
             }
             Self::Config(_) => true,
@@ -214,7 +215,7 @@ mod tests {
             assert!(!http(s, "X", "").is_permanent(), "{s}");
         }
         assert!(!http(400, "INVALID_PARAMETER_VALUE", "Run 1 does not exist.").is_permanent());
-        assert!(http(404, "ENDPOINT_NOT_FOUND", "").is_permanent());
+        assert!(!http(404, "ENDPOINT_NOT_FOUND", "").is_permanent());
         let login = ApiError::Decode {
             endpoint: "runs/get",
             detail: "expected value at line 1".into(),

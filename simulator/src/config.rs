@@ -67,6 +67,8 @@ pub enum FaultKind {
     Forbidden,
     /// 400 `INVALID_PARAMETER_VALUE` that is not "does not exist" (a refused request).
     BadRequest,
+    /// 404 `ENDPOINT_NOT_FOUND` (a wrong path or host, or a proxy): nothing about the run.
+    EndpointNotFound,
     /// 200 with an HTML single-sign-on login page instead of JSON (a proxy in the way).
     LoginPage,
 }

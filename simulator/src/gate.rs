@@ -226,6 +226,11 @@ pub async fn gate(
             "User does not have permission to view this run",
         ),
         FaultKind::LoginPage => html(StatusCode::OK, "Sign in to continue"),
+        FaultKind::EndpointNotFound => error(
+            StatusCode::NOT_FOUND,
+            "ENDPOINT_NOT_FOUND",
+            "No API found for this path",
+        ),
         FaultKind::BadRequest => error(
             StatusCode::BAD_REQUEST,
             "INVALID_PARAMETER_VALUE",
