@@ -17,7 +17,7 @@ async fn twenty_workers_share_ten_run_now_calls_a_second() {
     let mut fleet = ProcessFleet::new(&support::amqp_url_string(), fast_sim()).await;
     fleet.set_env("WORKER_API_BUDGET", "jobs/run-now=10,jobs/runs/get=50");
     // Twenty processes of ten connections each would exceed PostgreSQL's default 100.
-    fleet.set_env("LEDGER_PG_POOL", "3");
+    fleet.set_env("LEDGER_PG_POOL", "2");
     for _ in 0..20 {
         fleet.spawn_worker();
     }
@@ -50,5 +50,35 @@ async fn twenty_workers_share_ten_run_now_calls_a_second() {
         peak["jobs/run-now"]
     );
     assert!(peak["jobs/runs/get"] <= 50, "{peak:?}");
+    fleet.teardown().await;
+}
+
+/// Not only workers: the reconciler takes its share of the budget too (it proves 16
+/// partitions at a time, which would otherwise be 16 `runs/get` calls at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_stays_inside_the_fleet_budget() {
+    let mut fleet = ProcessFleet::new(&support::amqp_url_string(), fast_sim()).await;
+    fleet.set_env("WORKER_API_BUDGET", "jobs/run-now=10,jobs/runs/get=3");
+    fleet.produce(12, 12);
+    fleet.spawn_worker();
+    fleet.wait_succeeded(12, Duration::from_secs(120)).await;
+    fleet.workers.clear();
+    let out = support::process::run(
+        &fleet.env,
+        &["reconcile", "--backfill-id", "fleet", "--once", "--json"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        support::process::text(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["verified"], 12);
+    let peak = fleet.sim.sim.stats().peak_per_second;
+    assert!(
+        peak["jobs/runs/get"] <= 3,
+        "runs/get peaked at {} calls in a second: {peak:?}",
+        peak["jobs/runs/get"]
+    );
     fleet.teardown().await;
 }

@@ -64,6 +64,16 @@ pub struct GlobalOpts {
         default_value_t = 120
     )]
     pub max_retry_after_s: u64,
+    /// Databricks requests per second for the whole fleet, per endpoint: every process
+    /// that calls Databricks (workers, reconciler, promote, cancel, produce) takes an equal
+    /// share through the ledger.
+    #[arg(
+        long,
+        global = true,
+        env = "WORKER_API_BUDGET",
+        default_value = "jobs/run-now=10,jobs/runs/get=50"
+    )]
+    pub api_budget: String,
     /// Delay tiers of the broker topology, comma-separated (for example 1s,5s,30s,2m,10m,1h).
     #[arg(long, global = true, env = "BACKFILL_DELAY_TIERS")]
     pub delay_tiers: Option<String>,
@@ -179,14 +189,6 @@ pub struct WorkerArgs {
     /// ledger unreachable) before it is dead-lettered with the last error.
     #[arg(long, env = "WORKER_OUTAGE_BUDGET_S", default_value_t = 3600)]
     pub outage_budget_s: u64,
-    /// Databricks requests per second for the whole fleet, per endpoint; every worker
-    /// takes an equal share.
-    #[arg(
-        long,
-        env = "WORKER_API_BUDGET",
-        default_value = "jobs/run-now=10,jobs/runs/get=50"
-    )]
-    pub api_budget: String,
     /// Seconds between sweeps for overdue checks.
     #[arg(long, env = "WORKER_SWEEP_INTERVAL_S", default_value_t = 15)]
     pub sweep_interval_s: u64,

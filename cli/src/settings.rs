@@ -7,6 +7,8 @@ use backfill_broker::{AmqpUrl, Broker, Topology, parse_duration};
 use backfill_databricks::{ClientConfig, DatabricksClient};
 use backfill_ledger::Ledger;
 
+use backfill_worker::{ApiBudget, FleetBudget};
+
 use crate::CliError;
 use crate::args::GlobalOpts;
 
@@ -86,6 +88,39 @@ impl GlobalOpts {
             .context("cannot open the ledger (--ledger-url / LEDGER_URL)")?)
     }
 
+    /// The fleet's API budget.
+    pub fn budget(&self) -> Result<ApiBudget, CliError> {
+        self.api_budget
+            .parse()
+            .map_err(|e| CliError::usage(format!("--api-budget / WORKER_API_BUDGET: {e}")))
+    }
+
+    /// A Databricks client that takes its share of the fleet's API budget like a worker
+    /// (and shares the throttling pauses), for as long as the returned membership lives.
+    pub async fn fleet_client(
+        &self,
+        ledger: &Ledger,
+        role: &str,
+    ) -> Result<(DatabricksClient, FleetMembership), CliError> {
+        let client = self.client()?;
+        let id = format!("{role}-{}", std::process::id());
+        let gate = FleetBudget::new(ledger.clone(), &id, self.budget()?, Duration::from_secs(1));
+        gate.set_max_pause(client.max_retry_after());
+        let heartbeat = {
+            let gate = gate.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = gate.refresh().await {
+                        tracing::debug!(error = %e, "heartbeat failed; keeping the last known share");
+                    }
+                    tokio::time::sleep(gate.heartbeat_interval()).await;
+                }
+            })
+        };
+        let client = client.with_gate(gate.clone());
+        Ok((client, FleetMembership { heartbeat }))
+    }
+
     /// Connects to the broker, retrying for up to `patience`, with advice when it is absent.
     pub async fn broker(&self, name: &str, patience: Duration) -> Result<Broker, CliError> {
         let url = self.amqp()?;
@@ -116,6 +151,19 @@ fn is_loopback(host_url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A command's place in the fleet's API budget, for as long as it lives (its share
+/// lapses three heartbeats after).
+#[derive(Debug)]
+pub struct FleetMembership {
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for FleetMembership {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
 }
 
 #[cfg(test)]

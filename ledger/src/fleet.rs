@@ -10,9 +10,8 @@ use crate::{Ledger, LedgerError, now_ms};
 
 impl Ledger {
     /// Records that `worker_id` is alive and returns how many workers were seen within
-    /// `ttl_ms` (this one included) and this worker's rank among them (how many of them
-    /// have a smaller id).
-    pub async fn heartbeat(&self, worker_id: &str, ttl_ms: i64) -> Result<(i64, i64), LedgerError> {
+    /// `ttl_ms` (this one included).
+    pub async fn heartbeat(&self, worker_id: &str, ttl_ms: i64) -> Result<i64, LedgerError> {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO workers (worker_id, started_at_ms, last_seen_ms) VALUES ($1, $2, $2) \
@@ -22,18 +21,11 @@ impl Ledger {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        let row = sqlx::query(
-            "SELECT CAST(COUNT(*) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN worker_id < $2 THEN 1 ELSE 0 END), 0) AS BIGINT) \
-             FROM workers WHERE last_seen_ms > $1",
-        )
-        .bind(now - ttl_ms)
-        .bind(worker_id.to_owned())
-        .fetch_one(&self.pool)
-        .await?;
-        let live: i64 = row.try_get(0).map_err(corrupt)?;
-        let rank: i64 = row.try_get(1).map_err(corrupt)?;
-        Ok((live.max(1), rank))
+        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM workers WHERE last_seen_ms > $1")
+            .bind(now - ttl_ms)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(live.max(1))
     }
 
     /// Removes a worker that stops cleanly, so the others take its share at once.
@@ -80,6 +72,50 @@ impl Ledger {
             }
         };
         Ok(cleared.rows_affected())
+    }
+
+    /// Takes the next call slot of `endpoint`, slots being `interval_ms` apart fleet-wide:
+    /// `0` when this call may go now (the slot is taken), otherwise how many milliseconds
+    /// until the next free slot.
+    pub async fn take_rate_slot(
+        &self,
+        endpoint: &str,
+        interval_ms: i64,
+    ) -> Result<i64, LedgerError> {
+        for _ in 0..2 {
+            let now = now_ms();
+            let taken: Option<i64> = sqlx::query_scalar(
+                "UPDATE api_rate SET next_ms = \
+                 CASE WHEN next_ms < $2 THEN $2 ELSE next_ms END + $3 \
+                 WHERE endpoint = $1 AND next_ms <= $2 RETURNING next_ms",
+            )
+            .bind(endpoint.to_owned())
+            .bind(now)
+            .bind(interval_ms)
+            .fetch_optional(&self.pool)
+            .await?;
+            if taken.is_some() {
+                return Ok(0);
+            }
+            let next: Option<i64> =
+                sqlx::query_scalar("SELECT next_ms FROM api_rate WHERE endpoint = $1")
+                    .bind(endpoint.to_owned())
+                    .fetch_optional(&self.pool)
+                    .await?;
+            match next {
+                Some(next) => return Ok((next - now).max(1)),
+                None => {
+                    sqlx::query(
+                        "INSERT INTO api_rate (endpoint, next_ms) VALUES ($1, 0) \
+                         ON CONFLICT (endpoint) DO NOTHING",
+                    )
+                    .bind(endpoint.to_owned())
+                    .execute(&self.pool)
+                    .await?;
+                }
+            }
+        }
+        Ok(1)
     }
 
     /// Endpoints paused fleet-wide, with the time each pause ends.

@@ -1,11 +1,12 @@
-//! The fleet-wide Databricks API budget. Every worker heartbeats into the ledger and takes
-//! an equal share of each endpoint's budget: `floor(budget / live workers)` calls in any
-//! sliding second while there are no more workers than the budget; with more workers than
-//! that, the seconds are dealt out: in calendar second `s` only the workers whose rank `r`
-//! (by id) has `(s + r) mod live < budget` may make one call, so no second sees more than
-//! the budget however many workers there are. A throttled answer pauses the endpoint for
-//! the whole fleet. A new worker waits one heartbeat before its first call, so the others
-//! have shrunk their shares by then.
+//! The fleet-wide Databricks API budget. Every process that calls Databricks heartbeats
+//! into the ledger and takes an equal share of each endpoint's budget:
+//! `floor(budget / live members)` calls in any sliding second while there are no more
+//! members than the budget. With more members than that, a share would be less than one
+//! call a second: then each call takes a slot through the ledger, slots 1.1 / budget
+//! seconds apart fleet-wide, so no second sees more than the budget however many
+//! processes there are (a compare-and-set per call, at most the budget's rate of them).
+//! A throttled answer pauses the endpoint for the whole fleet. A new member waits one
+//! heartbeat before its first call, so the others have shrunk their shares by then.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -62,15 +63,23 @@ pub struct FleetBudget {
     budget: ApiBudget,
     heartbeat: Duration,
     live: AtomicI64,
-    rank: AtomicI64,
-    /// Per endpoint, the calendar second of this worker's last call in slot mode.
-    slots: Mutex<HashMap<&'static str, i64>>,
     ready_at: Instant,
     windows: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
     /// Per endpoint, until when it is paused and when this worker learnt of it.
     paused_until: Mutex<HashMap<String, (Instant, Instant)>>,
     /// The longest pause honoured (the client's longest `Retry-After`).
     max_pause: Mutex<Duration>,
+}
+
+/// What a call must do before it goes.
+enum Gate {
+    Go,
+    /// The fleet's rate: wait this long, then ask again.
+    Wait(Duration),
+    /// The endpoint is paused after throttling, for this long.
+    Paused(Duration),
+    /// More workers than the budget: take a slot spaced through the ledger.
+    AskLedger,
 }
 
 /// The longest a call waits at the gate; a longer pause is returned to the caller.
@@ -89,8 +98,6 @@ impl FleetBudget {
             budget,
             heartbeat,
             live: AtomicI64::new(1),
-            rank: AtomicI64::new(0),
-            slots: Mutex::new(HashMap::new()),
             ready_at: Instant::now() + heartbeat + Duration::from_millis(250),
             windows: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(HashMap::new()),
@@ -113,39 +120,18 @@ impl FleetBudget {
     }
 
     /// This worker's calls allowed in any second on `endpoint` (None: unlimited; 0: fewer
-    /// than one a second, dealt out by calendar second).
+    /// than one a second, spaced through the ledger).
     pub fn share(&self, endpoint: &str) -> Option<usize> {
         let live = self.live.load(Ordering::Relaxed).max(1) as u32;
         self.budget.0.get(endpoint).map(|b| (b / live) as usize)
-    }
-
-    /// With more workers than the budget: zero when this calendar second is one of this
-    /// worker's (and records the call), else the wait until its next one.
-    fn slot_wait(&self, endpoint: &'static str, budget: i64) -> Duration {
-        let live = self.live.load(Ordering::Relaxed).max(1);
-        let rank = self.rank.load(Ordering::Relaxed);
-        let now = now_ms();
-        let second = now.div_euclid(1000);
-        let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
-        for s in second..=second + live {
-            if (s + rank).rem_euclid(live) < budget && slots.get(endpoint) != Some(&s) {
-                if s == second {
-                    slots.insert(endpoint, s);
-                    return Duration::ZERO;
-                }
-                return Duration::from_millis((s * 1000 - now).max(0) as u64 + 1);
-            }
-        }
-        Duration::from_secs(1)
     }
 
     /// Heartbeats, learns how many workers share the budget and which endpoints the
     /// fleet has paused.
     pub async fn refresh(&self) -> Result<(), LedgerError> {
         let ttl = (self.heartbeat * 3).as_millis() as i64;
-        let (live, rank) = self.ledger.heartbeat(&self.worker_id, ttl).await?;
+        let live = self.ledger.heartbeat(&self.worker_id, ttl).await?;
         self.live.store(live, Ordering::Relaxed);
-        self.rank.store(rank, Ordering::Relaxed);
         let now_wall = now_ms();
         let paused = self.ledger.paused_endpoints().await?;
         // The ledger's pauses replace this worker's own, so an operator's `backfill
@@ -176,28 +162,37 @@ impl FleetBudget {
         self.paused_until.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// How long to wait before a call to `endpoint` may go (and whether for a throttling
-    /// pause rather than the fleet's rate); records the call when zero.
-    fn try_take(&self, endpoint: &'static str) -> (Duration, bool) {
+    /// What a call to `endpoint` must do first; records the call when it may go.
+    fn try_take(&self, endpoint: &'static str) -> Gate {
         let now = Instant::now();
         if let Some((until, _)) = self.lock_paused().get(endpoint).filter(|(u, _)| *u > now) {
-            return (*until - now, true);
+            return Gate::Paused(*until - now);
         }
-        (self.rate_wait(endpoint, now), false)
+        if now < self.ready_at {
+            return Gate::Wait(self.ready_at - now);
+        }
+        match self.share(endpoint) {
+            None => Gate::Go,
+            Some(0) => Gate::AskLedger,
+            Some(share) => match self.window_wait(endpoint, share, now) {
+                wait if wait.is_zero() => Gate::Go,
+                wait => Gate::Wait(wait),
+            },
+        }
     }
 
-    /// The wait the fleet's rate asks of this worker before its next call to `endpoint`.
-    fn rate_wait(&self, endpoint: &'static str, now: Instant) -> Duration {
-        if now < self.ready_at {
-            return self.ready_at - now;
-        }
-        let Some(share) = self.share(endpoint) else {
-            return Duration::ZERO;
-        };
-        if share == 0 {
-            let budget = self.budget.0.get(endpoint).copied().unwrap_or(1);
-            return self.slot_wait(endpoint, i64::from(budget));
-        }
+    /// With fewer than one call a second for this worker: the fleet's calls to `endpoint`
+    /// spaced through the ledger, a little more than `1 / budget` seconds apart (the
+    /// margin absorbs the network's jitter between here and the workspace).
+    async fn ledger_wait(&self, endpoint: &'static str) -> Result<Duration, LedgerError> {
+        let budget = self.budget.0.get(endpoint).copied().unwrap_or(1).max(1);
+        let interval_ms = i64::from(1_100 / budget).max(1);
+        let wait = self.ledger.take_rate_slot(endpoint, interval_ms).await?;
+        Ok(Duration::from_millis(wait.max(0) as u64))
+    }
+
+    /// This worker's own sliding second: zero when the call may go (and records it).
+    fn window_wait(&self, endpoint: &'static str, share: usize, now: Instant) -> Duration {
         let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
         let window = windows.entry(endpoint).or_default();
         while window
@@ -224,15 +219,23 @@ impl CallGate for FleetBudget {
     ) -> Pin<Box<dyn Future<Output = Result<(), Duration>> + Send + 'a>> {
         Box::pin(async move {
             loop {
-                let (wait, paused) = self.try_take(endpoint);
-                if wait.is_zero() {
-                    return Ok(());
-                }
-                // A throttling pause is never waited out here (the caller's message goes
-                // round the delay tiers); the fleet's rate is, being seconds at most.
-                if paused && wait > HOLD_AT_GATE {
-                    return Err(wait);
-                }
+                let wait = match self.try_take(endpoint) {
+                    Gate::Go => return Ok(()),
+                    // A throttling pause is never waited out here (the caller's message
+                    // goes round the delay tiers); the fleet's rate is, being short.
+                    Gate::Paused(wait) if wait > HOLD_AT_GATE => return Err(wait),
+                    Gate::Paused(wait) | Gate::Wait(wait) => wait,
+                    Gate::AskLedger => match self.ledger_wait(endpoint).await {
+                        Ok(wait) if wait.is_zero() => return Ok(()),
+                        Ok(wait) => wait,
+                        Err(e) => {
+                            // The ledger is the fleet's clock here: without it, wait a
+                            // whole second per call (at most one a second per worker).
+                            tracing::debug!(error = %e, "rate slot unavailable");
+                            Duration::from_secs(1)
+                        }
+                    },
+                };
                 tokio::time::sleep(wait).await;
             }
         })

@@ -49,8 +49,8 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
             "cancelling {backfill_id} stops its runs and cannot be undone; repeat with --yes"
         )));
     }
-    let client = global.client()?;
     let ledger = global.ledger().await?;
+    let (client, _membership) = global.fleet_client(&ledger, "cancel").await?;
     let backfill = load_backfill(&ledger, &backfill_id).await?;
     let why = format!("cancelled by {}: {}", args.by, args.reason);
     ledger

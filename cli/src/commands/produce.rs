@@ -89,7 +89,7 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
         return Ok(());
     }
     let ledger = global.ledger().await?;
-    let client = global.client()?;
+    let (client, _membership) = global.fleet_client(&ledger, "producer").await?;
     let guards = if args.guards.any() {
         Some(super::control::merge_guards(
             backfill_ledger::Guards::default(),

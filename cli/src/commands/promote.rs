@@ -29,8 +29,8 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
     }
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let policy = load_policy(args.dq_policy.as_deref())?;
-    let client = global.client()?;
     let ledger = global.ledger().await?;
+    let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
     if args.approve {
         let first = ledger
             .approve(&backfill_id, &args.by)
@@ -100,8 +100,8 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
 pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let partitions = super::parse_partitions(&args.partitions)?;
-    let client = global.client()?;
     let ledger = global.ledger().await?;
+    let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
     let settings = settings(&args.promotion, 1, false);
     let done = roll_back(
         &ledger,

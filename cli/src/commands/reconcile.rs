@@ -14,8 +14,8 @@ use crate::{CliError, observe};
 
 pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let client = global.client()?;
     let ledger = global.ledger().await?;
+    let (client, _membership) = global.fleet_client(&ledger, "reconciler").await?;
     let actor = format!("reconciler-{}", std::process::id());
     let policy = load_policy(args.dq_policy.as_deref())?;
     let report = if args.once {

@@ -30,10 +30,7 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     config.outage_budget = Duration::from_secs(args.outage_budget_s);
     config.sweep_interval = Duration::from_secs(args.sweep_interval_s.max(1));
     config.retry.base_delay = Duration::from_secs(args.retry_base_s);
-    let budget: ApiBudget = args
-        .api_budget
-        .parse()
-        .map_err(|e| CliError::usage(format!("--api-budget / WORKER_API_BUDGET: {e}")))?;
+    let budget: ApiBudget = global.budget()?;
     let shutdown = shutdown_on_signals();
     let metrics =
         observe::start(global, "worker", &[Group::Worker, Group::Api, Group::Fleet]).await?;
