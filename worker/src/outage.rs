@@ -82,7 +82,7 @@ impl Worker {
         .map_or(self.config.outage_delay, |after| {
             after.max(self.config.outage_delay)
         });
-        self.delay_follow_up(publisher, &msg, again, lane, error.kind(), wait)
+        self.delay_follow_up(publisher, &msg, again, lane, error.kind(), wait, true)
             .await?;
         Ok(())
     }

@@ -819,7 +819,7 @@ impl Worker {
         reason: &str,
     ) -> Result<Handled, StepError> {
         let again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
-        self.delay_follow_up(publisher, msg, again, lane, kind, wait)
+        self.delay_follow_up(publisher, msg, again, lane, kind, wait, true)
             .await?;
         Ok(Handled::Delayed(reason.to_owned()))
     }
@@ -836,12 +836,15 @@ impl Worker {
     ) -> Result<Handled, StepError> {
         let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
         again.outage_since_ms = msg.outage_since_ms;
-        self.delay_follow_up(publisher, msg, again, lane, "not_due", wait)
+        // The ledger already has this due time: nothing to record (no write per lap).
+        self.delay_follow_up(publisher, msg, again, lane, "not_due", wait, false)
             .await?;
         Ok(Handled::Delayed(reason.to_owned()))
     }
 
-    /// Sends `again` (a follow-up of `msg`) round the delay tiers for `wait`.
+    /// Sends `again` (a follow-up of `msg`) round the delay tiers for `wait`, and with
+    /// `record_due` tells the ledger when it is due.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn delay_follow_up(
         &self,
         publisher: &Publisher,
@@ -850,6 +853,7 @@ impl Worker {
         lane: Lane,
         kind: &'static str,
         wait: Duration,
+        record_due: bool,
     ) -> Result<(), StepError> {
         self.metrics.worker.delayed(lane.key(), kind);
         // Sent round without an outage of its own: whatever outage was on record is over.
@@ -858,6 +862,9 @@ impl Worker {
         again.not_before_ms = Some(due);
         self.publish(publisher, &again, Destination::Delayed(lane, wait))
             .await?;
+        if !record_due {
+            return Ok(());
+        }
         // Tell the sweep when this message is due, so it does not re-issue one that is
         // only waiting (best effort: the message is out; a missed write costs at most one
         // superfluous re-issue).
