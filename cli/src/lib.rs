@@ -21,7 +21,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(
         cli.global.log_format,
-        matches!(cli.command, args::Command::Demo(_)),
+        // The demo prints its own progress; `topology` asks for queues that may be
+        // absent, which lapin reports as channel errors.
+        matches!(
+            cli.command,
+            args::Command::Demo(_) | args::Command::Topology(_)
+        ),
     );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

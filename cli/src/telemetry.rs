@@ -10,7 +10,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// `quiet` (the demo, which prints its own progress) logs only warnings by default.
+/// `quiet` (commands that print their own report) logs only warnings by default, and
+/// nothing from lapin.
 pub fn init(format: LogFormat, quiet: bool) {
     let default = if quiet {
         "warn,lapin=off"
