@@ -25,6 +25,7 @@ fn new_backfill(id: &str, days: u32, cap: i64) -> NewBackfill {
         concurrency_cap: cap,
         manifest_id: "m-test".into(),
         manifest: serde_json::json!({"job_settings_hash": "x"}),
+        contract: None,
         created_by: "tester".into(),
     }
 }
@@ -551,6 +552,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
             passed,
             value: "1".into(),
             threshold: "0".into(),
+            policy_hash: "p".into(),
         };
         let d1_attempt1 = [dq(1, "rows", false), dq(1, "nulls", true)];
         ledger.record_dq(&d1, a1, "r", &d1_attempt1).await.unwrap();
@@ -568,11 +570,29 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
         );
 
         ledger
-            .create_action(&id, "p1", "promote", 1, &["2026-01-01".into()], "tok", "r")
+            .create_action(
+                &id,
+                "p1",
+                "promote",
+                1,
+                &["2026-01-01".into()],
+                "tok",
+                None,
+                "r",
+            )
             .await
             .unwrap();
         ledger
-            .create_action(&id, "p2", "promote", 2, &["2026-01-02".into()], "tok2", "r")
+            .create_action(
+                &id,
+                "p2",
+                "promote",
+                2,
+                &["2026-01-02".into()],
+                "tok2",
+                None,
+                "r",
+            )
             .await
             .unwrap();
         assert!(

@@ -10,35 +10,46 @@ use std::time::Duration;
 
 use backfill_databricks::models::ListRuns;
 use backfill_reconciler::{
-    DqPolicy, GapKind, PromotionOutcome, PromotionSettings, Reverify, audit_csv, audit_json,
-    promote, reconcile_once, rollback,
+    GapKind, PromotionOutcome, PromotionSettings, Reverify, audit_csv, audit_json, promote,
+    reconcile_once, rollback,
 };
 use backfill_simulator::SimConfig;
-use support::fleet::{Fleet, fast_sim};
+use support::fleet::{ContractSpec, Fleet, fast_sim};
 
 const POLICY: &str = include_str!("../policies/usage-daily.toml");
 
-fn settings(wave_size: usize, require_approval: bool) -> PromotionSettings {
+fn settings(wave_size: usize) -> PromotionSettings {
     PromotionSettings {
-        promotion_job_id: 2,
-        rollback_job_id: 3,
         wave_size,
-        staging_table: "usage.staging".into(),
-        target_table: "usage.daily".into(),
-        require_approval,
         poll: Duration::from_millis(50),
         timeout: Duration::from_secs(30),
     }
 }
 
+/// The shipped policy, as a contract records it.
+fn with_policy() -> ContractSpec {
+    ContractSpec {
+        policy: Some(POLICY),
+        ..ContractSpec::default()
+    }
+}
+
 /// Runs a backfill of `days` to the end on each ledger backend, then hands it to `check`.
-async fn on_both_ledgers<F, Fut>(days: u32, sim: SimConfig, check: F)
+async fn on_both_ledgers<F, Fut>(days: u32, sim: SimConfig, spec: ContractSpec, check: F)
 where
     F: Fn(Fleet) -> Fut,
     Fut: std::future::Future<Output = Fleet>,
 {
     for url in [support::sqlite_url(), support::postgres_url().await] {
-        let mut fleet = Fleet::build(days, 20, sim.clone(), &support::amqp_url(), &url).await;
+        let mut fleet = Fleet::build_with(
+            days,
+            20,
+            sim.clone(),
+            &support::amqp_url(),
+            &url,
+            spec.clone(),
+        )
+        .await;
         fleet.publish_all().await;
         fleet.start_worker("w1", None);
         support::eventually(
@@ -72,73 +83,108 @@ async fn job_runs(fleet: &Fleet, job_id: i64) -> Vec<backfill_databricks::models
     runs
 }
 
+/// What each promotion run was told to copy: (partition, staging version), in run order.
+async fn promoted_params(fleet: &Fleet) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for run in job_runs(fleet, 2).await {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(run.parameter("partitions").unwrap()).unwrap();
+        for p in list {
+            out.push((
+                p["partition_date"].as_str().unwrap().to_owned(),
+                p["staging_version"].as_i64().unwrap(),
+            ));
+        }
+    }
+    out
+}
+
+/// Each partition's proven staging version for its current attempt.
+async fn proven_versions(fleet: &Fleet) -> std::collections::BTreeMap<String, i64> {
+    let attempts: std::collections::BTreeMap<String, i64> = fleet
+        .ledger
+        .partitions(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| (p.date.to_string(), i64::from(p.attempt.get())))
+        .collect();
+    fleet
+        .ledger
+        .proofs(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| attempts.get(&p.partition_date) == Some(&p.attempt))
+        .map(|p| (p.partition_date, p.staging_version.unwrap()))
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_complete_backfill_promotes_once_even_when_promotion_is_raced() {
-    on_both_ledgers(7, fast_sim(), |fleet| async move {
-        let policy = DqPolicy::from_toml(POLICY).unwrap();
-        let s = settings(3, false);
+    on_both_ledgers(7, fast_sim(), with_policy(), |fleet| async move {
+        let s = settings(3);
         let (a, b) = tokio::join!(
-            promote(
-                &fleet.ledger,
-                &fleet.client,
-                &fleet.backfill_id,
-                &s,
-                Some(&policy),
-                "r1"
-            ),
-            promote(
-                &fleet.ledger,
-                &fleet.client,
-                &fleet.backfill_id,
-                &s,
-                Some(&policy),
-                "r2"
-            ),
+            promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r1"),
+            promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r2"),
         );
         for outcome in [a.unwrap(), b.unwrap()] {
-            let PromotionOutcome::Promoted(waves) = outcome else {
-                panic!("{outcome:?}")
-            };
-            assert_eq!(waves.len(), 3);
-        }
-        let promotions = job_runs(&fleet, 2).await;
-        assert_eq!(promotions.len(), 3, "one promotion run per wave");
-        // Waves in order, oldest partitions first, each recording the table versions.
-        let actions = fleet.ledger.actions(&fleet.backfill_id).await.unwrap();
-        let waves: Vec<_> = actions.iter().filter(|a| a.kind == "promote").collect();
-        assert_eq!(waves.iter().map(|w| w.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(
-            waves[0].partitions,
-            ["2026-01-01", "2026-01-02", "2026-01-03"]
-        );
-        assert_eq!(waves[2].partitions, ["2026-01-07"]);
-        let run_ids: Vec<i64> = waves.iter().map(|w| w.run_id.unwrap()).collect();
-        assert!(
-            run_ids.windows(2).all(|w| w[0] < w[1]),
-            "waves run in order: {run_ids:?}"
-        );
-        for w in &waves {
-            let detail: serde_json::Value = serde_json::from_str(&w.detail).unwrap();
-            assert_eq!(
-                detail["reported"]["version_after"].as_i64().unwrap(),
-                detail["reported"]["version_before"].as_i64().unwrap() + 1
+            assert!(
+                matches!(
+                    outcome,
+                    PromotionOutcome::Promoted {
+                        without_policy: false,
+                        ..
+                    }
+                ),
+                "{outcome:?}"
             );
         }
-        let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+        // Every partition promoted exactly once, at the staging version it was proven with.
+        let mut told = promoted_params(&fleet).await;
+        told.sort();
+        let proven: Vec<(String, i64)> = proven_versions(&fleet).await.into_iter().collect();
+        assert_eq!(proven.len(), 7);
+        assert_eq!(told, proven, "each proven snapshot promoted once, no other");
+        let items = fleet
+            .ledger
+            .promotion_items(&fleet.backfill_id)
+            .await
+            .unwrap();
+        assert_eq!(items.len(), 7, "{items:?}");
+        for i in &items {
+            assert_eq!(i.state, "succeeded");
+            assert_eq!(i.version_after, i.version_before.map(|v| v + 1), "{i:?}");
+        }
+        let actions = fleet.ledger.actions(&fleet.backfill_id).await.unwrap();
+        let promotions: Vec<_> = actions.iter().filter(|a| a.kind == "promote").collect();
         assert_eq!(
-            events
-                .iter()
-                .filter(|e| e.kind == "action_requested")
-                .count(),
-            3
+            promotions.len(),
+            job_runs(&fleet, 2).await.len(),
+            "one run per promotion action, even when two promoters raced"
         );
+        assert!(promotions.iter().all(|a| a.contract_version == Some(1)));
+        let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
         assert_eq!(
             events
                 .iter()
                 .filter(|e| e.kind == "action_state" && e.detail.contains("succeeded"))
                 .count(),
-            3
+            promotions.len()
         );
+        // Promoting again promotes nothing: every proof was promoted once.
+        let again = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r3")
+            .await
+            .unwrap();
+        let PromotionOutcome::Promoted {
+            actions, already, ..
+        } = again
+        else {
+            panic!("{again:?}")
+        };
+        assert!(actions.is_empty());
+        assert_eq!(already, 7);
+        assert_eq!(job_runs(&fleet, 2).await.len(), promotions.len());
         fleet
     })
     .await;
@@ -154,7 +200,7 @@ async fn missing_failed_and_mismatched_partitions_block_promotion_and_are_report
         .into(),
         ..fast_sim()
     };
-    on_both_ledgers(4, sim, |fleet| async move {
+    on_both_ledgers(4, sim, ContractSpec::default(), |fleet| async move {
         // A mismatch: partition 03's ledger row points at partition 04's run.
         let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
         let run_of_04 = ps[3].run_id.unwrap();
@@ -174,7 +220,7 @@ async fn missing_failed_and_mismatched_partitions_block_promotion_and_are_report
         .execute(&mut conn)
         .await
         .unwrap();
-        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &settings(10, false), None, "r").await.unwrap();
+        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &settings(10), "r").await.unwrap();
         let PromotionOutcome::NotReady(report) = outcome else { panic!("{outcome:?}") };
         let kinds: Vec<(String, GapKind)> = report.gaps.iter().map(|g| (g.partition.clone(), g.kind.clone())).collect();
         assert_eq!(
@@ -200,12 +246,12 @@ async fn a_run_expired_at_databricks_is_reported_as_such() {
             run_expiry_s: 2,
             ..fast_sim()
         },
+        ContractSpec::default(),
         |fleet| async move {
             tokio::time::sleep(Duration::from_millis(2_200)).await;
-            let report =
-                reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r", None)
-                    .await
-                    .unwrap();
+            let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+                .await
+                .unwrap();
             assert!(!report.complete);
             assert!(
                 report.gaps.iter().all(|g| g.kind == GapKind::RunNotFound),
@@ -232,14 +278,13 @@ async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
             metrics,
             ..fast_sim()
         },
+        with_policy(),
         |fleet| async move {
-            let policy = DqPolicy::from_toml(POLICY).unwrap();
             let outcome = promote(
                 &fleet.ledger,
                 &fleet.client,
                 &fleet.backfill_id,
-                &settings(10, false),
-                Some(&policy),
+                &settings(10),
                 "r",
             )
             .await
@@ -265,15 +310,9 @@ async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
             );
             assert_eq!(stored.iter().filter(|r| !r.passed).count(), 1);
             // A second pass reuses the stored verdicts.
-            reconcile_once(
-                &fleet.ledger,
-                &fleet.client,
-                &fleet.backfill_id,
-                "r",
-                Some(&policy),
-            )
-            .await
-            .unwrap();
+            reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+                .await
+                .unwrap();
             assert_eq!(
                 fleet
                     .ledger
@@ -292,18 +331,15 @@ async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_approval_required_nothing_is_promoted_until_an_operator_approves() {
-    on_both_ledgers(2, fast_sim(), |fleet| async move {
-        let s = settings(10, true);
-        let outcome = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &s,
-            None,
-            "r",
-        )
-        .await
-        .unwrap();
+    let spec = ContractSpec {
+        require_approval: true,
+        ..ContractSpec::default()
+    };
+    on_both_ledgers(2, fast_sim(), spec, |fleet| async move {
+        let s = settings(10);
+        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
         assert!(
             matches!(outcome, PromotionOutcome::AwaitingApproval),
             "{outcome:?}"
@@ -324,18 +360,11 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
                 .unwrap(),
             "the first approval is kept"
         );
-        let outcome = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &s,
-            None,
-            "r",
-        )
-        .await
-        .unwrap();
+        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
         assert!(
-            matches!(outcome, PromotionOutcome::Promoted(_)),
+            matches!(outcome, PromotionOutcome::Promoted { .. }),
             "{outcome:?}"
         );
         assert_eq!(
@@ -354,24 +383,27 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorded_versions() {
-    on_both_ledgers(6, fast_sim(), |fleet| async move {
-        let s = settings(3, false);
-        let PromotionOutcome::Promoted(waves) = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &s,
-            None,
-            "r",
-        )
-        .await
-        .unwrap() else {
-            panic!("not promoted")
-        };
-        let before = |wave: usize| {
-            let detail: serde_json::Value = serde_json::from_str(&waves[wave].detail).unwrap();
-            detail["reported"]["version_before"]
-                .as_i64()
+    on_both_ledgers(6, fast_sim(), ContractSpec::default(), |fleet| async move {
+        let s = settings(3);
+        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, PromotionOutcome::Promoted { .. }),
+            "{outcome:?}"
+        );
+        // Each partition's own version before its commit (one commit per partition).
+        let items = fleet
+            .ledger
+            .promotion_items(&fleet.backfill_id)
+            .await
+            .unwrap();
+        let before = |date: &str| {
+            items
+                .iter()
+                .find(|i| i.partition_date == date)
+                .unwrap()
+                .version_before
                 .unwrap()
                 .to_string()
         };
@@ -401,8 +433,8 @@ async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorde
         assert_eq!(
             restored,
             [
-                ("2026-01-02".to_owned(), before(0)),
-                ("2026-01-05".to_owned(), before(1))
+                ("2026-01-02".to_owned(), before("2026-01-02")),
+                ("2026-01-05".to_owned(), before("2026-01-05"))
             ]
         );
         // Idempotent: asking again starts nothing new.
@@ -436,14 +468,12 @@ async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorde
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_export_holds_every_event_in_order_and_no_secret() {
-    on_both_ledgers(3, fast_sim(), |fleet| async move {
-        let policy = DqPolicy::from_toml(POLICY).unwrap();
+    on_both_ledgers(3, fast_sim(), with_policy(), |fleet| async move {
         promote(
             &fleet.ledger,
             &fleet.client,
             &fleet.backfill_id,
-            &settings(2, false),
-            Some(&policy),
+            &settings(2),
             "r",
         )
         .await
@@ -453,7 +483,7 @@ async fn the_audit_export_holds_every_event_in_order_and_no_secret() {
             &fleet.client,
             &fleet.backfill_id,
             &["2026-01-03".parse().unwrap()],
-            &settings(2, false),
+            &settings(2),
             "op",
         )
         .await
@@ -519,17 +549,11 @@ async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() 
             metrics,
             ..fast_sim()
         },
+        with_policy(),
         |fleet| async move {
-            let policy = DqPolicy::from_toml(POLICY).unwrap();
-            let report = reconcile_once(
-                &fleet.ledger,
-                &fleet.client,
-                &fleet.backfill_id,
-                "r",
-                Some(&policy),
-            )
-            .await
-            .unwrap();
+            let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+                .await
+                .unwrap();
             assert_eq!(report.gaps[0].kind, GapKind::DqFailed);
             let attempt = backfill_producer::request_rerun(
                 &fleet.ledger,
@@ -569,15 +593,9 @@ async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() 
                 2,
                 "one new run for the new attempt"
             );
-            reconcile_once(
-                &fleet.ledger,
-                &fleet.client,
-                &fleet.backfill_id,
-                "r",
-                Some(&policy),
-            )
-            .await
-            .unwrap();
+            reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+                .await
+                .unwrap();
             let attempts: std::collections::BTreeSet<i64> = fleet
                 .ledger
                 .dq_results(&fleet.backfill_id)
@@ -604,8 +622,7 @@ async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() 
 
 #[tokio::test]
 async fn a_service_pass_skips_runs_already_verified_and_promotion_reads_them_all() {
-    on_both_ledgers(6, fast_sim(), |fleet| async move {
-        let policy = DqPolicy::from_toml(POLICY).unwrap();
+    on_both_ledgers(6, fast_sim(), with_policy(), |fleet| async move {
         let gets = |f: &Fleet| {
             f.sim
                 .sim
@@ -620,7 +637,6 @@ async fn a_service_pass_skips_runs_already_verified_and_promotion_reads_them_all
             &fleet.client,
             &fleet.backfill_id,
             "r",
-            Some(&policy),
             Reverify::Unverified,
         )
         .await
@@ -632,22 +648,15 @@ async fn a_service_pass_skips_runs_already_verified_and_promotion_reads_them_all
             &fleet.client,
             &fleet.backfill_id,
             "r",
-            Some(&policy),
             Reverify::Unverified,
         )
         .await
         .unwrap();
         assert!(again.complete && again.verified == 6, "{again:?}");
         assert_eq!(gets(&fleet), after_first, "no run read again");
-        let full = reconcile_once(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            "r",
-            Some(&policy),
-        )
-        .await
-        .unwrap();
+        let full = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
         assert!(full.complete);
         assert!(gets(&fleet) >= after_first + 6, "every run read again");
         fleet

@@ -89,7 +89,7 @@ pub struct GlobalOpts {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Register a backfill and publish one message per day-partition.
-    Produce(ProduceArgs),
+    Produce(Box<ProduceArgs>),
     /// Estimate makespan and cost; warn when the window or the budget would be broken.
     Plan(PlanArgs),
     /// Consume partition work: trigger and follow Databricks runs.
@@ -98,8 +98,11 @@ pub enum Command {
     Reconcile(ReconcileArgs),
     /// Show where a backfill stands.
     Status(StatusArgs),
-    /// Promote a complete, green backfill into production, in waves (and approve it).
+    /// Promote every proven, not yet promoted partition attempt into production (and
+    /// approve it), under the backfill's recorded contract.
     Promote(PromoteArgs),
+    /// Change a backfill's promotion contract: a new, audited version (who and why).
+    Amend(AmendArgs),
     /// Roll back promoted partitions from their recorded pre-promotion versions.
     Rollback(RollbackArgs),
     /// Export the manifest and the full event log.
@@ -163,6 +166,9 @@ pub struct ProduceArgs {
     pub created_by: String,
     #[command(flatten)]
     pub guards: GuardFlags,
+    /// Recorded as the backfill's promotion contract (defaults for those not given).
+    #[command(flatten)]
+    pub contract: ContractArgs,
     /// Print the plan without registering or publishing anything.
     #[arg(long)]
     pub dry_run: bool,
@@ -215,21 +221,18 @@ pub struct ReconcileArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Data-quality policy (TOML rules over each partition's metrics); every partition
-    /// must pass it to count as complete.
-    #[arg(long, env = "BACKFILL_DQ_POLICY")]
-    pub dq_policy: Option<std::path::PathBuf>,
-    /// Once complete and green, promote (in waves; after approval when required).
+    /// Once complete and green, promote (in waves; after approval when the contract
+    /// requires it).
     #[arg(long)]
     pub promote: bool,
-    /// Promote only once an operator has approved (`backfill promote --approve`).
-    #[arg(long, env = "BACKFILL_REQUIRE_APPROVAL")]
-    pub require_approval: bool,
-    /// Partitions per promotion run, oldest first.
+    /// Partitions per promotion run, oldest first (only batches work).
     #[arg(long, default_value_t = 30)]
     pub wave_size: usize,
+    /// Partitions are gated on the backfill's recorded contract; these may only repeat it.
     #[command(flatten)]
-    pub promotion: PromotionFlags,
+    pub contract: ContractArgs,
+    #[command(flatten)]
+    pub wait: RunWait,
 }
 
 #[derive(Debug, Args)]
@@ -305,30 +308,65 @@ pub struct DemoArgs {
     pub linger_s: Option<u64>,
 }
 
-/// Where promotion and rollback happen.
+/// What governs a backfill's promotion (SPEC invariant 10). `produce` records these as the
+/// backfill's contract (unset ones take the defaults shown); `amend` changes the given ones
+/// in a new, audited contract version; `reconcile`, `promote` and `rollback` use the
+/// recorded contract and refuse (exit 2) any given value that disagrees with it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ContractArgs {
+    /// Data-quality policy file (TOML rules) gating promotion.
+    #[arg(long, env = "BACKFILL_DQ_POLICY", conflicts_with = "no_dq_policy")]
+    pub dq_policy: Option<std::path::PathBuf>,
+    /// Record that there is no data-quality policy (`produce`, `amend`): promotion is then
+    /// gated on run success alone, and says so every time.
+    #[arg(long)]
+    pub no_dq_policy: bool,
+    /// Promotion waits for `backfill promote --approve` [produce default: false].
+    #[arg(long, env = "BACKFILL_REQUIRE_APPROVAL", num_args = 0..=1, default_missing_value = "true")]
+    pub require_approval: Option<bool>,
+    /// Where the backfill's runs write (passed to every run as `staging_table`)
+    /// [produce default: main.usage.daily_customer_usage_staging].
+    #[arg(long, env = "BACKFILL_STAGING_TABLE")]
+    pub staging_table: Option<String>,
+    /// The production table promotion replaces partitions of
+    /// [produce default: main.usage.daily_customer_usage].
+    #[arg(long, env = "BACKFILL_TARGET_TABLE")]
+    pub target_table: Option<String>,
+    /// The job that replaces partitions of the target from staging [produce default: 2].
+    #[arg(long, env = "BACKFILL_PROMOTION_JOB_ID")]
+    pub promotion_job_id: Option<i64>,
+    /// The job that rewrites a partition of the target from an earlier version
+    /// [produce default: 3].
+    #[arg(long, env = "BACKFILL_ROLLBACK_JOB_ID")]
+    pub rollback_job_id: Option<i64>,
+}
+
+pub const DEFAULT_STAGING_TABLE: &str = "main.usage.daily_customer_usage_staging";
+pub const DEFAULT_TARGET_TABLE: &str = "main.usage.daily_customer_usage";
+pub const DEFAULT_PROMOTION_JOB_ID: i64 = 2;
+pub const DEFAULT_ROLLBACK_JOB_ID: i64 = 3;
+
+/// How long to follow a promotion or rollback run.
 #[derive(Debug, Args, Clone)]
-pub struct PromotionFlags {
-    /// The job that replaces partitions of the target from staging.
-    #[arg(long, env = "BACKFILL_PROMOTION_JOB_ID", default_value_t = 2)]
-    pub promotion_job_id: i64,
-    /// The job that rewrites a partition of the target from an earlier version.
-    #[arg(long, env = "BACKFILL_ROLLBACK_JOB_ID", default_value_t = 3)]
-    pub rollback_job_id: i64,
-    #[arg(
-        long,
-        env = "BACKFILL_STAGING_TABLE",
-        default_value = "usage.daily_aggregates_staging"
-    )]
-    pub staging_table: String,
-    #[arg(
-        long,
-        env = "BACKFILL_TARGET_TABLE",
-        default_value = "usage.daily_aggregates"
-    )]
-    pub target_table: String,
-    /// Seconds to wait for a promotion or rollback run.
+pub struct RunWait {
+    /// Seconds to wait for a promotion or rollback run (run the command again to go on
+    /// following it).
     #[arg(long, default_value_t = 3600)]
     pub run_timeout_s: u64,
+}
+
+/// `backfill amend`: a new, audited version of a backfill's promotion contract.
+#[derive(Debug, Args)]
+pub struct AmendArgs {
+    #[arg(long, env = "BACKFILL_ID")]
+    pub backfill_id: String,
+    /// Why the contract changes (recorded in the audit).
+    #[arg(long)]
+    pub reason: String,
+    #[arg(long, env = "USER", default_value = "unknown")]
+    pub by: String,
+    #[command(flatten)]
+    pub contract: ContractArgs,
 }
 
 #[derive(Debug, Args)]
@@ -341,17 +379,15 @@ pub struct PromoteArgs {
     /// Who approves (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,
-    /// Promote only once an operator has approved.
-    #[arg(long, env = "BACKFILL_REQUIRE_APPROVAL")]
-    pub require_approval: bool,
-    /// Partitions per promotion run, oldest first.
+    /// Partitions per promotion run, oldest first (only batches work: it never changes
+    /// what gets promoted).
     #[arg(long, default_value_t = 30)]
     pub wave_size: usize,
-    /// The data-quality policy every partition must pass.
-    #[arg(long, env = "BACKFILL_DQ_POLICY")]
-    pub dq_policy: Option<std::path::PathBuf>,
+    /// The backfill's recorded contract governs; these may only repeat it.
     #[command(flatten)]
-    pub promotion: PromotionFlags,
+    pub contract: ContractArgs,
+    #[command(flatten)]
+    pub wait: RunWait,
     #[arg(long)]
     pub json: bool,
 }
@@ -363,8 +399,11 @@ pub struct RollbackArgs {
     /// A partition to roll back, YYYY-MM-DD; repeatable (default: every promoted one).
     #[arg(long = "partition")]
     pub partitions: Vec<String>,
+    /// The backfill's recorded contract governs; these may only repeat it.
     #[command(flatten)]
-    pub promotion: PromotionFlags,
+    pub contract: ContractArgs,
+    #[command(flatten)]
+    pub wait: RunWait,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -13,4 +13,4 @@ mod token;
 pub use error::ContractError;
 pub use ids::{Attempt, BackfillId, PartitionDate};
 pub use message::{MAX_MESSAGE_BYTES, PartitionMessage, SCHEMA_VERSION, Step};
-pub use token::idempotency_token;
+pub use token::{MAX_TOKEN_LEN, idempotency_token, promotion_token, rollback_token, scoped_token};

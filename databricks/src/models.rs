@@ -273,6 +273,17 @@ pub struct Job {
     pub settings: JobSettings,
 }
 
+impl Job {
+    /// SHA-256 of the job's settings in canonical (sorted-key) JSON: what a manifest or a
+    /// promotion contract pins, so a changed job definition is noticed.
+    pub fn settings_hash(&self) -> String {
+        use sha2::Digest;
+        let value = serde_json::to_value(&self.settings).unwrap_or_default();
+        // serde_json's Map is ordered by key, so this serialization is canonical.
+        hex::encode(sha2::Sha256::digest(value.to_string().as_bytes()))
+    }
+}
+
 /// `notebook_output` of `runs/get-output`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct NotebookOutput {

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::contracts::PromotionContract;
 use crate::events::insert_event;
 use crate::model::corrupt;
 use crate::{
@@ -24,6 +25,8 @@ pub struct NewBackfill {
     pub concurrency_cap: i64,
     pub manifest_id: String,
     pub manifest: serde_json::Value,
+    /// What governs its promotion, recorded as the contract's version 1.
+    pub contract: Option<PromotionContract>,
     pub created_by: String,
 }
 
@@ -36,6 +39,8 @@ struct RequestIdentity<'a> {
     end: String,
     params: &'a BTreeMap<String, String>,
     concurrency_cap: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    contract: Option<&'a PromotionContract>,
 }
 
 impl NewBackfill {
@@ -46,6 +51,7 @@ impl NewBackfill {
             end: self.end.to_string(),
             params: &self.params,
             concurrency_cap: self.concurrency_cap,
+            contract: self.contract.as_ref(),
         })
         .unwrap_or_default()
     }
@@ -99,6 +105,21 @@ impl Ledger {
                         new.job_id, new.start, new.end, new.manifest_id
                     ));
                 insert_event(&mut tx, &event).await?;
+                if let Some(contract) = &new.contract {
+                    crate::contracts::insert_version(
+                        &mut tx,
+                        &new.backfill_id,
+                        1,
+                        contract,
+                        &new.created_by,
+                        "recorded at produce",
+                    )
+                    .await?;
+                    let event =
+                        NewEvent::backfill(&new.created_by, &new.backfill_id, "contract_recorded")
+                            .detail(contract_summary(contract));
+                    insert_event(&mut tx, &event).await?;
+                }
                 true
             }
         };
@@ -301,4 +322,24 @@ fn backfill_from_row(r: &AnyRow) -> Result<Backfill, LedgerError> {
             production_job_id: r.try_get("production_job_id").map_err(corrupt)?,
         },
     })
+}
+
+/// The contract in one line, for the audit.
+fn contract_summary(c: &PromotionContract) -> String {
+    format!(
+        "version 1: dq_policy {}, approval {}, staging {}, target {}, promotion job {}, rollback job {}",
+        c.dq_policy.as_ref().map_or_else(
+            || "NONE (promotion gated on run success alone)".to_owned(),
+            |p| format!("{} sha256 {}", p.source, p.sha256)
+        ),
+        if c.require_approval {
+            "required"
+        } else {
+            "not required"
+        },
+        c.staging_table,
+        c.target_table,
+        c.promotion_job.job_id,
+        c.rollback_job.job_id
+    )
 }

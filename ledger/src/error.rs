@@ -13,6 +13,9 @@ pub enum LedgerError {
         "backfill {0} is already registered with a different request; choose a new backfill id"
     )]
     Conflict(String),
+    /// A contract amendment or promotion record refused, with why.
+    #[error("{0}")]
+    Refused(String),
     #[error("ledger holds an unreadable value: {0}")]
     Corrupt(String),
     #[error("backfill {backfill_id} was published in broker namespace {bound:?}, not {asked:?}")]

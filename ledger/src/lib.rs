@@ -11,12 +11,15 @@
 
 mod backfills;
 mod connect;
+mod contracts;
 mod error;
 mod events;
 mod fleet;
 mod identity;
 mod model;
 mod partitions;
+mod promotions;
+mod proofs;
 mod reconcile_records;
 mod summary;
 mod trigger_sweep;
@@ -28,6 +31,9 @@ pub use trigger_sweep::Reissued;
 
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;
+pub use contracts::{ContractVersion, PromotionContract, RecordedJob, RecordedPolicy};
 pub use error::LedgerError;
 pub use events::{Event, NewEvent};
 pub use model::{Backfill, BackfillState, Guards, Partition, PartitionKey, PartitionState, now_ms};
+pub use promotions::{PromotedVersions, PromotionItem};
+pub use proofs::Proof;

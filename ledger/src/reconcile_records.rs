@@ -21,6 +21,8 @@ pub struct DqResult {
     pub passed: bool,
     pub value: String,
     pub threshold: String,
+    /// The policy (its SHA-256) the verdict was reached under.
+    pub policy_hash: String,
 }
 
 /// A promotion wave or a partition's rollback.
@@ -38,6 +40,8 @@ pub struct Action {
     pub detail: String,
     pub actor: String,
     pub at_ms: i64,
+    /// The contract version the action was started under.
+    pub contract_version: Option<i64>,
 }
 
 fn action_from_row(r: &AnyRow) -> Result<Action, LedgerError> {
@@ -57,6 +61,7 @@ fn action_from_row(r: &AnyRow) -> Result<Action, LedgerError> {
         detail: r.try_get("detail").map_err(corrupt)?,
         actor: r.try_get("actor").map_err(corrupt)?,
         at_ms: r.try_get("at_ms").map_err(corrupt)?,
+        contract_version: r.try_get("contract_version").map_err(corrupt)?,
     })
 }
 
@@ -73,8 +78,8 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         for r in results {
             sqlx::query(
-                "INSERT INTO dq_results (backfill_id, partition_date, attempt, run_id, rule, passed, value, threshold, at_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO dq_results (backfill_id, partition_date, attempt, run_id, rule, passed, value, threshold, at_ms, policy_hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
             )
             .bind(key.backfill_id.to_string())
             .bind(key.date.to_string())
@@ -85,6 +90,7 @@ impl Ledger {
             .bind(r.value.clone())
             .bind(r.threshold.clone())
             .bind(now_ms())
+            .bind(r.policy_hash.clone())
             .execute(&mut *tx)
             .await?;
             let kind = if r.passed {
@@ -107,7 +113,7 @@ impl Ledger {
     /// The evaluations of every partition's attempts, oldest first.
     pub async fn dq_results(&self, backfill_id: &BackfillId) -> Result<Vec<DqResult>, LedgerError> {
         let rows = sqlx::query(
-            "SELECT partition_date, attempt, run_id, rule, passed, value, threshold FROM dq_results \
+            "SELECT partition_date, attempt, run_id, rule, passed, value, threshold, policy_hash FROM dq_results \
              WHERE backfill_id = $1 ORDER BY result_id",
         )
         .bind(backfill_id.to_string())
@@ -123,6 +129,7 @@ impl Ledger {
                     passed: r.try_get::<i64, _>("passed").map_err(corrupt)? != 0,
                     value: r.try_get("value").map_err(corrupt)?,
                     threshold: r.try_get("threshold").map_err(corrupt)?,
+                    policy_hash: r.try_get("policy_hash").map_err(corrupt)?,
                 })
             })
             .collect()
@@ -139,12 +146,13 @@ impl Ledger {
         seq: i64,
         partitions: &[String],
         token: &str,
+        contract_version: Option<i64>,
         actor: &str,
     ) -> Result<Action, LedgerError> {
         let mut tx = self.pool.begin().await?;
         let created = sqlx::query(
-            "INSERT INTO actions (backfill_id, action_key, kind, seq, partitions, token, state, detail, actor, at_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'requested', '', $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO actions (backfill_id, action_key, kind, seq, partitions, token, state, detail, actor, at_ms, contract_version) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'requested', '', $7, $8, $9) ON CONFLICT DO NOTHING",
         )
         .bind(backfill_id.to_string())
         .bind(key.to_owned())
@@ -154,6 +162,7 @@ impl Ledger {
         .bind(token.to_owned())
         .bind(actor.to_owned())
         .bind(now_ms())
+        .bind(contract_version)
         .execute(&mut *tx)
         .await?;
         if created.rows_affected() == 1 {
@@ -181,16 +190,18 @@ impl Ledger {
     }
 
     pub async fn actions(&self, backfill_id: &BackfillId) -> Result<Vec<Action>, LedgerError> {
-        let rows =
-            sqlx::query("SELECT * FROM actions WHERE backfill_id = $1 ORDER BY at_ms, action_key")
-                .bind(backfill_id.to_string())
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT * FROM actions WHERE backfill_id = $1 ORDER BY seq, at_ms, action_key",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(action_from_row).collect()
     }
 
     /// Moves an action from one of `from` to `to` (recording its run and what it reported);
-    /// false when it was no longer in `from` (another reconciler moved it).
+    /// false when it was no longer in `from` (another reconciler moved it). A promotion's
+    /// items move with it.
     #[allow(clippy::too_many_arguments)] // one compare-and-set, its fields
     pub async fn move_action(
         &self,
@@ -202,29 +213,9 @@ impl Ledger {
         detail: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
-        let list: Vec<String> = from.iter().map(|s| format!("'{s}'")).collect();
-        let sql = format!(
-            "UPDATE actions SET state = $1, run_id = COALESCE($2, run_id), detail = $3 \
-             WHERE backfill_id = $4 AND action_key = $5 AND state IN ({})",
-            list.join(", ")
-        );
         let mut tx = self.pool.begin().await?;
-        // Built from this crate's fixed state names; values are bound.
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(to.to_owned())
-            .bind(run_id)
-            .bind(detail.to_owned())
-            .bind(backfill_id.to_string())
-            .bind(key.to_owned())
-            .execute(&mut *tx)
-            .await?;
-        let moved = done.rows_affected() == 1;
-        if moved {
-            let event = NewEvent::backfill(actor, backfill_id, "action_state")
-                .run(run_id)
-                .detail(format!("{key} {to} {detail}"));
-            insert_event(&mut tx, &event).await?;
-        }
+        let moved =
+            move_action_in(&mut tx, backfill_id, key, from, to, run_id, detail, actor).await?;
         tx.commit().await?;
         Ok(moved)
     }
@@ -258,4 +249,53 @@ impl Ledger {
                 .await?,
         )
     }
+}
+
+/// [`Ledger::move_action`] inside a transaction.
+#[allow(clippy::too_many_arguments)] // one compare-and-set, its fields
+pub(crate) async fn move_action_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backfill_id: &BackfillId,
+    key: &str,
+    from: &[&str],
+    to: &str,
+    run_id: Option<i64>,
+    detail: &str,
+    actor: &str,
+) -> Result<bool, LedgerError> {
+    const STATES: [&str; 4] = ["requested", "running", "succeeded", "failed"];
+    if let Some(bad) = from.iter().chain([&to]).find(|s| !STATES.contains(s)) {
+        return Err(LedgerError::Corrupt(format!("action state {bad:?}")));
+    }
+    let list: Vec<String> = from.iter().map(|s| format!("'{s}'")).collect();
+    let sql = format!(
+        "UPDATE actions SET state = $1, run_id = COALESCE($2, run_id), detail = $3 \
+         WHERE backfill_id = $4 AND action_key = $5 AND state IN ({})",
+        list.join(", ")
+    );
+    // Built from the fixed state names checked above; values are bound.
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to.to_owned())
+        .bind(run_id)
+        .bind(detail.to_owned())
+        .bind(backfill_id.to_string())
+        .bind(key.to_owned())
+        .execute(&mut **tx)
+        .await?;
+    let moved = done.rows_affected() == 1;
+    if moved {
+        sqlx::query(
+            "UPDATE promotion_items SET state = $1 WHERE backfill_id = $2 AND action_key = $3",
+        )
+        .bind(to.to_owned())
+        .bind(backfill_id.to_string())
+        .bind(key.to_owned())
+        .execute(&mut **tx)
+        .await?;
+        let event = NewEvent::backfill(actor, backfill_id, "action_state")
+            .run(run_id)
+            .detail(format!("{key} {to} {detail}"));
+        insert_event(tx, &event).await?;
+    }
+    Ok(moved)
 }

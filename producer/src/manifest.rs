@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use backfill_databricks::models::Job;
+use backfill_ledger::PromotionContract;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -26,6 +27,11 @@ pub struct Manifest {
     /// Dimension tables' pinned versions (`--pin TABLE=VERSION`).
     pub pinned_tables: BTreeMap<String, String>,
     pub concurrency_cap: i64,
+    /// What governs promotion: the data-quality policy (its text and hash), approval, the
+    /// staging and target tables, the promotion and rollback jobs (with settings hashes).
+    /// `None`: produced without one; such a backfill cannot be promoted until a recorded
+    /// amendment gives it one.
+    pub promotion_contract: Option<PromotionContract>,
     pub created_by: String,
     pub created_at: String,
     pub fleet_version: String,
@@ -40,7 +46,7 @@ impl Manifest {
             job_settings_hash: settings_hash(job),
             start: request.start.to_string(),
             end: request.end.to_string(),
-            params: request.params.clone(),
+            params: request.run_params(),
             code_version: request.params.get("code_version").cloned(),
             pinned_tables: request
                 .params
@@ -48,6 +54,7 @@ impl Manifest {
                 .filter_map(|(k, v)| k.strip_prefix("pin.").map(|t| (t.to_owned(), v.clone())))
                 .collect(),
             concurrency_cap: request.concurrency_cap,
+            promotion_contract: request.contract.clone(),
             created_by: request.created_by.clone(),
             created_at: chrono::Utc::now().to_rfc3339(),
             fleet_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -63,7 +70,5 @@ impl Manifest {
 
 /// SHA-256 of a job's settings in canonical (sorted-key) JSON.
 pub fn settings_hash(job: &Job) -> String {
-    let value = serde_json::to_value(&job.settings).unwrap_or_default();
-    // serde_json's Map is ordered by key, so this serialization is canonical.
-    hex::encode(Sha256::digest(value.to_string().as_bytes()))
+    job.settings_hash()
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::{ApiError, DatabricksClient};
-use backfill_ledger::{Ledger, LedgerError, NewBackfill, Registration};
+use backfill_ledger::{Ledger, LedgerError, NewBackfill, PromotionContract, Registration};
 
 use crate::Manifest;
 
@@ -40,6 +40,9 @@ pub struct ProduceRequest {
     pub concurrency_cap: i64,
     pub order: Order,
     pub created_by: String,
+    /// What governs its promotion (SPEC invariant 10), recorded with it. Its staging table
+    /// is passed to every run as the `staging_table` parameter.
+    pub contract: Option<PromotionContract>,
 }
 
 /// Why a request was refused or could not be registered.
@@ -60,7 +63,13 @@ pub enum ProduceError {
 }
 
 /// Job parameters the fleet sets itself; a request may not set them.
-pub const RESERVED_PARAMS: [&str; 3] = ["partition_date", "backfill_id", "manifest_id"];
+pub const RESERVED_PARAMS: [&str; 5] = [
+    "partition_date",
+    "backfill_id",
+    "manifest_id",
+    "attempt",
+    "staging_table",
+];
 
 impl ProduceRequest {
     /// Checks the request, naming the first problem.
@@ -91,6 +100,16 @@ impl ProduceRequest {
             )));
         }
         Ok(())
+    }
+
+    /// The parameters every run gets besides the partition's own: the request's, and the
+    /// contract's staging table.
+    pub fn run_params(&self) -> BTreeMap<String, String> {
+        let mut params = self.params.clone();
+        if let Some(c) = &self.contract {
+            params.insert("staging_table".into(), c.staging_table.clone());
+        }
+        params
     }
 
     /// The partitions in publishing order.
@@ -134,10 +153,11 @@ pub async fn register(
         job_id: request.job_id,
         start: request.start,
         end: request.end,
-        params: request.params.clone(),
+        params: request.run_params(),
         concurrency_cap: request.concurrency_cap,
         manifest_id: manifest_id.clone(),
         manifest: serde_json::to_value(&manifest).unwrap_or_default(),
+        contract: request.contract.clone(),
         created_by: request.created_by.clone(),
     };
     let registration = ledger.register_backfill(&new).await?;
@@ -158,6 +178,7 @@ mod tests {
             concurrency_cap: 10,
             order: Order::NewestFirst,
             created_by: "me".into(),
+            contract: None,
         }
     }
 

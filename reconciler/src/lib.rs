@@ -5,14 +5,16 @@
 
 mod audit;
 mod completeness;
+mod contract;
 mod dq;
 mod promotion;
 mod service;
 
 pub use audit::{audit_csv, audit_json};
 pub use completeness::{
-    Gap, GapKind, ReconcileError, Report, Reverify, reconcile_once, reconcile_pass,
+    Gap, GapKind, Proven, ReconcileError, Report, Reverify, reconcile_once, reconcile_pass,
 };
+pub use contract::{ContractFlags, check_job_unchanged, policy_of, recorded_job, recorded_policy};
 pub use dq::{Check, DqPolicy, Op, Rule, Verdict};
 pub use promotion::{PromotionOutcome, PromotionSettings, promote, rollback};
 pub use service::{ServiceOptions, run_reconciler};

@@ -1,66 +1,83 @@
-//! Promotion of the backfilled staging data into production, in waves, only after proof;
-//! and partition-scoped rollback from the recorded pre-promotion version.
+//! Promotion of proven partition attempts into production, and partition-scoped rollback
+//! (SPEC invariant 10): what governs both is the backfill's recorded contract.
 //!
-//! Each wave and each rollback is an action created once in the ledger (racing
-//! reconcilers share it) with an idempotency token derived from it, so a repeated or
-//! concurrent promotion starts one Databricks run per wave, never two.
+//! Each proven attempt is promoted once, at the staging version its run wrote: the
+//! promotion job is told that version per partition and copies exactly that snapshot. A
+//! partition re-run after promotion is proven and promoted again. Every promotion is an
+//! action with its own sequence number and token; a failed one is retried as a new action
+//! (a new token: the old one would return the failed run). Wave size only batches work.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use backfill_contract::{BackfillId, PartitionDate};
+use backfill_contract::{BackfillId, PartitionDate, rollback_token};
 use backfill_databricks::models::RunNowRequest;
 use backfill_databricks::{DatabricksClient, RunOutcome, classify};
-use backfill_ledger::{Action, Ledger};
+use backfill_ledger::{Action, Ledger, PromotedVersions, PromotionContract, PromotionItem};
 use serde_json::{Value, json};
 
-use crate::{DqPolicy, ReconcileError, Report, reconcile_once};
+use crate::contract::check_job_unchanged;
+use crate::{ReconcileError, Report, reconcile_once};
 
-/// Where and how to promote and roll back.
+/// How to carry out promotions and rollbacks (what and where is the contract's).
 #[derive(Debug, Clone)]
 pub struct PromotionSettings {
-    pub promotion_job_id: i64,
-    pub rollback_job_id: i64,
-    /// Partitions per promotion run, oldest first.
+    /// Partitions per promotion run, oldest first. Only batches: it never changes what
+    /// is promoted.
     pub wave_size: usize,
-    pub staging_table: String,
-    pub target_table: String,
-    /// Promote only after an operator's approval is recorded.
-    pub require_approval: bool,
     /// How often to look at a promotion or rollback run, and for how long at most.
     pub poll: Duration,
     pub timeout: Duration,
 }
 
-/// What a promotion attempt came to.
+/// What a promotion came to.
 #[derive(Debug, Clone)]
 pub enum PromotionOutcome {
     /// Not complete, or a data-quality rule failed: nothing was promoted.
     NotReady(Report),
     /// Complete and green, waiting for `backfill promote --approve`.
     AwaitingApproval,
-    /// Every wave promoted (now or before), in order.
-    Promoted(Vec<Action>),
-    /// A wave's run failed; later waves were not started.
+    /// Every proven partition attempt is promoted: `actions` ran now (in order),
+    /// `already` partitions were promoted at their proven snapshot before.
+    Promoted {
+        actions: Vec<Action>,
+        already: usize,
+        /// Partitions another reconciler is promoting right now.
+        elsewhere: usize,
+        /// True when the contract records no data-quality policy.
+        without_policy: bool,
+    },
+    /// A promotion run failed; later waves were not started. `promote` again retries it
+    /// as a new action.
     Failed(Action),
 }
 
-/// Runs the action's job (once, by its token), waits for it, records the outcome and the
-/// table versions its output reports. Returns the action as it ended.
-#[allow(clippy::too_many_arguments)]
-async fn carry_out(
+/// How an action's run ended.
+enum Ended {
+    Succeeded {
+        run_id: i64,
+        detail: String,
+        reported: Value,
+    },
+    Failed {
+        run_id: i64,
+        detail: String,
+    },
+}
+
+/// Runs the action's job (once, by its token), waits for it and reads what it reported.
+/// The caller records the end.
+#[allow(clippy::too_many_arguments)] // one run: what, where, how long, by whom
+async fn run_action(
     ledger: &Ledger,
     client: &DatabricksClient,
     backfill_id: &BackfillId,
-    action: Action,
+    action: &Action,
     job_id: i64,
     params: BTreeMap<String, String>,
     settings: &PromotionSettings,
     actor: &str,
-) -> Result<Action, ReconcileError> {
-    if action.state == "succeeded" || action.state == "failed" {
-        return Ok(action);
-    }
+) -> Result<Ended, ReconcileError> {
     let request = RunNowRequest {
         job_id,
         job_parameters: params,
@@ -86,13 +103,13 @@ async fn carry_out(
         }
         if Instant::now() > deadline {
             return Err(ReconcileError::Timeout(format!(
-                "{} run {run_id} still running after {:?}",
+                "{} run {run_id} still running after {:?}; run the command again to follow it",
                 action.action_key, settings.timeout
             )));
         }
         tokio::time::sleep(settings.poll).await;
     };
-    let (state, detail) = match classify(&run) {
+    Ok(match classify(&run) {
         RunOutcome::Succeeded => {
             let task = run.tasks.last().and_then(|t| t.run_id).unwrap_or(run_id);
             let output = client.get_run_output(task).await?;
@@ -101,81 +118,230 @@ async fn carry_out(
                 .and_then(|o| o.result)
                 .and_then(|r| serde_json::from_str(&r).ok())
                 .unwrap_or(Value::Null);
-            (
-                "succeeded",
-                json!({"run_page_url": run.run_page_url, "reported": reported}).to_string(),
-            )
+            Ended::Succeeded {
+                run_id,
+                detail: json!({"run_page_url": run.run_page_url, "reported": reported}).to_string(),
+                reported,
+            }
         }
-        other => (
-            "failed",
-            json!({"run_page_url": run.run_page_url, "outcome": format!("{other:?}")}).to_string(),
-        ),
-    };
+        other => Ended::Failed {
+            run_id,
+            detail: json!({"run_page_url": run.run_page_url, "outcome": format!("{other:?}")})
+                .to_string(),
+        },
+    })
+}
+
+/// The target's versions around each partition's commit, from the promotion job's output:
+/// per partition when reported, else the whole run's before and after.
+fn promoted_versions(reported: &Value, items: &[PromotionItem]) -> Vec<PromotedVersions> {
+    let per_partition: HashMap<&str, &Value> = reported["partitions"]
+        .as_array()
+        .map(|ps| {
+            ps.iter()
+                .filter_map(|p| p["partition_date"].as_str().map(|d| (d, p)))
+                .collect()
+        })
+        .unwrap_or_default();
+    items
+        .iter()
+        .map(|i| {
+            let source = per_partition
+                .get(i.partition_date.as_str())
+                .copied()
+                .unwrap_or(reported);
+            PromotedVersions {
+                partition_date: i.partition_date.clone(),
+                version_before: source["version_before"].as_i64(),
+                version_after: source["version_after"].as_i64(),
+            }
+        })
+        .collect()
+}
+
+/// The contract a backfill's promotion or rollback runs under, with its version.
+async fn contract_of(
+    ledger: &Ledger,
+    backfill_id: &BackfillId,
+) -> Result<(i64, PromotionContract), ReconcileError> {
     ledger
-        .move_action(
-            backfill_id,
-            &action.action_key,
-            &["requested", "running"],
-            state,
-            Some(run_id),
-            &detail,
-            actor,
-        )
-        .await?;
+        .contract(backfill_id)
+        .await?
+        .map(|c| (c.version, c.contract))
+        .ok_or_else(|| {
+            ReconcileError::Contract(format!(
+                "backfill {backfill_id} has no recorded promotion contract (it was produced before \
+                 contracts were recorded); record one with `backfill amend --backfill-id {backfill_id} --reason ...`"
+            ))
+        })
+}
+
+/// Carries one promotion action out: runs the job with each item's proven staging version,
+/// records the end (with the target's versions) in one step.
+#[allow(clippy::too_many_arguments)]
+async fn carry_out_promotion(
+    ledger: &Ledger,
+    client: &DatabricksClient,
+    backfill_id: &BackfillId,
+    manifest_id: &str,
+    action: Action,
+    settings: &PromotionSettings,
+    actor: &str,
+) -> Result<Action, ReconcileError> {
+    let history = ledger.contract_history(backfill_id).await?;
+    let contract = history
+        .iter()
+        .find(|c| Some(c.version) == action.contract_version)
+        .or(history.last())
+        .map(|c| c.contract.clone())
+        .ok_or_else(|| ReconcileError::Contract(format!("{backfill_id}: no contract")))?;
+    let items: Vec<PromotionItem> = ledger
+        .promotion_items(backfill_id)
+        .await?
+        .into_iter()
+        .filter(|i| i.action_key == action.action_key)
+        .collect();
+    let partitions: Vec<Value> = items
+        .iter()
+        .map(|i| json!({"partition_date": i.partition_date, "staging_version": i.staging_version}))
+        .collect();
+    let params = BTreeMap::from([
+        ("backfill_id".to_owned(), backfill_id.to_string()),
+        ("manifest_id".to_owned(), manifest_id.to_owned()),
+        ("staging_table".to_owned(), contract.staging_table.clone()),
+        ("target_table".to_owned(), contract.target_table.clone()),
+        ("partitions".to_owned(), Value::from(partitions).to_string()),
+    ]);
+    let ended = run_action(
+        ledger,
+        client,
+        backfill_id,
+        &action,
+        contract.promotion_job.job_id,
+        params,
+        settings,
+        actor,
+    )
+    .await?;
+    match ended {
+        Ended::Succeeded {
+            run_id,
+            detail,
+            reported,
+        } => {
+            let versions = promoted_versions(&reported, &items);
+            ledger
+                .complete_promotion(
+                    backfill_id,
+                    &action.action_key,
+                    run_id,
+                    &detail,
+                    &versions,
+                    actor,
+                )
+                .await?;
+        }
+        Ended::Failed { run_id, detail } => {
+            ledger
+                .move_action(
+                    backfill_id,
+                    &action.action_key,
+                    &["requested", "running"],
+                    "failed",
+                    Some(run_id),
+                    &detail,
+                    actor,
+                )
+                .await?;
+        }
+    }
     ledger
         .action(backfill_id, &action.action_key)
         .await?
         .ok_or_else(|| ReconcileError::Timeout(format!("action {} vanished", action.action_key)))
 }
 
-/// Promotes a complete, green (and, if required, approved) backfill wave by wave.
+/// Promotes every proven, not yet promoted partition attempt of a complete, green (and, if
+/// the contract requires it, approved) backfill, in waves.
 pub async fn promote(
     ledger: &Ledger,
     client: &DatabricksClient,
     backfill_id: &BackfillId,
     settings: &PromotionSettings,
-    policy: Option<&DqPolicy>,
     actor: &str,
 ) -> Result<PromotionOutcome, ReconcileError> {
-    let report = reconcile_once(ledger, client, backfill_id, actor, policy).await?;
+    let (contract_version, contract) = contract_of(ledger, backfill_id).await?;
+    let report = reconcile_once(ledger, client, backfill_id, actor).await?;
     if !report.complete {
         return Ok(PromotionOutcome::NotReady(report));
     }
-    if settings.require_approval && ledger.approval(backfill_id).await?.is_none() {
+    if contract.require_approval && ledger.approval(backfill_id).await?.is_none() {
         return Ok(PromotionOutcome::AwaitingApproval);
     }
+    check_job_unchanged(client, &contract.promotion_job, "promotion").await?;
     let backfill = ledger
         .backfill(backfill_id)
         .await?
         .ok_or_else(|| ReconcileError::UnknownBackfill(backfill_id.to_string()))?;
-    let dates: Vec<String> = ledger
-        .partitions(backfill_id)
-        .await?
-        .iter()
-        .map(|p| p.date.to_string())
-        .collect();
     let mut done = Vec::new();
-    for (i, wave) in dates.chunks(settings.wave_size.max(1)).enumerate() {
-        let n = i as i64 + 1;
-        let key = format!("promote-w{n}");
-        let token = format!("promote-{backfill_id}-w{n}");
-        let action = ledger
-            .create_action(backfill_id, &key, "promote", n, wave, &token, actor)
+    // Actions left unfinished (a crash, a timeout, a racing reconciler) first: their token
+    // returns the run they started, if any.
+    for action in ledger.actions(backfill_id).await? {
+        if action.kind == "promote" && matches!(action.state.as_str(), "requested" | "running") {
+            let action = carry_out_promotion(
+                ledger,
+                client,
+                backfill_id,
+                &backfill.manifest_id,
+                action,
+                settings,
+                actor,
+            )
             .await?;
-        let params = BTreeMap::from([
-            ("backfill_id".to_owned(), backfill_id.to_string()),
-            ("manifest_id".to_owned(), backfill.manifest_id.clone()),
-            ("partitions".to_owned(), wave.join(",")),
-            ("staging_table".to_owned(), settings.staging_table.clone()),
-            ("target_table".to_owned(), settings.target_table.clone()),
-        ]);
-        let action = carry_out(
+            if action.state != "succeeded" {
+                return Ok(PromotionOutcome::Failed(action));
+            }
+            done.push(action);
+        }
+    }
+    let items = ledger.promotion_items(backfill_id).await?;
+    let promoted: HashSet<(String, i64, i64)> = items
+        .iter()
+        .filter(|i| i.state == "succeeded")
+        .map(|i| (i.partition_date.clone(), i.attempt, i.staging_version))
+        .collect();
+    let mut already = 0;
+    let mut todo: Vec<(PartitionDate, i64, i64)> = Vec::new();
+    for p in &report.proven {
+        let Some(version) = p.staging_version else {
+            return Err(ReconcileError::Contract(format!(
+                "partition {} was proven without a staging version",
+                p.date
+            )));
+        };
+        if promoted.contains(&(p.date.to_string(), p.attempt, version)) {
+            already += 1;
+        } else {
+            todo.push((p.date, p.attempt, version));
+        }
+    }
+    let ledger_id = ledger.ledger_id().await?;
+    let mut elsewhere = 0;
+    for wave in todo.chunks(settings.wave_size.max(1)) {
+        let Some(action) = ledger
+            .create_promotion(backfill_id, wave, contract_version, &ledger_id, actor)
+            .await?
+        else {
+            elsewhere += wave.len();
+            continue;
+        };
+        elsewhere += wave.len() - action.partitions.len();
+        let action = carry_out_promotion(
             ledger,
             client,
             backfill_id,
+            &backfill.manifest_id,
             action,
-            settings.promotion_job_id,
-            params,
             settings,
             actor,
         )
@@ -185,29 +351,27 @@ pub async fn promote(
         }
         done.push(action);
     }
-    Ok(PromotionOutcome::Promoted(done))
+    Ok(PromotionOutcome::Promoted {
+        actions: done,
+        already,
+        elsewhere,
+        without_policy: contract.dq_policy.is_none(),
+    })
 }
 
-/// The version of the target table before the wave that promoted it, by partition.
-fn promoted_versions(actions: &[Action]) -> BTreeMap<String, (i64, String, i64)> {
-    let mut out = BTreeMap::new();
-    for a in actions
-        .iter()
-        .filter(|a| a.kind == "promote" && a.state == "succeeded")
-    {
-        let detail: Value = serde_json::from_str(&a.detail).unwrap_or(Value::Null);
-        let Some(before) = detail["reported"]["version_before"].as_i64() else {
-            continue;
-        };
-        for p in &a.partitions {
-            out.insert(p.clone(), (before, a.action_key.clone(), a.seq));
+/// Each partition's latest promotion that succeeded.
+fn latest_promotions(items: Vec<PromotionItem>) -> BTreeMap<String, PromotionItem> {
+    let mut out: BTreeMap<String, PromotionItem> = BTreeMap::new();
+    for i in items.into_iter().filter(|i| i.state == "succeeded") {
+        if out.get(&i.partition_date).is_none_or(|o| o.seq < i.seq) {
+            out.insert(i.partition_date.clone(), i);
         }
     }
     out
 }
 
-/// Rolls back the given partitions (all promoted ones when empty), each from the table
-/// version recorded before its promotion: a partition-scoped rewrite, never a table-wide
+/// Rolls back the given partitions (all promoted ones when empty), each to the target's
+/// version before its latest promotion: a partition-scoped rewrite, never a table-wide
 /// restore. Idempotent: a partition is rolled back once per promotion.
 pub async fn rollback(
     ledger: &Ledger,
@@ -217,48 +381,118 @@ pub async fn rollback(
     settings: &PromotionSettings,
     actor: &str,
 ) -> Result<Vec<Action>, ReconcileError> {
-    let promoted = promoted_versions(&ledger.actions(backfill_id).await?);
+    let (contract_version, contract) = contract_of(ledger, backfill_id).await?;
+    let latest = latest_promotions(ledger.promotion_items(backfill_id).await?);
     let wanted: Vec<String> = if partitions.is_empty() {
-        promoted.keys().cloned().collect()
+        latest.keys().cloned().collect()
     } else {
         partitions.iter().map(ToString::to_string).collect()
     };
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    check_job_unchanged(client, &contract.rollback_job, "rollback").await?;
+    let ledger_id = ledger.ledger_id().await?;
+    let actions = ledger.actions(backfill_id).await?;
     let mut done = Vec::new();
     for date in wanted {
-        let Some((before, promotion, seq)) = promoted.get(&date).cloned() else {
+        let Some(item) = latest.get(&date) else {
             return Err(ReconcileError::NotPromoted(date));
         };
-        let key = format!("rollback-{date}-{promotion}");
-        let token = format!("rollback-{backfill_id}-{}-w{seq}", date.replace('-', ""));
-        let action = ledger
-            .create_action(
-                backfill_id,
-                &key,
-                "rollback",
-                seq,
-                std::slice::from_ref(&date),
-                &token,
-                actor,
-            )
-            .await?;
+        let Some(before) = item.version_before else {
+            return Err(ReconcileError::Contract(format!(
+                "promotion {} of {date} reported no version_before: nothing to restore from",
+                item.action_key
+            )));
+        };
+        // A failed rollback is tried again as a new action (a new token); a finished one
+        // is not repeated; an unfinished one is followed.
+        let prefix = format!("rollback-{date}-{}-", item.action_key);
+        let tries: Vec<Action> = actions
+            .iter()
+            .filter(|a| a.kind == "rollback" && a.action_key.starts_with(&prefix))
+            .cloned()
+            .collect();
+        if let Some(finished) = tries.iter().find(|a| a.state == "succeeded") {
+            done.push(finished.clone());
+            continue;
+        }
+        let action = match tries
+            .iter()
+            .find(|a| matches!(a.state.as_str(), "requested" | "running"))
+        {
+            Some(live) => live.clone(),
+            None => {
+                let key = format!("{prefix}{}", tries.len() + 1);
+                let token = rollback_token(&ledger_id, backfill_id, &key);
+                ledger
+                    .create_action(
+                        backfill_id,
+                        &key,
+                        "rollback",
+                        item.seq,
+                        std::slice::from_ref(&date),
+                        &token,
+                        Some(contract_version),
+                        actor,
+                    )
+                    .await?
+            }
+        };
+        let key = action.action_key.clone();
+        if matches!(action.state.as_str(), "succeeded" | "failed") {
+            done.push(action);
+            continue;
+        }
         let params = BTreeMap::from([
             ("backfill_id".to_owned(), backfill_id.to_string()),
             ("partition_date".to_owned(), date.clone()),
-            ("target_table".to_owned(), settings.target_table.clone()),
+            ("target_table".to_owned(), contract.target_table.clone()),
             ("restore_version".to_owned(), before.to_string()),
         ]);
+        let ended = run_action(
+            ledger,
+            client,
+            backfill_id,
+            &action,
+            contract.rollback_job.job_id,
+            params,
+            settings,
+            actor,
+        )
+        .await?;
+        match ended {
+            Ended::Succeeded { run_id, detail, .. } => {
+                ledger
+                    .complete_rollback(
+                        backfill_id,
+                        &key,
+                        run_id,
+                        &detail,
+                        (&item.action_key, &date),
+                        actor,
+                    )
+                    .await?;
+            }
+            Ended::Failed { run_id, detail } => {
+                ledger
+                    .move_action(
+                        backfill_id,
+                        &key,
+                        &["requested", "running"],
+                        "failed",
+                        Some(run_id),
+                        &detail,
+                        actor,
+                    )
+                    .await?;
+            }
+        }
         done.push(
-            carry_out(
-                ledger,
-                client,
-                backfill_id,
-                action,
-                settings.rollback_job_id,
-                params,
-                settings,
-                actor,
-            )
-            .await?,
+            ledger
+                .action(backfill_id, &key)
+                .await?
+                .ok_or_else(|| ReconcileError::Timeout(format!("action {key} vanished")))?,
         );
     }
     Ok(done)

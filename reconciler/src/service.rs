@@ -9,14 +9,13 @@ use backfill_ledger::Ledger;
 use backfill_metrics::Metrics;
 use tokio_util::sync::CancellationToken;
 
-use crate::{DqPolicy, GapKind, ReconcileError, Report, Reverify, reconcile_pass};
+use crate::{GapKind, ReconcileError, Report, Reverify, reconcile_pass};
 
 /// The reconciler service's settings.
 #[derive(Debug, Clone)]
 pub struct ServiceOptions<'a> {
     pub actor: &'a str,
     pub interval: Duration,
-    pub policy: Option<&'a DqPolicy>,
     /// Which runs each pass reads again: by default only those not yet verified (a
     /// service re-reading 10,000 verified runs every pass would spend the fleet's API
     /// budget on nothing); promotion re-reads everything in any case.
@@ -38,13 +37,12 @@ pub async fn run_reconciler(
     let ServiceOptions {
         actor,
         interval,
-        policy,
         reverify,
         metrics,
     } = options;
     let mut last = None;
     loop {
-        let pass = reconcile_pass(ledger, client, backfill_id, actor, policy, reverify).await;
+        let pass = reconcile_pass(ledger, client, backfill_id, actor, reverify).await;
         record_pass(&metrics, backfill_id, &pass);
         match pass {
             Ok(report) if report.complete => return Ok(Some(report)),
@@ -55,6 +53,7 @@ pub async fn run_reconciler(
             Err(ReconcileError::UnknownBackfill(id)) => {
                 return Err(ReconcileError::UnknownBackfill(id));
             }
+            Err(ReconcileError::Contract(why)) => return Err(ReconcileError::Contract(why)),
             Err(e) => {
                 tracing::warn!(backfill_id = %backfill_id, error = %e, "reconcile pass failed; retrying next interval")
             }

@@ -134,7 +134,8 @@ pub struct SimConfig {
     pub seed: u64,
     pub jobs: Vec<JobSpec>,
     /// The n-th run (or repair) of a partition ends with the n-th outcome; runs beyond
-    /// the script succeed.
+    /// the script succeed. Runs without a partition (promotions, rollbacks) are scripted
+    /// under `job:N`, N their job id.
     pub outcomes: BTreeMap<String, Vec<Outcome>>,
     /// Partitions whose runs pass through a lifecycle state this API has never had.
     pub unknown_state_partitions: Vec<String>,

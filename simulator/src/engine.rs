@@ -128,14 +128,20 @@ impl Inner {
         }
     }
 
-    fn scripted_outcome(&mut self, config: &SimConfig, partition: Option<&String>) -> Outcome {
-        let Some(p) = partition else {
-            return Outcome::Success;
-        };
-        let n = self.executions.entry(p.clone()).or_default();
+    fn scripted_outcome(
+        &mut self,
+        config: &SimConfig,
+        job_id: i64,
+        partition: Option<&String>,
+    ) -> Outcome {
+        // Runs without a partition (promotions, rollbacks) are scripted per job: `job:N`.
+        let key = partition
+            .cloned()
+            .unwrap_or_else(|| format!("job:{job_id}"));
+        let n = self.executions.entry(key.clone()).or_default();
         let outcome = config
             .outcomes
-            .get(p)
+            .get(&key)
             .and_then(|s| s.get(*n))
             .copied()
             .unwrap_or_default();
@@ -181,14 +187,50 @@ impl Inner {
         } else {
             (None, Some(Refusal::Skipped))
         };
-        let outcome = self.scripted_outcome(config, partition.as_ref());
-        let table_versions = (job.output == crate::JobOutput::TableVersions && refused.is_none())
-            .then(|| {
+        let outcome = self.scripted_outcome(config, job_id, partition.as_ref());
+        // Only a run that succeeds commits (a failed one leaves the tables as they were).
+        let writes = refused.is_none() && outcome.is_success();
+        // A promotion commits once per partition (`partitions`, a JSON array of
+        // {partition_date, staging_version}); a rollback once.
+        let promoting: Vec<(String, Option<i64>)> = params
+            .get("partitions")
+            .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(p).ok())
+            .unwrap_or_default()
+            .iter()
+            .map(|p| {
+                (
+                    p["partition_date"].as_str().unwrap_or_default().to_owned(),
+                    p["staging_version"].as_i64(),
+                )
+            })
+            .collect();
+        let mut promoted = Vec::new();
+        let table_versions = (job.output == crate::JobOutput::TableVersions && writes).then(|| {
+            let first = self.table_version;
+            for (date, staging) in &promoting {
                 self.table_version += 1;
-                (self.table_version - 1, self.table_version)
-            });
+                promoted.push((
+                    date.clone(),
+                    *staging,
+                    self.table_version - 1,
+                    self.table_version,
+                ));
+            }
+            if promoting.is_empty() {
+                self.table_version += 1;
+            }
+            (first, self.table_version)
+        });
+        let staging_version = (job.output == crate::JobOutput::DqMetrics && writes).then(|| {
+            let table = params.get("staging_table").cloned().unwrap_or_default();
+            let v = self.staging_versions.entry(table).or_insert(0);
+            *v += 1;
+            *v
+        });
         let run = SimRun {
             table_versions,
+            promoted,
+            staging_version,
             run_id,
             job_id,
             number_in_job: run_id,
@@ -301,7 +343,8 @@ impl Inner {
             )));
         }
         let partition = run.partition.clone();
-        let outcome = self.scripted_outcome(config, partition.as_ref());
+        let job_id = run.job_id;
+        let outcome = self.scripted_outcome(config, job_id, partition.as_ref());
         let repair_id = self.next_id();
         if let Some(run) = self.runs.get_mut(&run_id) {
             run.cancel_ms = None;

@@ -233,8 +233,16 @@ async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response 
             (done && run.final_outcome().is_success(), run.table_versions)
         {
             let target = run.params.get("target_table").cloned().unwrap_or_default();
+            let partitions: Vec<Value> = run
+                .promoted
+                .iter()
+                .map(|(date, staging, b, a)| {
+                    json!({"partition_date": date, "staging_version": staging,
+                           "version_before": b, "version_after": a})
+                })
+                .collect();
             let result = json!({"target_table": target, "version_before": before, "version_after": after,
-                            "partitions": run.params.get("partitions").cloned().unwrap_or_default()});
+                            "partitions": partitions});
             body["notebook_output"] = json!({"result": result.to_string(), "truncated": false});
         } else if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
             let partition = run.partition.clone().unwrap_or_default();
@@ -243,6 +251,12 @@ async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response 
                 metrics.extend(overrides.clone());
             }
             metrics.insert("partition_date".into(), json!(partition));
+            if let Some(table) = run.params.get("staging_table") {
+                metrics.insert("staging_table".into(), json!(table));
+            }
+            if let Some(version) = run.staging_version {
+                metrics.insert("staging_version".into(), json!(version));
+            }
             body["notebook_output"] = json!({"result": Value::from(metrics.into_iter().collect::<serde_json::Map<_, _>>()).to_string(), "truncated": false});
         } else if done {
             body["error"] = json!("AnalysisException: the task failed");

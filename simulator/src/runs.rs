@@ -51,6 +51,11 @@ pub struct SimRun {
     pub repairs: Vec<Repair>,
     /// For promotion and rollback jobs: the target table's versions before and after.
     pub table_versions: Option<(i64, i64)>,
+    /// For a promotion: each partition's staging version and the target's versions around
+    /// its commit (one commit per partition).
+    pub promoted: Vec<(String, Option<i64>, i64, i64)>,
+    /// For a backfill run: the staging table's Delta version its write makes.
+    pub staging_version: Option<i64>,
 }
 
 /// Where a run is at a moment.

@@ -48,8 +48,11 @@ pub(crate) struct Inner {
     pub rng: StdRng,
     /// Hits per fault rule (by index), for `times`.
     pub fault_hits: Vec<u64>,
-    /// The target table's latest Delta version (promotions and rollbacks add one each).
+    /// The target table's latest Delta version (each promoted partition and each
+    /// rollback adds one).
     pub table_version: i64,
+    /// Each staging table's latest Delta version (each backfill run's write adds one).
+    pub staging_versions: HashMap<String, i64>,
     /// (second, requests in it) per endpoint, for `peak_per_second`.
     pub current_second: HashMap<String, (i64, u64)>,
     /// Runs and repairs started per partition: picks the scripted outcome.
@@ -95,6 +98,7 @@ impl Simulator {
             watermark: i64::MIN,
             current_second: HashMap::new(),
             table_version: 1_000,
+            staging_versions: HashMap::new(),
         };
         Self {
             config: Arc::new(config),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane};
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::{ClientConfig, DatabricksClient, RequestRetry};
-use backfill_ledger::{Ledger, PartitionState};
+use backfill_ledger::{Ledger, PartitionState, PromotionContract};
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_simulator::{SimConfig, SimHandle, Simulator};
 use backfill_worker::{PollPolicy, RetryPolicy, Worker, WorkerConfig, run_worker};
@@ -63,6 +63,41 @@ pub fn test_worker_config(name: &str) -> WorkerConfig {
     c
 }
 
+/// The promotion contract a test backfill is produced with.
+#[derive(Debug, Clone)]
+pub struct ContractSpec {
+    /// A data-quality policy's text.
+    pub policy: Option<&'static str>,
+    pub require_approval: bool,
+    pub target_table: &'static str,
+}
+
+impl Default for ContractSpec {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            require_approval: false,
+            target_table: "main.usage.daily_customer_usage",
+        }
+    }
+}
+
+impl ContractSpec {
+    /// The contract as `produce` records it (jobs 2 and 3 read from the simulator).
+    pub async fn record(&self, client: &DatabricksClient) -> PromotionContract {
+        PromotionContract {
+            dq_policy: self
+                .policy
+                .map(|p| backfill_reconciler::recorded_policy(p, "test-policy.toml").unwrap()),
+            require_approval: self.require_approval,
+            staging_table: "main.usage.daily_customer_usage_staging".into(),
+            target_table: self.target_table.into(),
+            promotion_job: backfill_reconciler::recorded_job(client, 2).await.unwrap(),
+            rollback_job: backfill_reconciler::recorded_job(client, 3).await.unwrap(),
+        }
+    }
+}
+
 pub fn fast_sim() -> SimConfig {
     SimConfig {
         pending_ms: 100,
@@ -82,13 +117,25 @@ impl Fleet {
         Self::build(days, cap, sim, url, &super::sqlite_url()).await
     }
 
-    /// The same, with the ledger at `ledger_url`.
+    /// The same, with the ledger at `ledger_url`, and a contract without a policy.
     pub async fn build(
         days: u32,
         cap: i64,
         sim: SimConfig,
         url: &AmqpUrl,
         ledger_url: &str,
+    ) -> Self {
+        Self::build_with(days, cap, sim, url, ledger_url, ContractSpec::default()).await
+    }
+
+    /// The same, with the promotion contract `spec` recorded at produce.
+    pub async fn build_with(
+        days: u32,
+        cap: i64,
+        sim: SimConfig,
+        url: &AmqpUrl,
+        ledger_url: &str,
+        spec: ContractSpec,
     ) -> Self {
         let sim = Simulator::spawn(sim).await.expect("simulator");
         let mut config = ClientConfig::new(sim.url(), "test-token");
@@ -113,6 +160,7 @@ impl Fleet {
             concurrency_cap: cap,
             order: Order::NewestFirst,
             created_by: "test".into(),
+            contract: Some(spec.record(&client).await),
         };
         register(&ledger, &client, &request)
             .await

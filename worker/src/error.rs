@@ -45,6 +45,7 @@ impl StepError {
                 LedgerError::Corrupt(_)
                     | LedgerError::Config(_)
                     | LedgerError::Conflict(_)
+                    | LedgerError::Refused(_)
                     | LedgerError::OtherNamespace { .. }
             ),
             Self::Broker(_) | Self::RunMayExist(_) | Self::Foreign(_) | Self::Undeliverable(_) => {

@@ -321,7 +321,13 @@ impl Worker {
                         )
                         .await;
                 }
-                let token = idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt);
+                let ledger_id = self.ledger_id().await?;
+                let token = idempotency_token(
+                    &ledger_id,
+                    &msg.backfill_id,
+                    msg.partition_date,
+                    msg.attempt,
+                );
                 match self
                     .ledger
                     .claim_trigger(&key, msg.attempt, &token, self.id())
@@ -385,9 +391,15 @@ impl Worker {
                         "claim taken over by another worker".into(),
                     ));
                 }
-                let token = p.idempotency_token.clone().unwrap_or_else(|| {
-                    idempotency_token(&msg.backfill_id, msg.partition_date, msg.attempt)
-                });
+                let token = match p.idempotency_token.clone() {
+                    Some(token) => token,
+                    None => idempotency_token(
+                        &self.ledger_id().await?,
+                        &msg.backfill_id,
+                        msg.partition_date,
+                        msg.attempt,
+                    ),
+                };
                 self.start_run(publisher, msg, body, &token).await
             }
         }
@@ -409,6 +421,7 @@ impl Worker {
         params.insert("partition_date".into(), msg.partition_date.to_string());
         params.insert("backfill_id".into(), msg.backfill_id.to_string());
         params.insert("manifest_id".into(), backfill.manifest_id.clone());
+        params.insert("attempt".into(), msg.attempt.to_string());
         let request = RunNowRequest {
             job_id: backfill.job_id,
             job_parameters: params,

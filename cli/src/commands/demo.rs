@@ -77,21 +77,26 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
 
     let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
     let first = yesterday - chrono::Days::new(u64::from(args.days - 1));
+    let policy = backfill_reconciler::recorded_policy(DEMO_POLICY, "policies/usage-daily.toml")
+        .map_err(anyhow::Error::msg)?;
+    let contract = super::contract::for_produce(
+        &client,
+        &backfill_reconciler::ContractFlags {
+            dq_policy: Some(policy),
+            ..Default::default()
+        },
+    )
+    .await?;
     let request = ProduceRequest {
         backfill_id,
         job_id: 1,
         start: PartitionDate::new(first),
         end: PartitionDate::new(yesterday),
-        params: BTreeMap::from([
-            (
-                "staging_table".to_owned(),
-                "usage.daily_aggregates_staging".to_owned(),
-            ),
-            ("code_version".to_owned(), "demo".to_owned()),
-        ]),
+        params: BTreeMap::from([("code_version".to_owned(), "demo".to_owned())]),
         concurrency_cap: args.concurrency_cap,
         order: Order::NewestFirst,
         created_by: "demo".into(),
+        contract: Some(contract),
     };
     let (manifest_id, _) = register(&ledger, &client, &request)
         .await
@@ -145,8 +150,6 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     }
 
     let deadline = started + Duration::from_secs(args.timeout_s);
-    let policy =
-        backfill_reconciler::DqPolicy::from_toml(DEMO_POLICY).map_err(anyhow::Error::msg)?;
     let total = i64::from(args.days);
     let outcome = loop {
         tokio::select! {
@@ -171,15 +174,9 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             break Err("some partitions were dead-lettered or cancelled".to_owned());
         }
         if done == total {
-            let report = reconcile_once(
-                &ledger,
-                &client,
-                &request.backfill_id,
-                "demo-reconciler",
-                Some(&policy),
-            )
-            .await
-            .map_err(anyhow::Error::new)?;
+            let report = reconcile_once(&ledger, &client, &request.backfill_id, "demo-reconciler")
+                .await
+                .map_err(anyhow::Error::new)?;
             let result = if report.complete {
                 "complete"
             } else {

@@ -1,6 +1,7 @@
 //! One module per subcommand, and what they share (signals, worker names).
 
 mod audit;
+mod contract;
 pub(crate) mod control;
 mod demo;
 mod dlq;
@@ -21,13 +22,14 @@ use crate::args::{Cli, Command};
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let global = cli.global;
     match cli.command {
-        Command::Produce(args) => produce::run(&global, args).await,
+        Command::Produce(args) => produce::run(&global, *args).await,
         Command::Plan(args) => produce::plan(args),
         Command::Worker(args) => worker::run(&global, args).await,
         Command::Reconcile(args) => reconcile::run(&global, args).await,
         Command::Status(args) => status::run(&global, args).await,
         Command::Promote(args) => promote::run(&global, args).await,
         Command::Rollback(args) => promote::rollback(&global, args).await,
+        Command::Amend(args) => contract::amend(&global, args).await,
         Command::Audit(args) => audit::run(&global, args).await,
         Command::Rerun(args) => produce::rerun(&global, args).await,
         Command::Pause(args) => control::set_paused(&global, args, true).await,

@@ -50,6 +50,7 @@ pub fn request_from(args: &ProduceArgs) -> Result<ProduceRequest, CliError> {
             .parse::<Order>()
             .map_err(|e| CliError::usage(format!("--order: {e}")))?,
         created_by: args.created_by.clone(),
+        contract: None,
     };
     request
         .validate()
@@ -88,8 +89,17 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
         println!("dry run: nothing registered or published");
         return Ok(());
     }
+    let given = super::contract::flags(&args.contract)?;
     let ledger = global.ledger().await?;
     let (client, _membership) = global.fleet_client(&ledger, "producer").await?;
+    let contract = super::contract::for_produce(&client, &given).await?;
+    if contract.dq_policy.is_none() {
+        super::contract::warn_without_policy(&request.backfill_id);
+    }
+    let request = ProduceRequest {
+        contract: Some(contract),
+        ..request
+    };
     let guards = if args.guards.any() {
         Some(super::control::merge_guards(
             backfill_ledger::Guards::default(),

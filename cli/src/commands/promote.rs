@@ -1,25 +1,20 @@
-//! `backfill promote` and `backfill rollback`.
+//! `backfill promote` and `backfill rollback`, under the backfill's recorded contract.
 
 use std::time::Duration;
 
-use anyhow::Context;
+use backfill_ledger::NewEvent;
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback as roll_back};
 
+use super::contract::{flags, reconcile_error, recorded_agreeing, warn_without_policy};
 use super::parse_backfill_id;
-use super::reconcile::load_policy;
 use crate::CliError;
-use crate::args::{GlobalOpts, PromoteArgs, PromotionFlags, RollbackArgs};
+use crate::args::{GlobalOpts, PromoteArgs, RollbackArgs, RunWait};
 
-fn settings(flags: &PromotionFlags, wave_size: usize, require_approval: bool) -> PromotionSettings {
+fn settings(wait: &RunWait, wave_size: usize) -> PromotionSettings {
     PromotionSettings {
-        promotion_job_id: flags.promotion_job_id,
-        rollback_job_id: flags.rollback_job_id,
         wave_size,
-        staging_table: flags.staging_table.clone(),
-        target_table: flags.target_table.clone(),
-        require_approval,
         poll: Duration::from_millis(500),
-        timeout: Duration::from_secs(flags.run_timeout_s),
+        timeout: Duration::from_secs(wait.run_timeout_s),
     }
 }
 
@@ -28,9 +23,30 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
         return Err(CliError::usage("--wave-size must be at least 1"));
     }
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let policy = load_policy(args.dq_policy.as_deref())?;
+    let given = flags(&args.contract)?;
     let ledger = global.ledger().await?;
+    let Some(contract) = recorded_agreeing(&ledger, &backfill_id, &given).await? else {
+        return Err(CliError::usage(format!(
+            "backfill {backfill_id} has no recorded promotion contract (unknown, or produced before \
+             contracts were recorded); record one with `backfill amend --backfill-id {backfill_id} --reason ...`"
+        )));
+    };
     let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
+    let actor = format!("promoter-{}", args.by);
+    if contract.contract.dq_policy.is_none() {
+        warn_without_policy(&backfill_id);
+        ledger
+            .record_event(
+                &NewEvent::backfill(&actor, &backfill_id, "promoting_without_policy").detail(
+                    format!(
+                        "contract version {} records no data-quality policy: partitions are promoted on run success alone",
+                        contract.version
+                    ),
+                ),
+            )
+            .await
+            .map_err(anyhow::Error::new)?;
+    }
     if args.approve {
         let first = ledger
             .approve(&backfill_id, &args.by)
@@ -46,41 +62,65 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
             args.by
         );
     }
-    let settings = settings(&args.promotion, args.wave_size, args.require_approval);
-    let actor = format!("promoter-{}", args.by);
     let outcome = promote(
         &ledger,
         &client,
         &backfill_id,
-        &settings,
-        policy.as_ref(),
+        &settings(&args.wait, args.wave_size),
         &actor,
     )
     .await
-    .context("promote")?;
+    .map_err(reconcile_error)?;
     match outcome {
-        PromotionOutcome::Promoted(waves) => {
+        PromotionOutcome::Promoted {
+            actions,
+            already,
+            elsewhere,
+            without_policy,
+        } => {
             if args.json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&waves).unwrap_or_default()
+                    serde_json::json!({
+                        "actions": actions,
+                        "already_promoted": already,
+                        "being_promoted_elsewhere": elsewhere,
+                        "without_policy": without_policy,
+                        "contract_version": contract.version,
+                    })
                 );
             } else {
-                for w in &waves {
+                for a in &actions {
                     println!(
                         "{}: {} partitions, run {}, {}",
-                        w.action_key,
-                        w.partitions.len(),
-                        w.run_id.unwrap_or_default(),
-                        w.detail
+                        a.action_key,
+                        a.partitions.len(),
+                        a.run_id.unwrap_or_default(),
+                        a.detail
                     );
                 }
-                println!("backfill {backfill_id} promoted in {} waves", waves.len());
+                let promoted: usize = actions.iter().map(|a| a.partitions.len()).sum();
+                println!(
+                    "backfill {backfill_id}: {promoted} partition attempts promoted now in {} runs, \
+                     {already} were already promoted at their proven snapshot{} (contract version {})",
+                    actions.len(),
+                    if elsewhere > 0 {
+                        format!(", {elsewhere} are being promoted by another reconciler")
+                    } else {
+                        String::new()
+                    },
+                    contract.version
+                );
+            }
+            if elsewhere > 0 {
+                return Err(CliError::Negative(format!(
+                    "{elsewhere} partitions are still being promoted by another reconciler; run promote again to follow them"
+                )));
             }
             Ok(())
         }
         PromotionOutcome::NotReady(report) => Err(CliError::Negative(format!(
-            "not promoted: {} of {} partitions proven; {} gaps (see backfill reconcile --backfill-id {backfill_id})",
+            "not promoted: {} of {} partitions proven; {} gaps (see backfill reconcile --once --backfill-id {backfill_id})",
             report.verified,
             report.total,
             report.gaps.len()
@@ -89,7 +129,7 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
             "not promoted: complete and green, waiting for approval: backfill promote --backfill-id {backfill_id} --approve"
         ))),
         PromotionOutcome::Failed(wave) => Err(CliError::Negative(format!(
-            "promotion {} failed (run {}): {}; later waves were not started",
+            "promotion {} failed (run {}): {}; later waves were not started; `backfill promote` again retries it as a new promotion",
             wave.action_key,
             wave.run_id.unwrap_or_default(),
             wave.detail
@@ -100,22 +140,20 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
 pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let partitions = super::parse_partitions(&args.partitions)?;
+    let given = flags(&args.contract)?;
     let ledger = global.ledger().await?;
+    recorded_agreeing(&ledger, &backfill_id, &given).await?;
     let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
-    let settings = settings(&args.promotion, 1, false);
     let done = roll_back(
         &ledger,
         &client,
         &backfill_id,
         &partitions,
-        &settings,
+        &settings(&args.wait, 1),
         "rollback",
     )
     .await
-    .map_err(|e| match e {
-        backfill_reconciler::ReconcileError::NotPromoted(_) => CliError::usage(e.to_string()),
-        other => CliError::Failed(anyhow::Error::new(other)),
-    })?;
+    .map_err(reconcile_error)?;
     for a in &done {
         println!(
             "{} {}: run {}, {}",
@@ -128,6 +166,8 @@ pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), Cli
     if done.iter().all(|a| a.state == "succeeded") {
         Ok(())
     } else {
-        Err(CliError::Negative("some rollbacks failed".into()))
+        Err(CliError::Negative(
+            "some rollbacks failed; `backfill rollback` again retries them as new actions".into(),
+        ))
     }
 }

@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use backfill_metrics::Group;
-use backfill_reconciler::{
-    DqPolicy, Report, Reverify, ServiceOptions, reconcile_once, run_reconciler,
-};
+use backfill_reconciler::{Report, Reverify, ServiceOptions, reconcile_once, run_reconciler};
 
 use super::{parse_backfill_id, shutdown_on_signals};
 use crate::args::{GlobalOpts, ReconcileArgs};
@@ -14,15 +11,21 @@ use crate::{CliError, observe};
 
 pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliError> {
     let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let given = super::contract::flags(&args.contract)?;
     let ledger = global.ledger().await?;
+    let recorded = super::contract::recorded_agreeing(&ledger, &backfill_id, &given).await?;
+    if recorded.is_none() && given.dq_policy.is_some() {
+        return Err(CliError::usage(format!(
+            "--dq-policy: backfill {backfill_id} has no recorded contract to gate on; record one with              `backfill amend --backfill-id {backfill_id} --dq-policy FILE --reason ...`"
+        )));
+    }
     let (client, _membership) = global.fleet_client(&ledger, "reconciler").await?;
     let actor = format!("reconciler-{}", std::process::id());
-    let policy = load_policy(args.dq_policy.as_deref())?;
     let report = if args.once {
         Some(
-            reconcile_once(&ledger, &client, &backfill_id, &actor, policy.as_ref())
+            reconcile_once(&ledger, &client, &backfill_id, &actor)
                 .await
-                .context("reconcile")?,
+                .map_err(super::contract::reconcile_error)?,
         )
     } else {
         let shutdown = shutdown_on_signals();
@@ -39,7 +42,6 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
         let options = ServiceOptions {
             actor: &actor,
             interval: Duration::from_secs(args.interval_s.max(1)),
-            policy: policy.as_ref(),
             reverify: if args.reverify {
                 Reverify::Everything
             } else {
@@ -49,7 +51,7 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
         };
         let report = run_reconciler(&ledger, &client, &backfill_id, options, shutdown).await;
         collector.abort();
-        report.context("reconcile")?
+        report.map_err(super::contract::reconcile_error)?
     };
     let Some(report) = report else {
         return Err(CliError::Negative("stopped before the first pass".into()));
@@ -60,10 +62,9 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             backfill_id: args.backfill_id.clone(),
             approve: false,
             by: actor.clone(),
-            require_approval: args.require_approval,
             wave_size: args.wave_size,
-            dq_policy: args.dq_policy.clone(),
-            promotion: args.promotion.clone(),
+            contract: args.contract.clone(),
+            wait: args.wait.clone(),
             json: args.json,
         };
         return super::promote::run(global, flags).await;
@@ -80,16 +81,6 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
     }
 }
 
-/// Reads a data-quality policy file, naming the flag and the problem on error.
-pub fn load_policy(path: Option<&std::path::Path>) -> Result<Option<DqPolicy>, CliError> {
-    let Some(path) = path else { return Ok(None) };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::usage(format!("--dq-policy {}: {e}", path.display())))?;
-    DqPolicy::from_toml(&text)
-        .map(Some)
-        .map_err(|e| CliError::usage(format!("--dq-policy {}: {e}", path.display())))
-}
-
 fn print_report(report: &Report, json: bool) {
     if json {
         println!(
@@ -99,11 +90,16 @@ fn print_report(report: &Report, json: bool) {
         return;
     }
     println!(
-        "backfill {}: {} of {} partitions proven against Databricks{}",
+        "backfill {}: {} of {} partitions proven against Databricks{} ({})",
         report.backfill_id,
         report.verified,
         report.total,
-        if report.complete { " — complete" } else { "" }
+        if report.complete { " — complete" } else { "" },
+        match (report.contract_version, &report.policy) {
+            (Some(v), Some(p)) => format!("contract version {v}, policy sha256 {p}"),
+            (Some(v), None) => format!("contract version {v}, NO data-quality policy"),
+            (None, _) => "no recorded contract: completeness only".to_owned(),
+        }
     );
     for gap in report.gaps.iter().take(50) {
         println!(

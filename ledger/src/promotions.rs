@@ -1,0 +1,251 @@
+//! Promotion per partition attempt (SPEC invariant 10). A promotion action copies a set of
+//! proven partition attempts, each at the staging version its run wrote; every partition of
+//! it is an item. At most one live (requested or running) item per partition, so two
+//! reconcilers never promote one partition twice at once and promotions of a partition
+//! happen in order. A failed action frees its partitions for a new action, with a new token.
+
+use backfill_contract::{BackfillId, PartitionDate, promotion_token};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use crate::events::insert_event;
+use crate::model::corrupt;
+use crate::reconcile_records::move_action_in;
+use crate::{Action, Ledger, LedgerError, NewEvent, now_ms};
+
+/// One partition attempt of a promotion action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PromotionItem {
+    pub action_key: String,
+    /// The action's sequence number: later promotions have larger ones.
+    pub seq: i64,
+    pub partition_date: String,
+    pub attempt: i64,
+    pub staging_version: i64,
+    /// `requested`, `running`, `succeeded`, `failed` (the action's).
+    pub state: String,
+    /// The target's version before and after this partition's commit, as reported.
+    pub version_before: Option<i64>,
+    pub version_after: Option<i64>,
+    /// The rollback action that restored the partition to `version_before`.
+    pub rolled_back_by: Option<String>,
+}
+
+/// The target's versions around one partition's promotion, as the promotion job reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotedVersions {
+    pub partition_date: String,
+    pub version_before: Option<i64>,
+    pub version_after: Option<i64>,
+}
+
+fn item_from_row(r: &AnyRow) -> Result<PromotionItem, LedgerError> {
+    Ok(PromotionItem {
+        action_key: r.try_get("action_key").map_err(corrupt)?,
+        seq: r.try_get("seq").map_err(corrupt)?,
+        partition_date: r.try_get("partition_date").map_err(corrupt)?,
+        attempt: r.try_get("attempt").map_err(corrupt)?,
+        staging_version: r.try_get("staging_version").map_err(corrupt)?,
+        state: r.try_get("state").map_err(corrupt)?,
+        version_before: r.try_get("version_before").map_err(corrupt)?,
+        version_after: r.try_get("version_after").map_err(corrupt)?,
+        rolled_back_by: r.try_get("rolled_back_by").map_err(corrupt)?,
+    })
+}
+
+/// Attempts at creating a promotion action before giving up on a crowd of racing
+/// reconcilers (each failed attempt means another one created an action meanwhile).
+const CREATE_TRIES: usize = 8;
+
+impl Ledger {
+    /// Creates a promotion action for the partition attempts in `wanted` (date, attempt,
+    /// proven staging version) that no live action holds, with the next sequence number and
+    /// a token of its own. `None` when every one of them is held by a live action already.
+    pub async fn create_promotion(
+        &self,
+        backfill_id: &BackfillId,
+        wanted: &[(PartitionDate, i64, i64)],
+        contract_version: i64,
+        ledger_id: &str,
+        actor: &str,
+    ) -> Result<Option<Action>, LedgerError> {
+        for _ in 0..CREATE_TRIES {
+            let mut tx = self.pool.begin().await?;
+            let seq: i64 = sqlx::query_scalar(
+                "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM actions \
+                 WHERE backfill_id = $1 AND kind = 'promote'",
+            )
+            .bind(backfill_id.to_string())
+            .fetch_one(&mut *tx)
+            .await?;
+            let key = format!("promote-{seq}");
+            let token = promotion_token(ledger_id, backfill_id, seq);
+            let created = sqlx::query(
+                "INSERT INTO actions (backfill_id, action_key, kind, seq, partitions, token, state, \
+                 detail, actor, at_ms, contract_version) \
+                 VALUES ($1, $2, 'promote', $3, '', $4, 'requested', '', $5, $6, $7) ON CONFLICT DO NOTHING",
+            )
+            .bind(backfill_id.to_string())
+            .bind(key.clone())
+            .bind(seq)
+            .bind(token)
+            .bind(actor.to_owned())
+            .bind(now_ms())
+            .bind(contract_version)
+            .execute(&mut *tx)
+            .await?;
+            if created.rows_affected() == 0 {
+                tx.rollback().await?;
+                continue;
+            }
+            let mut taken = Vec::new();
+            for (date, attempt, version) in wanted {
+                let done = sqlx::query(
+                    "INSERT INTO promotion_items (backfill_id, action_key, partition_date, attempt, \
+                     staging_version, state) VALUES ($1, $2, $3, $4, $5, 'requested') ON CONFLICT DO NOTHING",
+                )
+                .bind(backfill_id.to_string())
+                .bind(key.clone())
+                .bind(date.to_string())
+                .bind(*attempt)
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+                if done.rows_affected() == 1 {
+                    taken.push(format!("{date}@{version}"));
+                }
+            }
+            if taken.is_empty() {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+            let dates: Vec<&str> = taken
+                .iter()
+                .map(|t| t.split('@').next().unwrap_or_default())
+                .collect();
+            sqlx::query(
+                "UPDATE actions SET partitions = $1 WHERE backfill_id = $2 AND action_key = $3",
+            )
+            .bind(dates.join(","))
+            .bind(backfill_id.to_string())
+            .bind(key.clone())
+            .execute(&mut *tx)
+            .await?;
+            let event = NewEvent::backfill(actor, backfill_id, "action_requested").detail(format!(
+                "promote {key} under contract version {contract_version}: {} (date@staging version)",
+                taken.join(",")
+            ));
+            insert_event(&mut tx, &event).await?;
+            tx.commit().await?;
+            return self
+                .action(backfill_id, &key)
+                .await?
+                .map(Some)
+                .ok_or_else(|| LedgerError::Corrupt(format!("action {key} vanished")));
+        }
+        Err(LedgerError::Refused(format!(
+            "{backfill_id}: could not create a promotion action after {CREATE_TRIES} tries (other reconcilers kept creating them)"
+        )))
+    }
+
+    /// Every promotion item of the backfill, in the order the actions were created.
+    pub async fn promotion_items(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<Vec<PromotionItem>, LedgerError> {
+        let rows = sqlx::query(
+            "SELECT i.action_key, a.seq, i.partition_date, i.attempt, i.staging_version, i.state, \
+             i.version_before, i.version_after, i.rolled_back_by \
+             FROM promotion_items i JOIN actions a \
+             ON a.backfill_id = i.backfill_id AND a.action_key = i.action_key \
+             WHERE i.backfill_id = $1 ORDER BY a.seq, i.partition_date",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(item_from_row).collect()
+    }
+
+    /// Moves a promotion action to `succeeded` with the versions its run reported per
+    /// partition, in one transaction. False when another reconciler finished it first.
+    pub async fn complete_promotion(
+        &self,
+        backfill_id: &BackfillId,
+        key: &str,
+        run_id: i64,
+        detail: &str,
+        versions: &[PromotedVersions],
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let mut tx = self.pool.begin().await?;
+        let moved = move_action_in(
+            &mut tx,
+            backfill_id,
+            key,
+            &["requested", "running"],
+            "succeeded",
+            Some(run_id),
+            detail,
+            actor,
+        )
+        .await?;
+        if moved {
+            for v in versions {
+                sqlx::query(
+                    "UPDATE promotion_items SET version_before = $1, version_after = $2 \
+                     WHERE backfill_id = $3 AND action_key = $4 AND partition_date = $5",
+                )
+                .bind(v.version_before)
+                .bind(v.version_after)
+                .bind(backfill_id.to_string())
+                .bind(key.to_owned())
+                .bind(v.partition_date.clone())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+
+    /// Moves a rollback action to `succeeded` and marks the promotion it undid as rolled
+    /// back for that partition, in one transaction.
+    pub async fn complete_rollback(
+        &self,
+        backfill_id: &BackfillId,
+        key: &str,
+        run_id: i64,
+        detail: &str,
+        undone: (&str, &str),
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let (promotion_key, date) = undone;
+        let mut tx = self.pool.begin().await?;
+        let moved = move_action_in(
+            &mut tx,
+            backfill_id,
+            key,
+            &["requested", "running"],
+            "succeeded",
+            Some(run_id),
+            detail,
+            actor,
+        )
+        .await?;
+        if moved {
+            sqlx::query(
+                "UPDATE promotion_items SET rolled_back_by = $1 \
+                 WHERE backfill_id = $2 AND action_key = $3 AND partition_date = $4",
+            )
+            .bind(key.to_owned())
+            .bind(backfill_id.to_string())
+            .bind(promotion_key.to_owned())
+            .bind(date.to_owned())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
+    }
+}
