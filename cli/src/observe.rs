@@ -144,6 +144,7 @@ async fn snapshot(
         eta_s: report.eta_s,
         dq_failing: failing,
         actions: actions.into_iter().map(|((k, s), n)| (k, s, n)).collect(),
+        promotion: report.promotion.as_pairs().to_vec(),
     })
 }
 

@@ -35,5 +35,5 @@ pub use contracts::{ContractVersion, PromotionContract, RecordedJob, RecordedPol
 pub use error::LedgerError;
 pub use events::{Event, NewEvent};
 pub use model::{Backfill, BackfillState, Guards, Partition, PartitionKey, PartitionState, now_ms};
-pub use promotions::{PromotedVersions, PromotionItem};
+pub use promotions::{PromotedVersions, PromotionCounts, PromotionItem};
 pub use proofs::Proof;

@@ -249,3 +249,69 @@ impl Ledger {
         Ok(moved)
     }
 }
+
+/// Where a backfill's partitions stand towards production.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PromotionCounts {
+    /// The current attempt's proven snapshot is in production.
+    pub promoted: i64,
+    /// The current attempt passed the gate under the contract's policy and is not yet
+    /// promoted (for example re-run after its promotion): the next `promote` promotes it.
+    pub proven_not_promoted: i64,
+    /// The current attempt was promoted, then rolled back.
+    pub rolled_back: i64,
+}
+
+impl PromotionCounts {
+    /// Label values and counts, every state present.
+    pub fn as_pairs(&self) -> [(&'static str, i64); 3] {
+        [
+            ("promoted", self.promoted),
+            ("proven_not_promoted", self.proven_not_promoted),
+            ("rolled_back", self.rolled_back),
+        ]
+    }
+}
+
+impl Ledger {
+    /// Counts partitions by where their current attempt stands towards production.
+    pub async fn promotion_counts(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<PromotionCounts, LedgerError> {
+        let policy = self
+            .contract(backfill_id)
+            .await?
+            .map(|c| c.contract.policy_key().to_owned());
+        let rows = sqlx::query(
+            "SELECT p.partition_date, p.attempt, f.staging_version, f.passed_policy \
+             FROM partitions p JOIN proofs f ON f.backfill_id = p.backfill_id \
+             AND f.partition_date = p.partition_date AND f.attempt = p.attempt \
+             WHERE p.backfill_id = $1 AND p.state = 'succeeded'",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        let items = self.promotion_items(backfill_id).await?;
+        let mut counts = PromotionCounts::default();
+        for r in &rows {
+            let date: String = r.try_get(0).map_err(corrupt)?;
+            let attempt: i64 = r.try_get(1).map_err(corrupt)?;
+            let version: Option<i64> = r.try_get(2).map_err(corrupt)?;
+            let passed: Option<String> = r.try_get(3).map_err(corrupt)?;
+            let promoted = items.iter().rev().find(|i| {
+                i.state == "succeeded"
+                    && i.partition_date == date
+                    && i.attempt == attempt
+                    && Some(i.staging_version) == version
+            });
+            match promoted {
+                Some(i) if i.rolled_back_by.is_some() => counts.rolled_back += 1,
+                Some(_) => counts.promoted += 1,
+                None if passed.is_some() && passed == policy => counts.proven_not_promoted += 1,
+                None => {}
+            }
+        }
+        Ok(counts)
+    }
+}

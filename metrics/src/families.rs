@@ -322,6 +322,9 @@ pub struct BackfillSnapshot {
     pub dq_failing: Vec<(String, i64)>,
     /// Actions by (`promotion` | `rollback`, state).
     pub actions: Vec<(&'static str, &'static str, i64)>,
+    /// Partitions by where their current attempt stands towards production:
+    /// `promoted`, `proven_not_promoted`, `rolled_back`.
+    pub promotion: Vec<(&'static str, i64)>,
 }
 
 /// Hold reasons, the label values of `backfill_guard_held`.
@@ -344,6 +347,7 @@ pub struct FleetGauges {
     eta: Family<labels::Backfill, Gauge>,
     dq_failing: Family<labels::BackfillRule, Gauge>,
     actions: Family<labels::BackfillKindState, Gauge>,
+    promotion: Family<labels::BackfillState, Gauge>,
     ledger_up: Gauge,
 }
 
@@ -416,6 +420,11 @@ impl FleetGauges {
             self.actions.clone(),
         );
         r.register(
+            "backfill_partitions_promotion",
+            "Partitions by where their current attempt stands towards production (promoted, proven_not_promoted, rolled_back)",
+            self.promotion.clone(),
+        );
+        r.register(
             "backfill_ledger_up",
             "1 when the last read of the ledger succeeded",
             self.ledger_up.clone(),
@@ -477,6 +486,14 @@ impl FleetGauges {
                 .get_or_create(&labels::BackfillRule {
                     backfill: s.backfill.clone(),
                     rule: rule.clone(),
+                })
+                .set(*n);
+        }
+        for (state, n) in &s.promotion {
+            self.promotion
+                .get_or_create(&labels::BackfillState {
+                    backfill: s.backfill.clone(),
+                    state,
                 })
                 .set(*n);
         }

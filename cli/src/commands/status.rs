@@ -43,6 +43,9 @@ pub struct StatusReport {
     /// The hold as a fixed word (`paused`, `cancelled`, `budget`, `protected_window`),
     /// for metrics and scripts; none while new runs may start.
     pub held: Option<&'static str>,
+    /// Where partitions stand towards production (promoted, proven and not yet promoted,
+    /// rolled back).
+    pub promotion: backfill_ledger::PromotionCounts,
 }
 
 const HOUR_MS: i64 = 3_600_000;
@@ -79,6 +82,10 @@ pub async fn status_report(
     let run_hours = summary.run_ms as f64 / HOUR_MS as f64;
     let (throughput_per_hour, eta_s) = rates(&summary, now);
     let guard = guard_reason(&backfill, &summary);
+    let promotion = ledger
+        .promotion_counts(backfill_id)
+        .await
+        .map_err(anyhow::Error::new)?;
     let price = backfill
         .guards
         .price_per_run_hour
@@ -101,6 +108,7 @@ pub async fn status_report(
         eta_s,
         held: guard.as_ref().and_then(|(held, _)| *held),
         guard: guard.map(|(_, why)| why),
+        promotion,
     })
 }
 
@@ -188,6 +196,18 @@ fn print_text(report: &StatusReport, partitions: &[Partition]) {
     println!(
         "throughput {:.1} partitions/h, ETA {eta}",
         report.throughput_per_hour
+    );
+    let p = &report.promotion;
+    println!(
+        "production: {} promoted, {} proven and not yet promoted{}, {} rolled back",
+        p.promoted,
+        p.proven_not_promoted,
+        if p.proven_not_promoted > 0 {
+            " (backfill promote promotes them)"
+        } else {
+            ""
+        },
+        p.rolled_back
     );
     if let Some(guard) = &report.guard {
         println!("{guard}");

@@ -1,0 +1,542 @@
+//! Invariant 10, promote what was proven, once per proof: the contract recorded at produce
+//! governs (flags that disagree are refused, amendments are recorded), promotion copies each
+//! partition attempt's proven staging snapshot once, a re-run partition is promoted again, a
+//! failed promotion is retried with a fresh token, wave size only batches, a changed policy
+//! re-gates, and two fleets on one workspace never share a run. On SQLite and PostgreSQL,
+//! with the simulator over HTTP and the real `backfill` binary where a flag is the point.
+
+#![allow(clippy::unwrap_used)] // integration tests: a panic is a failed assertion
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use backfill_databricks::models::ListRuns;
+use backfill_reconciler::{
+    GapKind, PromotionOutcome, PromotionSettings, promote, reconcile_once, recorded_policy,
+    rollback,
+};
+use backfill_simulator::{Outcome, SimConfig};
+use support::fleet::{ContractSpec, Fleet, fast_sim};
+use support::process::{run, text};
+
+const POLICY: &str = include_str!("../policies/usage-daily.toml");
+
+fn settings(wave_size: usize) -> PromotionSettings {
+    PromotionSettings {
+        wave_size,
+        poll: Duration::from_millis(50),
+        timeout: Duration::from_secs(30),
+    }
+}
+
+/// A fleet on `ledger_url` whose `days` partitions all ran to the end.
+async fn finished(days: u32, sim: SimConfig, spec: ContractSpec, ledger_url: &str) -> Fleet {
+    let mut fleet = Fleet::build_with(days, 20, sim, &support::amqp_url(), ledger_url, spec).await;
+    fleet.publish_all().await;
+    fleet.start_worker("w1", None);
+    support::eventually(
+        "every partition settled",
+        Duration::from_secs(60),
+        || async {
+            let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
+            ps.iter().all(|p| p.state.is_terminal()).then_some(())
+        },
+    )
+    .await;
+    fleet
+}
+
+async fn ledgers() -> Vec<String> {
+    vec![support::sqlite_url(), support::postgres_url().await]
+}
+
+/// The environment of a `backfill` command aimed at `fleet`.
+fn cli_env(fleet: &Fleet) -> Vec<(&'static str, String)> {
+    vec![
+        ("LEDGER_URL", fleet.ledger_url.clone()),
+        ("DATABRICKS_HOST", fleet.sim.url()),
+        ("DATABRICKS_TOKEN", "t".to_owned()),
+        ("AMQP_URL", support::amqp_url_string()),
+        ("BACKFILL_DELAY_TIERS", support::TEST_TIERS.to_owned()),
+    ]
+}
+
+async fn job_runs(fleet: &Fleet, job_id: i64) -> Vec<backfill_databricks::models::Run> {
+    let mut runs = fleet
+        .client
+        .list_runs(
+            &ListRuns {
+                job_id: Some(job_id),
+                limit: Some(25),
+                ..ListRuns::default()
+            },
+            1000,
+        )
+        .await
+        .unwrap();
+    runs.reverse();
+    runs
+}
+
+/// What one promotion run was told to copy: (partition, staging version).
+fn told(run: &backfill_databricks::models::Run) -> Vec<(String, i64)> {
+    let list: Vec<serde_json::Value> =
+        serde_json::from_str(run.parameter("partitions").unwrap()).unwrap();
+    list.iter()
+        .map(|p| {
+            (
+                p["partition_date"].as_str().unwrap().to_owned(),
+                p["staging_version"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// The staging version each partition's current attempt was proven with.
+async fn proven(fleet: &Fleet) -> BTreeMap<String, i64> {
+    let attempts: BTreeMap<String, i64> = fleet
+        .ledger
+        .partitions(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| (p.date.to_string(), i64::from(p.attempt.get())))
+        .collect();
+    fleet
+        .ledger
+        .proofs(&fleet.backfill_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|p| attempts.get(&p.partition_date) == Some(&p.attempt))
+        .filter_map(|p| p.staging_version.map(|v| (p.partition_date, v)))
+        .collect()
+}
+
+fn write_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{}-{name}", support::unique()));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_without_flags_refuses_a_backfill_failing_its_recorded_policy() {
+    for url in ledgers().await {
+        let metrics = [(
+            "2026-01-02".to_owned(),
+            [("duplicate_keys".to_owned(), serde_json::json!(3))].into(),
+        )]
+        .into();
+        let spec = ContractSpec {
+            policy: Some(POLICY),
+            ..ContractSpec::default()
+        };
+        let fleet = finished(
+            3,
+            SimConfig {
+                metrics,
+                ..fast_sim()
+            },
+            spec,
+            &url,
+        )
+        .await;
+        let env = cli_env(&fleet);
+        let id = fleet.backfill_id.to_string();
+        // No --dq-policy anywhere: the recorded policy gates all the same.
+        let out = run(&env, &["promote", "--backfill-id", &id, "--approve"]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("not promoted"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            job_runs(&fleet, 2).await.is_empty(),
+            "no promotion run started"
+        );
+        let out = run(
+            &env,
+            &["reconcile", "--backfill-id", &id, "--once", "--json"],
+        );
+        assert_eq!(out.status.code(), Some(1));
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["gaps"][0]["partition"], "2026-01-02");
+        assert_eq!(report["gaps"][0]["kind"], "dq_failed");
+        assert_eq!(report["contract_version"], 1);
+        fleet.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flag_contradicting_the_contract_exits_2_until_an_amendment_changes_it() {
+    for url in ledgers().await {
+        let fleet = finished(2, fast_sim(), ContractSpec::default(), &url).await;
+        let env = cli_env(&fleet);
+        let id = fleet.backfill_id.to_string();
+        let other_policy = write_file("other.toml", POLICY);
+        for (args, flag) in [
+            (
+                vec!["promote", "--target-table", "main.usage.typo"],
+                "--target-table",
+            ),
+            (
+                vec!["promote", "--dq-policy", other_policy.to_str().unwrap()],
+                "--dq-policy",
+            ),
+            (
+                vec!["promote", "--promotion-job-id", "3"],
+                "--promotion-job-id",
+            ),
+            (
+                vec!["reconcile", "--once", "--require-approval"],
+                "--require-approval",
+            ),
+            (
+                vec!["rollback", "--staging-table", "main.x.y"],
+                "--staging-table",
+            ),
+        ] {
+            let mut full = args.clone();
+            full.extend(["--backfill-id", &id]);
+            let out = run(&env, &full);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{full:?}: {err}");
+            assert!(
+                err.contains(flag)
+                    && err.contains("recorded contract")
+                    && err.contains("backfill amend"),
+                "{full:?}: {err}"
+            );
+        }
+        // A flag that repeats the contract is fine.
+        let out = run(
+            &env,
+            &[
+                "reconcile",
+                "--once",
+                "--backfill-id",
+                &id,
+                "--target-table",
+                "main.usage.daily_customer_usage",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            job_runs(&fleet, 2).await.is_empty(),
+            "nothing promoted by a refused command"
+        );
+        // An amendment is recorded with who and why, and then governs.
+        let out = run(
+            &env,
+            &[
+                "amend",
+                "--backfill-id",
+                &id,
+                "--target-table",
+                "main.usage.moved",
+                "--reason",
+                "the table moved",
+                "--by",
+                "alice",
+            ],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).contains("version 1 → 2"),
+            "{}",
+            text(&out.stdout)
+        );
+        let out = run(&env, &["promote", "--backfill-id", &id]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("WARNING")
+                && text(&out.stderr).contains("without a data-quality policy"),
+            "a backfill without a policy says so at promotion: {}",
+            text(&out.stderr)
+        );
+        let runs = job_runs(&fleet, 2).await;
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].parameter("target_table"), Some("main.usage.moved"));
+        let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == "contract_recorded"));
+        assert!(events.iter().any(|e| {
+            e.kind == "contract_amended"
+                && e.actor == "alice"
+                && e.detail.contains("the table moved")
+                && e.detail
+                    .contains("main.usage.daily_customer_usage → main.usage.moved")
+        }));
+        assert!(events.iter().any(|e| e.kind == "promoting_without_policy"));
+        let history = fleet
+            .ledger
+            .contract_history(&fleet.backfill_id)
+            .await
+            .unwrap();
+        assert_eq!(history.len(), 2);
+        // An amendment that changes nothing is refused.
+        let out = run(
+            &env,
+            &["amend", "--backfill-id", &id, "--reason", "nothing"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+        let _ = std::fs::remove_file(other_policy);
+        fleet.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_rerun_after_promotion_is_proven_and_promoted_again_at_its_new_snapshot() {
+    for url in ledgers().await {
+        let fleet = finished(4, fast_sim(), ContractSpec::default(), &url).await;
+        let s = settings(10);
+        let first = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
+        assert!(
+            matches!(first, PromotionOutcome::Promoted { .. }),
+            "{first:?}"
+        );
+        let before = proven(&fleet).await;
+        let date: backfill_contract::PartitionDate = "2026-01-02".parse().unwrap();
+        backfill_producer::request_rerun(
+            &fleet.ledger,
+            &fleet.broker.publisher(),
+            &fleet.backfill_id,
+            date,
+            "alice",
+            "late files arrived",
+        )
+        .await
+        .unwrap();
+        support::eventually("attempt 2 succeeded", Duration::from_secs(30), || async {
+            let p = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
+            let p = p.iter().find(|p| p.date == date).unwrap();
+            (p.attempt.get() == 2 && p.state.is_terminal()).then_some(())
+        })
+        .await;
+        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
+        assert!(report.complete, "{report:?}");
+        let counts = fleet
+            .ledger
+            .promotion_counts(&fleet.backfill_id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (counts.promoted, counts.proven_not_promoted),
+            (3, 1),
+            "{counts:?}"
+        );
+        let again = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
+        let PromotionOutcome::Promoted {
+            actions, already, ..
+        } = again
+        else {
+            panic!("{again:?}")
+        };
+        assert_eq!((actions.len(), already), (1, 3));
+        let after = proven(&fleet).await;
+        assert_ne!(after["2026-01-02"], before["2026-01-02"], "a new snapshot");
+        let runs = job_runs(&fleet, 2).await;
+        assert_eq!(runs.len(), 2);
+        assert_eq!(
+            told(&runs[1]),
+            [("2026-01-02".to_owned(), after["2026-01-02"])]
+        );
+        let counts = fleet
+            .ledger
+            .promotion_counts(&fleet.backfill_id)
+            .await
+            .unwrap();
+        assert_eq!((counts.promoted, counts.proven_not_promoted), (4, 0));
+        // Rollback restores the version before the latest promotion of that partition.
+        let items = fleet
+            .ledger
+            .promotion_items(&fleet.backfill_id)
+            .await
+            .unwrap();
+        let latest = items
+            .iter()
+            .filter(|i| i.partition_date == "2026-01-02")
+            .max_by_key(|i| i.seq)
+            .unwrap();
+        assert_eq!(latest.attempt, 2);
+        rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &[date],
+            &s,
+            "op",
+        )
+        .await
+        .unwrap();
+        let rb = job_runs(&fleet, 3).await;
+        assert_eq!(
+            rb[0].parameter("restore_version").unwrap(),
+            latest.version_before.unwrap().to_string()
+        );
+        let counts = fleet
+            .ledger
+            .promotion_counts(&fleet.backfill_id)
+            .await
+            .unwrap();
+        assert_eq!((counts.promoted, counts.rolled_back), (3, 1));
+        // A rolled-back proof is not promoted again behind the operator's back.
+        let third = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
+        assert!(
+            matches!(third, PromotionOutcome::Promoted { ref actions, .. } if actions.is_empty()),
+            "{third:?}"
+        );
+        fleet.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_promotion_is_retried_with_a_fresh_token_and_wave_size_only_batches() {
+    for url in ledgers().await {
+        let sim = SimConfig {
+            outcomes: [("job:2".to_owned(), vec![Outcome::TaskFailed])].into(),
+            ..fast_sim()
+        };
+        let fleet = finished(5, sim, ContractSpec::default(), &url).await;
+        let failed = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &settings(3),
+            "r",
+        )
+        .await
+        .unwrap();
+        let PromotionOutcome::Failed(action) = failed else {
+            panic!("{failed:?}")
+        };
+        assert_eq!(
+            action.partitions,
+            ["2026-01-01", "2026-01-02", "2026-01-03"]
+        );
+        let promoted = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &settings(2),
+            "r",
+        )
+        .await
+        .unwrap();
+        let PromotionOutcome::Promoted {
+            actions, already, ..
+        } = promoted
+        else {
+            panic!("{promoted:?}")
+        };
+        assert_eq!(already, 0);
+        let sizes: Vec<usize> = actions.iter().map(|a| a.partitions.len()).collect();
+        assert_eq!(sizes, [2, 2, 1], "waves of two, oldest first");
+        assert!(
+            actions.iter().all(|a| a.token != action.token),
+            "fresh tokens"
+        );
+        // Every partition promoted exactly once, at its proven snapshot.
+        let runs = job_runs(&fleet, 2).await;
+        assert_eq!(runs.len(), 4, "the failed run and three waves");
+        let mut copied: Vec<(String, i64)> = runs[1..].iter().flat_map(told).collect();
+        copied.sort();
+        assert_eq!(copied, proven(&fleet).await.into_iter().collect::<Vec<_>>());
+        let items = fleet
+            .ledger
+            .promotion_items(&fleet.backfill_id)
+            .await
+            .unwrap();
+        let succeeded: Vec<&str> = items
+            .iter()
+            .filter(|i| i.state == "succeeded")
+            .map(|i| i.partition_date.as_str())
+            .collect();
+        assert_eq!(
+            succeeded,
+            [
+                "2026-01-01",
+                "2026-01-02",
+                "2026-01-03",
+                "2026-01-04",
+                "2026-01-05"
+            ]
+        );
+        assert_eq!(items.iter().filter(|i| i.state == "failed").count(), 3);
+        fleet.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_gates_again_instead_of_reusing_old_verdicts() {
+    for url in ledgers().await {
+        let spec = ContractSpec {
+            policy: Some(POLICY),
+            ..ContractSpec::default()
+        };
+        let fleet = finished(2, fast_sim(), spec, &url).await;
+        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
+        assert!(report.complete, "{report:?}");
+        let strict = "[[rule]]\nname = \"tiny\"\ncheck = \"threshold\"\nmetric = \"row_count\"\nop = \"le\"\nvalue = 10\n";
+        let current = fleet
+            .ledger
+            .contract(&fleet.backfill_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut amended = current.contract.clone();
+        amended.dq_policy = Some(recorded_policy(strict, "strict.toml").unwrap());
+        fleet
+            .ledger
+            .amend_contract(&fleet.backfill_id, 1, &amended, "bob", "stricter")
+            .await
+            .unwrap();
+        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
+        assert!(!report.complete);
+        assert_eq!(report.gaps.len(), 2);
+        assert!(
+            report
+                .gaps
+                .iter()
+                .all(|g| g.kind == GapKind::DqFailed && g.detail.contains("tiny"))
+        );
+        let hashes: std::collections::BTreeSet<String> = fleet
+            .ledger
+            .dq_results(&fleet.backfill_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.policy_hash)
+            .collect();
+        assert_eq!(hashes.len(), 2, "verdicts under each policy, kept apart");
+        let outcome = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &settings(5),
+            "r",
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(outcome, PromotionOutcome::NotReady(_)),
+            "{outcome:?}"
+        );
+        assert!(job_runs(&fleet, 2).await.is_empty());
+        fleet.stop().await;
+    }
+}
