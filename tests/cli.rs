@@ -246,6 +246,8 @@ fn the_example_scenario_loads_and_bad_scenarios_are_named() {
     .unwrap();
     let config = backfill_simulator::SimConfig::from_toml(&example).unwrap();
     assert_eq!(config.jobs[0].max_concurrent_runs, 50);
+    let ids: Vec<i64> = config.jobs.iter().map(|j| j.job_id).collect();
+    assert_eq!(ids, [1, 2, 3], "a rehearsal can promote and roll back");
     assert_eq!(config.faults.len(), 3);
     assert_eq!(config.outcomes["2026-04-02"].len(), 2);
     assert_eq!(config.unknown_state_partitions, ["2026-01-09"]);
