@@ -318,7 +318,12 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
         assert_eq!(p.run_id, Some(8));
         assert!(p.verified_at_ms.is_some());
         // Terminal: nothing moves it any more.
-        assert!(!ledger.dead_letter(&k, a2, None, "late", "w").await.unwrap());
+        assert!(
+            !ledger
+                .dead_letter(&k, a2, None, None, "late", "w")
+                .await
+                .unwrap()
+        );
         let kinds: Vec<String> = ledger
             .events(&k.backfill_id)
             .await
@@ -506,7 +511,12 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
         ledger.record_run(&d2, a1, 3, None, 0, "w").await.unwrap();
         let d3 = key("bf", "2026-01-03");
         ledger.claim_trigger(&d3, a1, "t4", "w").await.unwrap();
-        assert!(ledger.dead_letter(&d3, a1, None, "bad", "w").await.unwrap());
+        assert!(
+            ledger
+                .dead_letter(&d3, a1, None, None, "bad", "w")
+                .await
+                .unwrap()
+        );
 
         let summary = ledger.partition_summary(&id, 0).await.unwrap();
         let counts = ledger.state_counts(&id).await.unwrap();
@@ -517,15 +527,11 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
         assert_eq!(summary.unfinished(), 2);
         assert_eq!(summary.verified, 1);
         assert_eq!(summary.retries, 1);
-        // Attempt 1 recorded 1 ms (times(1)), overwritten by attempt 2's 3 s.
+        // Both runs of day 1 count: attempt 1's 1 ms (times(1)) and attempt 2's 3 s.
         let rows = ledger.partitions(&id).await.unwrap();
-        let finished: Vec<i64> = rows
-            .iter()
-            .filter_map(|p| Some((p.run_ended_ms? - p.run_started_ms?).max(0)))
-            .collect();
-        assert_eq!(summary.finished_runs, finished.len() as i64);
-        assert_eq!(summary.run_ms, finished.iter().sum::<i64>());
-        assert_eq!(summary.run_ms, 3_000);
+        assert_eq!(summary.finished_runs, 2);
+        assert_eq!(summary.run_ms, 3_001);
+        assert_eq!(ledger.finished_run_time(&id).await.unwrap(), (3_001, 2));
         assert_eq!(summary.finished_since, 2);
         assert_eq!(
             ledger
@@ -588,6 +594,173 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
                 ("promote".to_owned(), "succeeded".to_owned(), 1)
             ]
         );
+    })
+    .await;
+}
+
+/// A run of `ms` milliseconds at Databricks.
+fn run_of(run_id: i64, ms: i64) -> RunTimes {
+    RunTimes {
+        started_ms: Some(10_000),
+        ended_ms: Some(10_000 + ms),
+        ..times(run_id)
+    }
+}
+
+#[tokio::test]
+async fn spend_counts_every_attempts_run_and_never_goes_down() {
+    for_each_backend(|ledger| async move {
+        let id: BackfillId = "bf".parse().unwrap();
+        ledger
+            .register_backfill(&new_backfill("bf", 3, 5))
+            .await
+            .unwrap();
+        let spend = || async { ledger.partition_summary(&id, 0).await.unwrap().run_ms };
+        let mut last = 0;
+        let step = |last: &mut i64, now: i64| {
+            assert!(now >= *last, "spend went down from {last} to {now}");
+            *last = now;
+        };
+
+        // Day 1 fails once after 3 s, then succeeds after 1 s: both runs count.
+        let d1 = key("bf", "2026-01-01");
+        let a1 = Attempt::FIRST;
+        ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
+        let s = ledger.record_run(&d1, a1, 1, None, 0, "w").await.unwrap();
+        assert!(
+            ledger
+                .schedule_retry(
+                    &d1,
+                    a1,
+                    s.unwrap(),
+                    run_of(1, 3_000),
+                    0,
+                    "CLOUD_FAILURE",
+                    "w"
+                )
+                .await
+                .unwrap()
+        );
+        step(&mut last, spend().await);
+        assert_eq!(last, 3_000);
+        let a2 = a1.next();
+        ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
+        let s = ledger.record_run(&d1, a2, 2, None, 0, "w").await.unwrap();
+        assert!(
+            ledger
+                .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
+                .await
+                .unwrap()
+        );
+        step(&mut last, spend().await);
+        assert_eq!(last, 4_000, "the failed run and the successful one");
+        let summary = ledger.partition_summary(&id, 0).await.unwrap();
+        assert_eq!(summary.finished_runs, 2);
+        assert_eq!(ledger.finished_run_time(&id).await.unwrap(), (4_000, 2));
+
+        // A late duplicate of the success changes nothing.
+        assert!(
+            !ledger
+                .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
+                .await
+                .unwrap()
+        );
+        step(&mut last, spend().await);
+        assert_eq!(last, 4_000);
+
+        // A re-run of day 1 keeps what was spent; its third run, dead-lettered as failed
+        // for good after 500 ms, adds to it.
+        assert!(ledger.request_rerun(&d1, a2, "op", "dq").await.unwrap());
+        step(&mut last, spend().await);
+        let a3 = a2.next();
+        ledger.claim_trigger(&d1, a3, "t3", "w").await.unwrap();
+        let s = ledger.record_run(&d1, a3, 3, None, 0, "w").await.unwrap();
+        let dead = run_of(3, 500);
+        assert!(
+            ledger
+                .dead_letter(&d1, a3, s, Some(&dead), "failed for good", "w")
+                .await
+                .unwrap()
+        );
+        step(&mut last, spend().await);
+        assert_eq!(last, 4_500);
+
+        // Day 2 is cancelled while its run runs: its end is unknown, so it counts from
+        // its claim to the cancel (an upper bound), and not as a measured run.
+        let d2 = key("bf", "2026-01-02");
+        let before_claim = now_ms();
+        ledger.claim_trigger(&d2, a1, "t4", "w").await.unwrap();
+        ledger.record_run(&d2, a1, 4, None, 0, "w").await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(ledger.cancel_active(&d2, a1, "op", "stop").await.unwrap());
+        let after_cancel = now_ms();
+        step(&mut last, spend().await);
+        let bounded = last - 4_500;
+        assert!(
+            (50..=after_cancel - before_claim).contains(&bounded),
+            "cancelled run counted {bounded} ms"
+        );
+        assert_eq!(
+            ledger
+                .partition_summary(&id, 0)
+                .await
+                .unwrap()
+                .finished_runs,
+            3
+        );
+        // A waiting partition cancelled had no run of its attempt: nothing added.
+        let d3 = key("bf", "2026-01-03");
+        assert!(ledger.cancel_active(&d3, a1, "op", "stop").await.unwrap());
+        step(&mut last, spend().await);
+        assert_eq!(last, 4_500 + bounded);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
+    for_each_backend(|ledger| async move {
+        let id: BackfillId = "bf".parse().unwrap();
+        ledger
+            .register_backfill(&new_backfill("bf", 2, 5))
+            .await
+            .unwrap();
+        // One unit per run-second; two runs of a second each have cost 2.
+        let guards = backfill_ledger::Guards {
+            price_per_run_hour: Some(3_600.0),
+            budget: Some(2.5),
+            ..Default::default()
+        };
+        assert!(ledger.set_guards(&id, &guards, "op").await.unwrap());
+        let d1 = key("bf", "2026-01-01");
+        let a1 = Attempt::FIRST;
+        ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
+        let s = ledger.record_run(&d1, a1, 1, None, 0, "w").await.unwrap();
+        ledger
+            .schedule_retry(
+                &d1,
+                a1,
+                s.unwrap(),
+                run_of(1, 1_000),
+                0,
+                "CLOUD_FAILURE",
+                "w",
+            )
+            .await
+            .unwrap();
+        let a2 = a1.next();
+        ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
+        let s = ledger.record_run(&d1, a2, 2, None, 0, "w").await.unwrap();
+        ledger
+            .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
+            .await
+            .unwrap();
+        // Spent 2, one more run at the average of 1: 3 > 2.5.
+        let d2 = key("bf", "2026-01-02");
+        match ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap() {
+            Claim::Held(why) => assert!(why.contains("projected spend 3.00"), "{why}"),
+            other => panic!("expected the budget to hold the claim: {other:?}"),
+        }
     })
     .await;
 }

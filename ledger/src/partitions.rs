@@ -92,6 +92,40 @@ impl Cas {
         self
     }
 
+    /// `column = column + value`: for the cumulative spend columns.
+    fn add(mut self, column: &str, value: i64) -> Self {
+        self.binds.push(Bind::Int(value));
+        self.sets
+            .push(format!("{column} = {column} + ${}", self.binds.len()));
+        self
+    }
+
+    /// Adds to the spend the run of this attempt whose end is not known (cancelled, or
+    /// given up while it ran): a conservative upper bound, from its claim
+    /// (`triggered_at_ms`, or the take-over of the claim) to `now`, and only if the row
+    /// is claimed or running (a waiting partition has no run of this attempt). A run
+    /// started before a take-over of its claim is bounded from the take-over.
+    fn add_unfinished_run(mut self, now: i64) -> Self {
+        self.binds.push(Bind::Int(now));
+        let n = self.binds.len();
+        self.sets.push(format!(
+            "spent_run_ms = spent_run_ms + CASE WHEN state IN ('triggering', 'running') \
+             AND triggered_at_ms IS NOT NULL AND ${n} > triggered_at_ms \
+             THEN ${n} - triggered_at_ms ELSE 0 END"
+        ));
+        self
+    }
+
+    /// Adds a finished run's measured time (Databricks start to end) to the spend.
+    fn add_finished_run(self, run: &RunTimes) -> Self {
+        match (run.started_ms, run.ended_ms) {
+            (Some(start), Some(end)) => self
+                .add("spent_run_ms", (end - start).max(0))
+                .add("runs_finished", 1),
+            _ => self,
+        }
+    }
+
     fn set_expr(mut self, expr: &str) -> Self {
         self.sets.push(expr.to_owned());
         self
@@ -327,10 +361,11 @@ impl Ledger {
         let price: Option<f64> = locked.try_get(2).map_err(corrupt)?;
         let budget: Option<f64> = locked.try_get(3).map_err(corrupt)?;
         if let (Some(price), Some(budget)) = (price, budget) {
+            // Every attempt's runs, failed, dead-lettered and cancelled ones included.
             let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(run_ended_ms - run_started_ms), 0) AS BIGINT), \
-                 CAST(COUNT(*) AS BIGINT) FROM partitions WHERE backfill_id = $1 \
-                 AND run_ended_ms IS NOT NULL AND run_started_ms IS NOT NULL",
+                "SELECT CAST(COALESCE(SUM(spent_run_ms), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(runs_finished), 0) AS BIGINT) FROM partitions \
+                 WHERE backfill_id = $1",
             )
             .bind(key.backfill_id.to_string())
             .fetch_one(&mut *tx)
@@ -544,8 +579,11 @@ impl Ledger {
         actor: &str,
         why: &str,
     ) -> Result<bool, LedgerError> {
+        // The run of a claimed or running partition is being cancelled: its end is not
+        // known here, so the spend counts it up to now (an upper bound).
         let cas = Cas::on(key, attempt)
             .expect_state(from)
+            .add_unfinished_run(now_ms())
             .move_to(PartitionState::Cancelled)
             .set("last_error", Bind::Text(why.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "cancelled").detail(why);
@@ -583,6 +621,7 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .move_to(PartitionState::Succeeded)
+            .add_finished_run(&run)
             .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("run_started_ms", Bind::OptInt(run.started_ms))
             .set("run_ended_ms", Bind::OptInt(run.ended_ms))
@@ -610,6 +649,7 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .move_to(PartitionState::Failed)
+            .add_finished_run(&run)
             .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("attempt", Bind::Int(i64::from(attempt.next().get())))
             .set("idempotency_token", Bind::OptText(None))
@@ -627,12 +667,14 @@ impl Ledger {
     }
 
     /// Any non-terminal state of this attempt → dead_lettered, with the reason. When
-    /// `check_seq` is given only the live check chain may do it.
+    /// `check_seq` is given only the live check chain may do it. `run` is the attempt's
+    /// run when it ended (failed for good): its time is recorded and added to the spend.
     pub async fn dead_letter(
         &self,
         key: &PartitionKey,
         attempt: Attempt,
         check_seq: Option<i64>,
+        run: Option<&RunTimes>,
         reason: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
@@ -645,10 +687,19 @@ impl Ledger {
         if let Some(seq) = check_seq {
             cas = cas.expect("check_seq", Bind::Int(seq));
         }
+        if let Some(run) = run {
+            cas = cas
+                .add_finished_run(run)
+                .set("run_url", Bind::OptText(run.run_url.clone()))
+                .set("run_started_ms", Bind::OptInt(run.started_ms))
+                .set("run_ended_ms", Bind::OptInt(run.ended_ms));
+        }
         let cas = cas
             .move_to(PartitionState::DeadLettered)
             .set("last_error", Bind::Text(reason.to_owned()));
-        let event = NewEvent::partition(actor, key, attempt, "dead_lettered").detail(reason);
+        let event = NewEvent::partition(actor, key, attempt, "dead_lettered")
+            .run(run.map(|r| r.run_id))
+            .detail(reason);
         Ok(self.apply(cas, event).await?.is_some())
     }
 
@@ -667,6 +718,8 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("run_id", Bind::Int(run_id))
             .expect("check_seq", Bind::Int(check_seq))
+            // Its run is cancelled next, its end unknown: counted up to now (an upper bound).
+            .add_unfinished_run(now_ms())
             .move_to(PartitionState::DeadLettered)
             .set("last_error", Bind::Text(reason.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "dead_lettered")

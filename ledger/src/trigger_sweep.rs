@@ -109,8 +109,13 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
+        // A claimed partition's run may exist, its end unknown: the spend counts it from
+        // the claim to now (an upper bound), as for a cancelled run.
         let done = sqlx::query(
-            "UPDATE partitions SET state = 'dead_lettered', last_error = $1, updated_at_ms = $2 \
+            "UPDATE partitions SET state = 'dead_lettered', last_error = $1, updated_at_ms = $2, \
+             spent_run_ms = spent_run_ms + CASE WHEN state = 'triggering' \
+               AND triggered_at_ms IS NOT NULL AND $2 > triggered_at_ms \
+               THEN $2 - triggered_at_ms ELSE 0 END \
              WHERE backfill_id = $3 AND partition_date = $4 AND attempt = $5 AND state = $6 \
              AND check_seq = $7",
         )
