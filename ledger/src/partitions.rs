@@ -63,12 +63,25 @@ enum Bind {
 }
 
 /// A conditional `UPDATE partitions ... WHERE <expected state> RETURNING check_seq`:
-/// it changes the row only if the row is still as the caller saw it.
+/// it changes the row only if the row is still as the caller saw it. Every one also
+/// keeps what it saw (`prev_state`, and `prev_run_id`: the run of the row's attempt, if
+/// any), which SQL reads from the old row, so its event can say where the partition came
+/// from and which run it concerned without another statement.
 #[derive(Debug)]
 struct Cas {
     sets: Vec<String>,
     wheres: Vec<String>,
     binds: Vec<Bind>,
+    /// The state this compare-and-set moves the row to, if it moves it.
+    to: Option<PartitionState>,
+}
+
+/// What a compare-and-set that changed its row saw and left.
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    check_seq: i64,
+    from: Option<PartitionState>,
+    run_id: Option<i64>,
 }
 
 impl Cas {
@@ -77,12 +90,20 @@ impl Cas {
             sets: Vec::new(),
             wheres: Vec::new(),
             binds: Vec::new(),
+            to: None,
         };
         cas = cas
             .expect("backfill_id", Bind::Text(key.backfill_id.to_string()))
             .expect("partition_date", Bind::Text(key.date.to_string()))
             .expect("attempt", Bind::Int(i64::from(attempt.get())))
-            .set("updated_at_ms", Bind::Int(now_ms()));
+            .set("updated_at_ms", Bind::Int(now_ms()))
+            // Right-hand sides read the row as it was. A run id belongs to the attempt
+            // only while the attempt holds its claim's token: claiming clears run_id and
+            // a new attempt clears the token, so a run of an earlier attempt is not taken.
+            .set_expr("prev_state = state")
+            .set_expr(
+                "prev_run_id = CASE WHEN idempotency_token IS NOT NULL THEN run_id ELSE NULL END",
+            );
         cas
     }
 
@@ -145,13 +166,14 @@ impl Cas {
         cas
     }
 
-    fn move_to(self, state: PartitionState) -> Self {
+    fn move_to(mut self, state: PartitionState) -> Self {
+        self.to = Some(state);
         self.set("state", Bind::Text(state.as_str().to_owned()))
     }
 
     fn sql(&self) -> String {
         format!(
-            "UPDATE partitions SET {} WHERE {} RETURNING check_seq",
+            "UPDATE partitions SET {} WHERE {} RETURNING check_seq, prev_state, prev_run_id",
             self.sets.join(", "),
             self.wheres.join(" AND ")
         )
@@ -164,7 +186,7 @@ impl Ledger {
     /// was not as expected (someone else acted first).
     async fn apply(&self, cas: Cas, event: NewEvent) -> Result<Option<i64>, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let seq = Self::apply_in(&mut tx, cas, Some(&event)).await?;
+        let seq = Self::apply_in(&mut tx, cas, Some(event)).await?;
         match seq {
             Some(_) => tx.commit().await?,
             None => tx.rollback().await?,
@@ -172,10 +194,24 @@ impl Ledger {
         Ok(seq)
     }
 
+    /// The event completed from what the compare-and-set saw: its from and to states
+    /// (to is the state it saw when it does not move the row) and the attempt's run,
+    /// where the caller did not give them.
+    fn complete(mut event: NewEvent, applied: Applied, to: Option<PartitionState>) -> NewEvent {
+        if event.from_state.is_none() && event.to_state.is_none() {
+            event.from_state = applied.from;
+            event.to_state = to.or(applied.from);
+        }
+        if event.run_id.is_none() {
+            event.run_id = applied.run_id;
+        }
+        event
+    }
+
     async fn apply_in(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         cas: Cas,
-        event: Option<&NewEvent>,
+        event: Option<NewEvent>,
     ) -> Result<Option<i64>, LedgerError> {
         let sql = cas.sql();
         // Built only from column names and states in this file; values are bound.
@@ -191,11 +227,16 @@ impl Ledger {
         let Some(row) = query.fetch_optional(&mut **tx).await? else {
             return Ok(None);
         };
-        let seq: i64 = row.try_get(0).map_err(corrupt)?;
+        let from: Option<String> = row.try_get(1).map_err(corrupt)?;
+        let applied = Applied {
+            check_seq: row.try_get(0).map_err(corrupt)?,
+            from: from.map(|s| s.parse()).transpose()?,
+            run_id: row.try_get(2).map_err(corrupt)?,
+        };
         if let Some(event) = event {
-            insert_event(tx, event).await?;
+            insert_event(tx, &Self::complete(event, applied, cas.to)).await?;
         }
-        Ok(Some(seq))
+        Ok(Some(applied.check_seq))
     }
 
     pub async fn partition(&self, key: &PartitionKey) -> Result<Option<Partition>, LedgerError> {
@@ -396,7 +437,7 @@ impl Ledger {
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")
             .detail(format!("idempotency token {token}"));
-        if Self::apply_in(&mut tx, cas, Some(&event)).await?.is_none() {
+        if Self::apply_in(&mut tx, cas, Some(event)).await?.is_none() {
             tx.rollback().await?;
             return Ok(Claim::Lost);
         }

@@ -17,3 +17,16 @@ UPDATE partitions SET
     runs_finished = CASE WHEN run_started_ms IS NOT NULL AND run_ended_ms IS NOT NULL
         THEN 1 ELSE 0 END;
 
+-- What every compare-and-set on a partition saw before it changed the row (the right-hand
+-- sides of an UPDATE read the old row), so its event records where the partition came
+-- from, and the run of the attempt, when it had one: a run id left from an earlier attempt
+-- (a partition is claimed with a token and run_id cleared; a new attempt clears the token)
+-- is not the attempt's.
+ALTER TABLE partitions ADD COLUMN prev_state TEXT;
+ALTER TABLE partitions ADD COLUMN prev_run_id BIGINT;
+
+-- The row trigger of 0001 refuses UPDATE and DELETE, but TRUNCATE fires no row triggers:
+-- refuse it per statement as well.
+CREATE TRIGGER events_are_append_only_truncate
+BEFORE TRUNCATE ON events
+FOR EACH STATEMENT EXECUTE FUNCTION events_are_append_only();
