@@ -905,3 +905,46 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_csv_export_neutralises_cells_a_spreadsheet_would_evaluate() {
+    for_each_backend(|ledger| async move {
+        let id: BackfillId = "bf".parse().unwrap();
+        let mut new = new_backfill("bf", 1, 1);
+        new.created_by = "=cmd|' /C calc'!A0".into();
+        ledger.register_backfill(&new).await.unwrap();
+        ledger
+            .set_backfill_state(&id, BackfillState::Paused, "@evil", "-1+1, \"quoted\"")
+            .await
+            .unwrap();
+        let csv = backfill_reconciler::audit_csv(&ledger, &id).await.unwrap();
+        assert!(
+            csv.contains("'=cmd|' /C calc'!A0") && csv.contains(",'@evil,"),
+            "{csv}"
+        );
+        assert!(
+            csv.contains("\"paused: -1+1, \"\"quoted\"\"\""),
+            "a cell not starting with a formula character is kept: {csv}"
+        );
+        // No cell, quoted or not, starts with a character a spreadsheet evaluates.
+        for line in csv.lines() {
+            let mut cells = Vec::new();
+            let (mut cell, mut quoted) = (String::new(), false);
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => cells.push(std::mem::take(&mut cell)),
+                    c => cell.push(c),
+                }
+            }
+            cells.push(cell);
+            for cell in cells {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{cell:?} in {line}"
+                );
+            }
+        }
+    })
+    .await;
+}
