@@ -299,3 +299,141 @@ fn plan_prints_makespan_cost_and_warnings() {
     assert_eq!(plan["min_concurrency_for_window"], 5);
     assert_eq!(plan["warnings"].as_array().unwrap().len(), 2);
 }
+
+#[test]
+fn non_finite_or_negative_prices_and_budgets_exit_2_naming_the_flag() {
+    let produce = |flag: &'static str, value: &'static str| {
+        vec![
+            "produce",
+            "--backfill-id",
+            "x",
+            "--job-id",
+            "1",
+            "--start",
+            "2026-01-01",
+            "--end",
+            "2026-01-02",
+            flag,
+            value,
+        ]
+    };
+    let plan = |flag: &'static str, value: &'static str| {
+        vec![
+            "plan",
+            "--partitions",
+            "10",
+            "--concurrency",
+            "2",
+            "--run-minutes",
+            "30",
+            flag,
+            value,
+        ]
+    };
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (produce("--budget", "NaN"), "--budget"),
+        (produce("--budget", "inf"), "--budget"),
+        (
+            produce("--price-per-run-hour", "-3"),
+            "--price-per-run-hour",
+        ),
+        (
+            vec!["guards", "--backfill-id", "x", "--budget", "nan"],
+            "--budget",
+        ),
+        (
+            vec!["guards", "--backfill-id", "x", "--budget", "-1"],
+            "--budget",
+        ),
+        (
+            vec!["guards", "--backfill-id", "x", "--price-per-run-hour=-inf"],
+            "--price-per-run-hour",
+        ),
+        (plan("--budget", "infinity"), "--budget"),
+        (plan("--price-per-run-hour", "NaN"), "--price-per-run-hour"),
+        (
+            vec![
+                "status",
+                "--backfill-id",
+                "x",
+                "--price-per-run-hour",
+                "-0.5",
+            ],
+            "--price-per-run-hour",
+        ),
+        (
+            vec![
+                "status",
+                "--backfill-id",
+                "x",
+                "--price-per-run-hour",
+                "1e400",
+            ],
+            "--price-per-run-hour",
+        ),
+    ];
+    for (args, flag) in cases {
+        let out = run(&env(), &args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
+    // The environment fallback is checked the same way.
+    let mut nan_price = env();
+    nan_price.push(("BACKFILL_PRICE_PER_RUN_HOUR", "NaN".to_owned()));
+    let out = run(&nan_price, &["status", "--backfill-id", "x"]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--price-per-run-hour"), "{stderr}");
+    // Zero and plain amounts are fine.
+    let out = run(&env(), &plan("--budget", "0"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unfiltered_dlq_purge_and_replay_exit_2_and_touch_nothing() {
+    use backfill_broker::{Destination, Headers};
+
+    let url = support::amqp_url_string();
+    let (name, namespace) = support::process_namespace(&url);
+    let broker = support::connect(namespace.topology()).await;
+    let headers = Headers::new()
+        .with("x-backfill-reason", "run_failed")
+        .with("x-backfill-id", "bf");
+    broker
+        .publisher()
+        .publish(Destination::DeadLetter, b"{}", "dead-1", &headers)
+        .await
+        .unwrap();
+    let dlq = namespace.dead_letter_queue();
+    let depth = || async { broker.queue_depth(&dlq).await.unwrap() };
+    support::eventually("the DLQ message", Duration::from_secs(5), || async {
+        (depth().await == 1).then_some(())
+    })
+    .await;
+    let mut env = env();
+    env.extend([
+        ("AMQP_URL", url.clone()),
+        ("BACKFILL_NAMESPACE", name),
+        ("BACKFILL_DELAY_TIERS", support::TEST_TIERS.to_owned()),
+    ]);
+    for command in ["purge", "replay"] {
+        let out = run(&env, &["dlq", command, "--yes"]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "dlq {command} --yes: {stderr}");
+        for named in ["--backfill-id", "--reason", "--all"] {
+            assert!(stderr.contains(named), "dlq {command}: {stderr}");
+        }
+        assert_eq!(depth().await, 1, "dlq {command} --yes touched the queue");
+    }
+    // The same namespace with a filter: the message is there to be purged.
+    let out = run(&env, &["dlq", "purge", "--backfill-id", "bf", "--yes"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("purged 1"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(depth().await, 0);
+    support::teardown(&broker).await;
+}

@@ -7,6 +7,23 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::telemetry::LogFormat;
 
+/// A price or a budget: a finite number, not negative. NaN or infinity would silently
+/// disable the budget guard (every comparison with NaN is false), so clap refuses them
+/// (exit 2, naming the flag).
+fn amount(value: &str) -> Result<f64, String> {
+    let v: f64 = value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{value:?} is not a number"))?;
+    if !v.is_finite() {
+        return Err(format!("{value} is not a finite number"));
+    }
+    if v < 0.0 {
+        return Err(format!("{value} is negative"));
+    }
+    Ok(v)
+}
+
 /// Backfill fleet: recompute a Databricks pipeline's day-partitions safely with a
 /// RabbitMQ worker fleet.
 #[derive(Debug, Parser)]
@@ -246,7 +263,8 @@ pub struct StatusArgs {
     #[arg(long)]
     pub watch: bool,
     /// Cluster price per run-hour, to show spend.
-    #[arg(long, env = "BACKFILL_PRICE_PER_RUN_HOUR", default_value_t = 0.0)]
+    #[arg(long, env = "BACKFILL_PRICE_PER_RUN_HOUR", default_value_t = 0.0,
+          value_parser = amount, allow_negative_numbers = true)]
     pub price_per_run_hour: f64,
 }
 
@@ -468,10 +486,10 @@ pub struct PlanArgs {
     #[arg(long)]
     pub run_minutes: f64,
     /// Cluster price per run-hour.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = amount, allow_negative_numbers = true)]
     pub price_per_run_hour: f64,
     /// Budget for the whole backfill.
-    #[arg(long)]
+    #[arg(long, value_parser = amount, allow_negative_numbers = true)]
     pub budget: Option<f64>,
     /// Hours the backfill must fit in.
     #[arg(long, default_value_t = 72.0)]
@@ -510,7 +528,8 @@ pub struct DlqFilter {
     /// Only messages dead-lettered for this reason (run_failed, invalid_message, ...).
     #[arg(long)]
     pub reason: Option<String>,
-    /// Every message (replay and purge).
+    /// Every message, of every backfill (replay and purge act only on chosen messages:
+    /// ids, a filter, or this).
     #[arg(long)]
     pub all: bool,
     /// Confirm a change to the queue.
@@ -577,10 +596,10 @@ pub struct TopologyDeleteArgs {
 #[derive(Debug, Args, Clone, Default)]
 pub struct GuardFlags {
     /// Cluster price per run-hour (spend is run-hours times this).
-    #[arg(long)]
+    #[arg(long, value_parser = amount, allow_negative_numbers = true)]
     pub price_per_run_hour: Option<f64>,
     /// Hold new runs when the projected spend would exceed this.
-    #[arg(long)]
+    #[arg(long, value_parser = amount, allow_negative_numbers = true)]
     pub budget: Option<f64>,
     /// A UTC window in which no new run starts, HH:MM-HH:MM; repeatable.
     #[arg(long = "protect", value_name = "HH:MM-HH:MM")]

@@ -209,14 +209,17 @@ impl Ledger {
         Ok(changed)
     }
 
-    /// Run-milliseconds of finished runs and how many there were (for spend).
+    /// Run-milliseconds charged over every attempt's runs (failed, dead-lettered and
+    /// cancelled ones included, the last two bounded from above when their end is not
+    /// known) and how many runs finished with a measured length (for spend).
     pub async fn finished_run_time(
         &self,
         backfill_id: &BackfillId,
     ) -> Result<(i64, i64), LedgerError> {
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(run_ended_ms - run_started_ms), 0) AS BIGINT), CAST(COUNT(*) AS BIGINT) \
-             FROM partitions WHERE backfill_id = $1 AND run_ended_ms IS NOT NULL AND run_started_ms IS NOT NULL",
+            "SELECT CAST(COALESCE(SUM(spent_run_ms), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(runs_finished), 0) AS BIGINT) \
+             FROM partitions WHERE backfill_id = $1",
         )
         .bind(backfill_id.to_string())
         .fetch_one(&self.pool)

@@ -63,12 +63,25 @@ enum Bind {
 }
 
 /// A conditional `UPDATE partitions ... WHERE <expected state> RETURNING check_seq`:
-/// it changes the row only if the row is still as the caller saw it.
+/// it changes the row only if the row is still as the caller saw it. Every one also
+/// keeps what it saw (`prev_state`, and `prev_run_id`: the run of the row's attempt, if
+/// any), which SQL reads from the old row, so its event can say where the partition came
+/// from and which run it concerned without another statement.
 #[derive(Debug)]
 struct Cas {
     sets: Vec<String>,
     wheres: Vec<String>,
     binds: Vec<Bind>,
+    /// The state this compare-and-set moves the row to, if it moves it.
+    to: Option<PartitionState>,
+}
+
+/// What a compare-and-set that changed its row saw and left.
+#[derive(Debug, Clone, Copy)]
+struct Applied {
+    check_seq: i64,
+    from: Option<PartitionState>,
+    run_id: Option<i64>,
 }
 
 impl Cas {
@@ -77,12 +90,20 @@ impl Cas {
             sets: Vec::new(),
             wheres: Vec::new(),
             binds: Vec::new(),
+            to: None,
         };
         cas = cas
             .expect("backfill_id", Bind::Text(key.backfill_id.to_string()))
             .expect("partition_date", Bind::Text(key.date.to_string()))
             .expect("attempt", Bind::Int(i64::from(attempt.get())))
-            .set("updated_at_ms", Bind::Int(now_ms()));
+            .set("updated_at_ms", Bind::Int(now_ms()))
+            // Right-hand sides read the row as it was. A run id belongs to the attempt
+            // only while the attempt holds its claim's token: claiming clears run_id and
+            // a new attempt clears the token, so a run of an earlier attempt is not taken.
+            .set_expr("prev_state = state")
+            .set_expr(
+                "prev_run_id = CASE WHEN idempotency_token IS NOT NULL THEN run_id ELSE NULL END",
+            );
         cas
     }
 
@@ -90,6 +111,40 @@ impl Cas {
         self.binds.push(value);
         self.sets.push(format!("{column} = ${}", self.binds.len()));
         self
+    }
+
+    /// `column = column + value`: for the cumulative spend columns.
+    fn add(mut self, column: &str, value: i64) -> Self {
+        self.binds.push(Bind::Int(value));
+        self.sets
+            .push(format!("{column} = {column} + ${}", self.binds.len()));
+        self
+    }
+
+    /// Adds to the spend the run of this attempt whose end is not known (cancelled, or
+    /// given up while it ran): a conservative upper bound, from its claim
+    /// (`triggered_at_ms`, or the take-over of the claim) to `now`, and only if the row
+    /// is claimed or running (a waiting partition has no run of this attempt). A run
+    /// started before a take-over of its claim is bounded from the take-over.
+    fn add_unfinished_run(mut self, now: i64) -> Self {
+        self.binds.push(Bind::Int(now));
+        let n = self.binds.len();
+        self.sets.push(format!(
+            "spent_run_ms = spent_run_ms + CASE WHEN state IN ('triggering', 'running') \
+             AND triggered_at_ms IS NOT NULL AND ${n} > triggered_at_ms \
+             THEN ${n} - triggered_at_ms ELSE 0 END"
+        ));
+        self
+    }
+
+    /// Adds a finished run's measured time (Databricks start to end) to the spend.
+    fn add_finished_run(self, run: &RunTimes) -> Self {
+        match (run.started_ms, run.ended_ms) {
+            (Some(start), Some(end)) => self
+                .add("spent_run_ms", (end - start).max(0))
+                .add("runs_finished", 1),
+            _ => self,
+        }
     }
 
     fn set_expr(mut self, expr: &str) -> Self {
@@ -111,13 +166,14 @@ impl Cas {
         cas
     }
 
-    fn move_to(self, state: PartitionState) -> Self {
+    fn move_to(mut self, state: PartitionState) -> Self {
+        self.to = Some(state);
         self.set("state", Bind::Text(state.as_str().to_owned()))
     }
 
     fn sql(&self) -> String {
         format!(
-            "UPDATE partitions SET {} WHERE {} RETURNING check_seq",
+            "UPDATE partitions SET {} WHERE {} RETURNING check_seq, prev_state, prev_run_id",
             self.sets.join(", "),
             self.wheres.join(" AND ")
         )
@@ -130,7 +186,7 @@ impl Ledger {
     /// was not as expected (someone else acted first).
     async fn apply(&self, cas: Cas, event: NewEvent) -> Result<Option<i64>, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let seq = Self::apply_in(&mut tx, cas, Some(&event)).await?;
+        let seq = Self::apply_in(&mut tx, cas, Some(event)).await?;
         match seq {
             Some(_) => tx.commit().await?,
             None => tx.rollback().await?,
@@ -138,10 +194,24 @@ impl Ledger {
         Ok(seq)
     }
 
+    /// The event completed from what the compare-and-set saw: its from and to states
+    /// (to is the state it saw when it does not move the row) and the attempt's run,
+    /// where the caller did not give them.
+    fn complete(mut event: NewEvent, applied: Applied, to: Option<PartitionState>) -> NewEvent {
+        if event.from_state.is_none() && event.to_state.is_none() {
+            event.from_state = applied.from;
+            event.to_state = to.or(applied.from);
+        }
+        if event.run_id.is_none() {
+            event.run_id = applied.run_id;
+        }
+        event
+    }
+
     async fn apply_in(
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         cas: Cas,
-        event: Option<&NewEvent>,
+        event: Option<NewEvent>,
     ) -> Result<Option<i64>, LedgerError> {
         let sql = cas.sql();
         // Built only from column names and states in this file; values are bound.
@@ -157,11 +227,16 @@ impl Ledger {
         let Some(row) = query.fetch_optional(&mut **tx).await? else {
             return Ok(None);
         };
-        let seq: i64 = row.try_get(0).map_err(corrupt)?;
+        let from: Option<String> = row.try_get(1).map_err(corrupt)?;
+        let applied = Applied {
+            check_seq: row.try_get(0).map_err(corrupt)?,
+            from: from.map(|s| s.parse()).transpose()?,
+            run_id: row.try_get(2).map_err(corrupt)?,
+        };
         if let Some(event) = event {
-            insert_event(tx, event).await?;
+            insert_event(tx, &Self::complete(event, applied, cas.to)).await?;
         }
-        Ok(Some(seq))
+        Ok(Some(applied.check_seq))
     }
 
     pub async fn partition(&self, key: &PartitionKey) -> Result<Option<Partition>, LedgerError> {
@@ -327,10 +402,11 @@ impl Ledger {
         let price: Option<f64> = locked.try_get(2).map_err(corrupt)?;
         let budget: Option<f64> = locked.try_get(3).map_err(corrupt)?;
         if let (Some(price), Some(budget)) = (price, budget) {
+            // Every attempt's runs, failed, dead-lettered and cancelled ones included.
             let row = sqlx::query(
-                "SELECT CAST(COALESCE(SUM(run_ended_ms - run_started_ms), 0) AS BIGINT), \
-                 CAST(COUNT(*) AS BIGINT) FROM partitions WHERE backfill_id = $1 \
-                 AND run_ended_ms IS NOT NULL AND run_started_ms IS NOT NULL",
+                "SELECT CAST(COALESCE(SUM(spent_run_ms), 0) AS BIGINT), \
+                 CAST(COALESCE(SUM(runs_finished), 0) AS BIGINT) FROM partitions \
+                 WHERE backfill_id = $1",
             )
             .bind(key.backfill_id.to_string())
             .fetch_one(&mut *tx)
@@ -361,7 +437,7 @@ impl Ledger {
             .set("run_url", Bind::OptText(None));
         let event = NewEvent::partition(owner, key, attempt, "claimed")
             .detail(format!("idempotency token {token}"));
-        if Self::apply_in(&mut tx, cas, Some(&event)).await?.is_none() {
+        if Self::apply_in(&mut tx, cas, Some(event)).await?.is_none() {
             tx.rollback().await?;
             return Ok(Claim::Lost);
         }
@@ -544,8 +620,11 @@ impl Ledger {
         actor: &str,
         why: &str,
     ) -> Result<bool, LedgerError> {
+        // The run of a claimed or running partition is being cancelled: its end is not
+        // known here, so the spend counts it up to now (an upper bound).
         let cas = Cas::on(key, attempt)
             .expect_state(from)
+            .add_unfinished_run(now_ms())
             .move_to(PartitionState::Cancelled)
             .set("last_error", Bind::Text(why.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "cancelled").detail(why);
@@ -583,6 +662,7 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .move_to(PartitionState::Succeeded)
+            .add_finished_run(&run)
             .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("run_started_ms", Bind::OptInt(run.started_ms))
             .set("run_ended_ms", Bind::OptInt(run.ended_ms))
@@ -610,6 +690,7 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("check_seq", Bind::Int(check_seq))
             .move_to(PartitionState::Failed)
+            .add_finished_run(&run)
             .set("run_url", Bind::OptText(run.run_url.clone()))
             .set("attempt", Bind::Int(i64::from(attempt.next().get())))
             .set("idempotency_token", Bind::OptText(None))
@@ -627,12 +708,14 @@ impl Ledger {
     }
 
     /// Any non-terminal state of this attempt → dead_lettered, with the reason. When
-    /// `check_seq` is given only the live check chain may do it.
+    /// `check_seq` is given only the live check chain may do it. `run` is the attempt's
+    /// run when it ended (failed for good): its time is recorded and added to the spend.
     pub async fn dead_letter(
         &self,
         key: &PartitionKey,
         attempt: Attempt,
         check_seq: Option<i64>,
+        run: Option<&RunTimes>,
         reason: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
@@ -645,10 +728,19 @@ impl Ledger {
         if let Some(seq) = check_seq {
             cas = cas.expect("check_seq", Bind::Int(seq));
         }
+        if let Some(run) = run {
+            cas = cas
+                .add_finished_run(run)
+                .set("run_url", Bind::OptText(run.run_url.clone()))
+                .set("run_started_ms", Bind::OptInt(run.started_ms))
+                .set("run_ended_ms", Bind::OptInt(run.ended_ms));
+        }
         let cas = cas
             .move_to(PartitionState::DeadLettered)
             .set("last_error", Bind::Text(reason.to_owned()));
-        let event = NewEvent::partition(actor, key, attempt, "dead_lettered").detail(reason);
+        let event = NewEvent::partition(actor, key, attempt, "dead_lettered")
+            .run(run.map(|r| r.run_id))
+            .detail(reason);
         Ok(self.apply(cas, event).await?.is_some())
     }
 
@@ -667,6 +759,8 @@ impl Ledger {
             .expect_state(&[PartitionState::Running])
             .expect("run_id", Bind::Int(run_id))
             .expect("check_seq", Bind::Int(check_seq))
+            // Its run is cancelled next, its end unknown: counted up to now (an upper bound).
+            .add_unfinished_run(now_ms())
             .move_to(PartitionState::DeadLettered)
             .set("last_error", Bind::Text(reason.to_owned()));
         let event = NewEvent::partition(actor, key, attempt, "dead_lettered")

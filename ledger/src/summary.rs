@@ -18,9 +18,11 @@ pub struct PartitionSummary {
     pub verified: i64,
     /// Attempts beyond the first, summed over partitions.
     pub retries: i64,
-    /// Runs with both a start and an end time.
+    /// Runs of every attempt that finished with both a start and an end time.
     pub finished_runs: i64,
-    /// Their length summed, in milliseconds (a run ending before it started counts 0).
+    /// Run-milliseconds charged over every attempt: finished runs' lengths (a run ending
+    /// before it started counts 0), and an upper bound for runs cancelled or given up
+    /// while they ran. Never goes down.
     pub run_ms: i64,
     /// Partitions that reached a terminal state at or after `since_ms`.
     pub finished_since: i64,
@@ -63,10 +65,8 @@ impl Ledger {
         let row = sqlx::query(
             "SELECT CAST(COUNT(verified_at_ms) AS BIGINT), \
              CAST(COALESCE(SUM(attempt - 1), 0) AS BIGINT), \
-             CAST(COUNT(CASE WHEN run_started_ms IS NOT NULL AND run_ended_ms IS NOT NULL \
-               THEN 1 END) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN run_ended_ms > run_started_ms \
-               THEN run_ended_ms - run_started_ms ELSE 0 END), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(runs_finished), 0) AS BIGINT), \
+             CAST(COALESCE(SUM(spent_run_ms), 0) AS BIGINT), \
              CAST(COUNT(CASE WHEN state IN ('succeeded', 'dead_lettered', 'cancelled') \
                AND updated_at_ms > $2 THEN 1 END) AS BIGINT), \
              CAST(MIN(triggered_at_ms) AS BIGINT) \

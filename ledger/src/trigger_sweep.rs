@@ -87,10 +87,12 @@ impl Ledger {
             issue_seq: row.try_get(0).map_err(corrupt)?,
             reissues: row.try_get(1).map_err(corrupt)?,
         };
-        let event = NewEvent::partition(actor, key, attempt, "trigger_reissued").detail(format!(
-            "no trigger handled while {state}; re-issued (time {} in a row)",
-            reissued.reissues
-        ));
+        let event = NewEvent::partition(actor, key, attempt, "trigger_reissued")
+            .states(state, state)
+            .detail(format!(
+                "no trigger handled while {state}; re-issued (time {} in a row)",
+                reissued.reissues
+            ));
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(Some(reissued))
@@ -109,8 +111,15 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
+        // A claimed partition's run may exist, its end unknown: the spend counts it from
+        // the claim to now (an upper bound), as for a cancelled run.
         let done = sqlx::query(
-            "UPDATE partitions SET state = 'dead_lettered', last_error = $1, updated_at_ms = $2 \
+            "UPDATE partitions SET state = 'dead_lettered', last_error = $1, updated_at_ms = $2, \
+             prev_state = state, \
+             prev_run_id = CASE WHEN idempotency_token IS NOT NULL THEN run_id ELSE NULL END, \
+             spent_run_ms = spent_run_ms + CASE WHEN state = 'triggering' \
+               AND triggered_at_ms IS NOT NULL AND $2 > triggered_at_ms \
+               THEN $2 - triggered_at_ms ELSE 0 END \
              WHERE backfill_id = $3 AND partition_date = $4 AND attempt = $5 AND state = $6 \
              AND check_seq = $7",
         )

@@ -42,15 +42,24 @@ const COLUMNS: [&str; 11] = [
     "detail",
 ];
 
+/// One CSV cell: neutralised against spreadsheet formula injection (a cell starting with
+/// `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`, so a spreadsheet
+/// shows it as text instead of evaluating it), then quoted when needed (RFC 4180).
 fn csv_field(value: &str) -> String {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_owned()
+    };
     if value.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", value.replace('"', "\"\""))
     } else {
-        value.to_owned()
+        value
     }
 }
 
-/// The event log as CSV (RFC 4180 quoting), preceded by a `manifest` row whose detail is
+/// The event log as CSV (RFC 4180 quoting, cells neutralised against formula injection),
+/// preceded by a `manifest` row whose detail is
 /// the manifest as JSON.
 pub async fn audit_csv(
     ledger: &Ledger,
@@ -118,5 +127,24 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
+    }
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_evaluate_are_neutralised() {
+        assert_eq!(csv_field("=1+2"), "'=1+2");
+        assert_eq!(csv_field("+1"), "'+1");
+        assert_eq!(csv_field("-2+3"), "'-2+3");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("\t=1"), "'\t=1");
+        assert_eq!(csv_field("\r=1"), "\"'\r=1\"");
+        // Neutralised and quoted.
+        assert_eq!(
+            csv_field("=HYPERLINK(\"http://x\",\"y\")"),
+            "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""
+        );
+        // Only a leading character counts.
+        assert_eq!(csv_field("a=b"), "a=b");
+        assert_eq!(csv_field("2026-01-01"), "2026-01-01");
+        assert_eq!(csv_field(""), "");
     }
 }

@@ -672,7 +672,7 @@ impl Worker {
                             body,
                             p,
                             run_id,
-                            run.run_page_url.as_deref(),
+                            Some(&times),
                             Some(check_seq),
                             "run_failed",
                             &reason,
@@ -685,7 +685,8 @@ impl Worker {
     }
 
     /// Dead-letters a partition: the message first (so nothing is lost if we die next),
-    /// then the ledger.
+    /// then the ledger. `run` is the run when it ended (its time goes into the spend);
+    /// none when Databricks does not know it.
     #[allow(clippy::too_many_arguments)]
     async fn give_up(
         &self,
@@ -694,7 +695,7 @@ impl Worker {
         body: &[u8],
         p: &Partition,
         run_id: i64,
-        run_url: Option<&str>,
+        run: Option<&RunTimes>,
         check_seq: Option<i64>,
         kind: &'static str,
         reason: &str,
@@ -709,14 +710,14 @@ impl Worker {
                 partition_date: Some(msg.partition_date.to_string()),
                 attempt: Some(msg.attempt.get()),
                 run_id: Some(run_id),
-                run_url,
+                run_url: run.and_then(|r| r.run_url.as_deref()),
                 source_lane: Lane::Check.key(),
                 worker_id: self.id(),
             },
         )
         .await?;
         self.ledger
-            .dead_letter(&p.key(), msg.attempt, check_seq, reason, self.id())
+            .dead_letter(&p.key(), msg.attempt, check_seq, run, reason, self.id())
             .await?;
         tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, run_id, reason, "partition dead-lettered");
         Ok(Handled::DeadLettered(reason.to_owned()))

@@ -110,6 +110,12 @@ async fn remove(d: Delivery) -> Result<(), CliError> {
 }
 
 pub async fn run(global: &GlobalOpts, args: DlqArgs) -> Result<(), CliError> {
+    // Refused before anything is touched (the broker is not even connected to).
+    match &args.command {
+        DlqCommand::Replay(filter) => confirm(filter, "replay")?,
+        DlqCommand::Purge(filter) => confirm(filter, "purge")?,
+        DlqCommand::List(_) | DlqCommand::Show { .. } => {}
+    }
     let broker = global
         .broker("backfill dlq", Duration::from_secs(30))
         .await?;
@@ -185,18 +191,22 @@ async fn show(broker: &Broker, id: &str, json: bool) -> Result<(), CliError> {
     }
 }
 
+/// A change to the queue needs a choice of messages and a confirmation: `--yes` alone
+/// would act on every backfill's dead letters, so a choice is required even then, and
+/// `--all` says so deliberately.
 fn confirm(filter: &DlqFilter, what: &str) -> Result<(), CliError> {
-    if filter.yes {
-        return Ok(());
-    }
     if filter.ids.is_empty()
         && filter.backfill_id.is_none()
         && filter.reason.is_none()
         && !filter.all
     {
         return Err(CliError::usage(format!(
-            "{what}: name messages (IDs), a filter (--backfill-id, --reason) or --all"
+            "{what}: no messages chosen: name messages (IDs), a filter (--backfill-id, \
+             --reason) or --all for every backfill's dead letters"
         )));
+    }
+    if filter.yes {
+        return Ok(());
     }
     Err(CliError::usage(format!(
         "{what} changes the dead-letter queue; repeat with --yes"
@@ -204,7 +214,6 @@ fn confirm(filter: &DlqFilter, what: &str) -> Result<(), CliError> {
 }
 
 async fn replay(global: &GlobalOpts, broker: &Broker, filter: &DlqFilter) -> Result<(), CliError> {
-    confirm(filter, "replay")?;
     let ledger = global.ledger().await?;
     let taken = take(broker, filter.limit).await?;
     let chosen = taken.iter().filter(|(_, e)| filter.matches(e)).count();
@@ -273,7 +282,6 @@ async fn replay_one(
 }
 
 async fn purge(global: &GlobalOpts, broker: &Broker, filter: &DlqFilter) -> Result<(), CliError> {
-    confirm(filter, "purge")?;
     let ledger = global.ledger().await?;
     let taken = take(broker, filter.limit).await?;
     let mut purged = 0;

@@ -28,7 +28,8 @@ pub struct StatusReport {
     pub verified: i64,
     /// Attempts beyond the first, summed over partitions.
     pub retries: i64,
-    /// Hours of finished runs (Databricks' start and end times).
+    /// Hours of runs over every attempt (Databricks' start and end times; cancelled runs
+    /// and runs given up while running up to that moment, an upper bound). Never goes down.
     pub run_hours: f64,
     /// `run_hours` times the price per run-hour.
     pub spend: f64,
@@ -112,10 +113,11 @@ pub async fn status_report(
     })
 }
 
-/// Spend once every partition has run, at the average run length seen so far.
+/// Spend once every partition has run, at the average run length seen so far (the spend
+/// so far when no run has finished with a measured length).
 fn projected(summary: &PartitionSummary, run_hours: f64, price: f64) -> f64 {
     if summary.finished_runs == 0 {
-        return 0.0;
+        return run_hours * price;
     }
     (run_hours + run_hours / summary.finished_runs as f64 * summary.unfinished() as f64) * price
 }
