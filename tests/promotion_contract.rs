@@ -540,3 +540,50 @@ async fn a_changed_policy_gates_again_instead_of_reusing_old_verdicts() {
         fleet.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_lacking_a_field_of_the_job_contract_fails_the_gate_naming_it() {
+    for url in ledgers().await {
+        let metrics = [(
+            "2026-01-01".to_owned(),
+            [("schema_hash".to_owned(), serde_json::Value::Null)].into(),
+        )]
+        .into();
+        let fleet = finished(
+            2,
+            SimConfig {
+                metrics,
+                ..fast_sim()
+            },
+            ContractSpec::default(),
+            &url,
+        )
+        .await;
+        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
+        assert!(!report.complete);
+        assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
+        let gap = &report.gaps[0];
+        assert_eq!(
+            (gap.partition.as_str(), &gap.kind),
+            ("2026-01-01", &GapKind::DqUnavailable)
+        );
+        assert!(gap.detail.contains("schema_hash"), "{}", gap.detail);
+        let outcome = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &settings(5),
+            "r",
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(outcome, PromotionOutcome::NotReady(_)),
+            "{outcome:?}"
+        );
+        assert!(job_runs(&fleet, 2).await.is_empty());
+        fleet.stop().await;
+    }
+}

@@ -7,6 +7,7 @@
 
 mod error;
 mod ids;
+pub mod jobs;
 mod message;
 mod token;
 

@@ -63,13 +63,7 @@ pub enum ProduceError {
 }
 
 /// Job parameters the fleet sets itself; a request may not set them.
-pub const RESERVED_PARAMS: [&str; 5] = [
-    "partition_date",
-    "backfill_id",
-    "manifest_id",
-    "attempt",
-    "staging_table",
-];
+pub const RESERVED_PARAMS: [&str; 5] = backfill_contract::jobs::backfill::FLEET_PARAMS;
 
 impl ProduceRequest {
     /// Checks the request, naming the first problem.
@@ -107,7 +101,10 @@ impl ProduceRequest {
     pub fn run_params(&self) -> BTreeMap<String, String> {
         let mut params = self.params.clone();
         if let Some(c) = &self.contract {
-            params.insert("staging_table".into(), c.staging_table.clone());
+            params.insert(
+                backfill_contract::jobs::backfill::param::STAGING_TABLE.into(),
+                c.staging_table.clone(),
+            );
         }
         params
     }

@@ -4,6 +4,7 @@ use backfill_contract::BackfillId;
 use std::collections::HashMap;
 
 use backfill_contract::PartitionDate;
+use backfill_contract::jobs::backfill::{param, result};
 use backfill_databricks::models::Run;
 use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{
@@ -293,6 +294,20 @@ async fn prove(cx: &Context<'_>, p: &Partition) -> Result<Result<Proven, Gap>, R
             staging_version: proof.staging_version,
         }));
     };
+    let reported: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&proof.output_json).unwrap_or_default();
+    let missing = backfill_contract::jobs::backfill::missing_fields(&reported);
+    if !missing.is_empty() {
+        return gap(
+            GapKind::DqUnavailable,
+            format!(
+                "run {}: its result lacks the required field{} {} (the job contract, bundle/README.md)",
+                run.run_id,
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            ),
+        );
+    }
     if proof.staging_table.as_deref() != Some(contract.staging_table.as_str()) {
         return gap(
             GapKind::StagingUnknown,
@@ -402,8 +417,8 @@ async fn read_output(
             detail: format!("task run {task_run} reported no JSON object as its result"),
         }));
     };
-    let staging_table = reported["staging_table"].as_str().map(str::to_owned);
-    let staging_version = reported["staging_version"].as_i64();
+    let staging_table = reported[result::STAGING_TABLE].as_str().map(str::to_owned);
+    let staging_version = reported[result::STAGING_VERSION].as_i64();
     let output_json = reported.to_string();
     cx.ledger
         .record_proof(
@@ -492,10 +507,10 @@ async fn verify(
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .chain([
-            ("partition_date", date.as_str()),
-            ("backfill_id", backfill_id.as_str()),
-            ("manifest_id", backfill.manifest_id.as_str()),
-            ("attempt", attempt.as_str()),
+            (param::PARTITION_DATE, date.as_str()),
+            (param::BACKFILL_ID, backfill_id.as_str()),
+            (param::MANIFEST_ID, backfill.manifest_id.as_str()),
+            (param::ATTEMPT, attempt.as_str()),
         ]);
     for (name, want) in expected {
         let got = run.parameter(name);

@@ -10,6 +10,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use backfill_contract::jobs::promotion::{self, item};
+use backfill_contract::jobs::rollback;
 use backfill_contract::{BackfillId, PartitionDate, rollback_token};
 use backfill_databricks::models::RunNowRequest;
 use backfill_databricks::{DatabricksClient, RunOutcome, classify};
@@ -135,11 +137,11 @@ async fn run_action(
 /// The target's versions around each partition's commit, from the promotion job's output:
 /// per partition when reported, else the whole run's before and after.
 fn promoted_versions(reported: &Value, items: &[PromotionItem]) -> Vec<PromotedVersions> {
-    let per_partition: HashMap<&str, &Value> = reported["partitions"]
+    let per_partition: HashMap<&str, &Value> = reported[promotion::result::PARTITIONS]
         .as_array()
         .map(|ps| {
             ps.iter()
-                .filter_map(|p| p["partition_date"].as_str().map(|d| (d, p)))
+                .filter_map(|p| p[item::PARTITION_DATE].as_str().map(|d| (d, p)))
                 .collect()
         })
         .unwrap_or_default();
@@ -152,8 +154,8 @@ fn promoted_versions(reported: &Value, items: &[PromotionItem]) -> Vec<PromotedV
                 .unwrap_or(reported);
             PromotedVersions {
                 partition_date: i.partition_date.clone(),
-                version_before: source["version_before"].as_i64(),
-                version_after: source["version_after"].as_i64(),
+                version_before: source[item::VERSION_BEFORE].as_i64(),
+                version_after: source[item::VERSION_AFTER].as_i64(),
             }
         })
         .collect()
@@ -203,14 +205,26 @@ async fn carry_out_promotion(
         .collect();
     let partitions: Vec<Value> = items
         .iter()
-        .map(|i| json!({"partition_date": i.partition_date, "staging_version": i.staging_version}))
+        .map(|i| {
+            json!({item::PARTITION_DATE: i.partition_date, item::STAGING_VERSION: i.staging_version})
+        })
         .collect();
+    use promotion::param;
     let params = BTreeMap::from([
-        ("backfill_id".to_owned(), backfill_id.to_string()),
-        ("manifest_id".to_owned(), manifest_id.to_owned()),
-        ("staging_table".to_owned(), contract.staging_table.clone()),
-        ("target_table".to_owned(), contract.target_table.clone()),
-        ("partitions".to_owned(), Value::from(partitions).to_string()),
+        (param::BACKFILL_ID.to_owned(), backfill_id.to_string()),
+        (param::MANIFEST_ID.to_owned(), manifest_id.to_owned()),
+        (
+            param::STAGING_TABLE.to_owned(),
+            contract.staging_table.clone(),
+        ),
+        (
+            param::TARGET_TABLE.to_owned(),
+            contract.target_table.clone(),
+        ),
+        (
+            param::PARTITIONS.to_owned(),
+            Value::from(partitions).to_string(),
+        ),
     ]);
     let ended = run_action(
         ledger,
@@ -445,10 +459,19 @@ pub async fn rollback(
             continue;
         }
         let params = BTreeMap::from([
-            ("backfill_id".to_owned(), backfill_id.to_string()),
-            ("partition_date".to_owned(), date.clone()),
-            ("target_table".to_owned(), contract.target_table.clone()),
-            ("restore_version".to_owned(), before.to_string()),
+            (
+                rollback::param::BACKFILL_ID.to_owned(),
+                backfill_id.to_string(),
+            ),
+            (rollback::param::PARTITION_DATE.to_owned(), date.clone()),
+            (
+                rollback::param::TARGET_TABLE.to_owned(),
+                contract.target_table.clone(),
+            ),
+            (
+                rollback::param::RESTORE_VERSION.to_owned(),
+                before.to_string(),
+            ),
         ]);
         let ended = run_action(
             ledger,

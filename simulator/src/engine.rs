@@ -2,6 +2,8 @@
 //! queueing, cancelling, repairing, expiring. Time-driven and lazy: state is brought up to
 //! date (`advance`) whenever a request looks at it.
 
+use backfill_contract::jobs::backfill;
+use backfill_contract::jobs::promotion::{self, item};
 use std::collections::BTreeMap;
 
 use crate::Outcome;
@@ -193,14 +195,17 @@ impl Inner {
         // A promotion commits once per partition (`partitions`, a JSON array of
         // {partition_date, staging_version}); a rollback once.
         let promoting: Vec<(String, Option<i64>)> = params
-            .get("partitions")
+            .get(promotion::param::PARTITIONS)
             .and_then(|p| serde_json::from_str::<Vec<serde_json::Value>>(p).ok())
             .unwrap_or_default()
             .iter()
             .map(|p| {
                 (
-                    p["partition_date"].as_str().unwrap_or_default().to_owned(),
-                    p["staging_version"].as_i64(),
+                    p[item::PARTITION_DATE]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    p[item::STAGING_VERSION].as_i64(),
                 )
             })
             .collect();
@@ -222,7 +227,10 @@ impl Inner {
             (first, self.table_version)
         });
         let staging_version = (job.output == crate::JobOutput::DqMetrics && writes).then(|| {
-            let table = params.get("staging_table").cloned().unwrap_or_default();
+            let table = params
+                .get(backfill::param::STAGING_TABLE)
+                .cloned()
+                .unwrap_or_default();
             let v = self.staging_versions.entry(table).or_insert(0);
             *v += 1;
             *v

@@ -202,15 +202,16 @@ fn get_run(sim: &Simulator, q: &BTreeMap<String, String>, page: Option<usize>) -
 
 fn default_metrics(partition: &str) -> BTreeMap<String, Value> {
     let rows = 8_000_000 + (fnv(partition) % 400_000) as i64;
+    use backfill_contract::jobs::backfill::result;
     BTreeMap::from([
-        ("row_count".to_owned(), json!(rows)),
+        (result::ROW_COUNT.to_owned(), json!(rows)),
         (
-            "production_row_count".to_owned(),
+            result::PRODUCTION_ROW_COUNT.to_owned(),
             json!(rows - (fnv(&format!("p{partition}")) % 20_000) as i64),
         ),
-        ("duplicate_keys".to_owned(), json!(0)),
-        ("null_customer_ids".to_owned(), json!(0)),
-        ("schema_hash".to_owned(), json!("usage_v7_5d1c")),
+        (result::DUPLICATE_KEYS.to_owned(), json!(0)),
+        (result::NULL_CUSTOMER_IDS.to_owned(), json!(0)),
+        (result::SCHEMA_HASH.to_owned(), json!("usage_v7_5d1c")),
     ])
 }
 
@@ -232,31 +233,39 @@ async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response 
         if let (true, Some((before, after))) =
             (done && run.final_outcome().is_success(), run.table_versions)
         {
-            let target = run.params.get("target_table").cloned().unwrap_or_default();
+            use backfill_contract::jobs::promotion::{item, param, result};
+            let target = run
+                .params
+                .get(param::TARGET_TABLE)
+                .cloned()
+                .unwrap_or_default();
             let partitions: Vec<Value> = run
                 .promoted
                 .iter()
                 .map(|(date, staging, b, a)| {
-                    json!({"partition_date": date, "staging_version": staging,
-                           "version_before": b, "version_after": a})
+                    json!({item::PARTITION_DATE: date, item::STAGING_VERSION: staging,
+                           item::VERSION_BEFORE: b, item::VERSION_AFTER: a})
                 })
                 .collect();
-            let result = json!({"target_table": target, "version_before": before, "version_after": after,
-                            "partitions": partitions});
+            let result = json!({result::TARGET_TABLE: target, result::VERSION_BEFORE: before,
+                                result::VERSION_AFTER: after, result::PARTITIONS: partitions});
             body["notebook_output"] = json!({"result": result.to_string(), "truncated": false});
         } else if done && (run.final_outcome().is_success() || !last) && run.refused.is_none() {
             let partition = run.partition.clone().unwrap_or_default();
+            use backfill_contract::jobs::backfill::{param, result};
             let mut metrics = default_metrics(&partition);
+            metrics.insert(result::PARTITION_DATE.into(), json!(partition));
+            if let Some(table) = run.params.get(param::STAGING_TABLE) {
+                metrics.insert(result::STAGING_TABLE.into(), json!(table));
+            }
+            if let Some(version) = run.staging_version {
+                metrics.insert(result::STAGING_VERSION.into(), json!(version));
+            }
             if let Some(overrides) = sim.config.metrics.get(&partition) {
                 metrics.extend(overrides.clone());
             }
-            metrics.insert("partition_date".into(), json!(partition));
-            if let Some(table) = run.params.get("staging_table") {
-                metrics.insert("staging_table".into(), json!(table));
-            }
-            if let Some(version) = run.staging_version {
-                metrics.insert("staging_version".into(), json!(version));
-            }
+            // A scenario removes a field by overriding it with null.
+            metrics.retain(|_, v| !v.is_null());
             body["notebook_output"] = json!({"result": Value::from(metrics.into_iter().collect::<serde_json::Map<_, _>>()).to_string(), "truncated": false});
         } else if done {
             body["error"] = json!("AnalysisException: the task failed");

@@ -418,10 +418,11 @@ impl Worker {
         let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
         let backfill = self.backfill(&msg.backfill_id).await?;
         let mut params: BTreeMap<String, String> = backfill.params.clone();
-        params.insert("partition_date".into(), msg.partition_date.to_string());
-        params.insert("backfill_id".into(), msg.backfill_id.to_string());
-        params.insert("manifest_id".into(), backfill.manifest_id.clone());
-        params.insert("attempt".into(), msg.attempt.to_string());
+        use backfill_contract::jobs::backfill::param;
+        params.insert(param::PARTITION_DATE.into(), msg.partition_date.to_string());
+        params.insert(param::BACKFILL_ID.into(), msg.backfill_id.to_string());
+        params.insert(param::MANIFEST_ID.into(), backfill.manifest_id.clone());
+        params.insert(param::ATTEMPT.into(), msg.attempt.to_string());
         let request = RunNowRequest {
             job_id: backfill.job_id,
             job_parameters: params,
