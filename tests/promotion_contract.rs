@@ -587,3 +587,235 @@ async fn a_result_lacking_a_field_of_the_job_contract_fails_the_gate_naming_it()
         fleet.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rerun_and_an_amendment_wait_for_a_promotion_in_progress() {
+    for url in ledgers().await {
+        let fleet = finished(2, fast_sim(), ContractSpec::default(), &url).await;
+        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
+        let wanted: Vec<_> = report
+            .proven
+            .iter()
+            .map(|p| (p.date, p.attempt, p.staging_version.unwrap()))
+            .collect();
+        let ledger_id = fleet.ledger.ledger_id().await.unwrap();
+        // A promoter recorded its action and died before run-now.
+        fleet
+            .ledger
+            .create_promotion(&fleet.backfill_id, &wanted, 1, &ledger_id, "crashed")
+            .await
+            .unwrap()
+            .unwrap();
+        let date: backfill_contract::PartitionDate = "2026-01-02".parse().unwrap();
+        let refused = backfill_producer::request_rerun(
+            &fleet.ledger,
+            &fleet.broker.publisher(),
+            &fleet.backfill_id,
+            date,
+            "alice",
+            "bad source",
+        )
+        .await
+        .unwrap_err();
+        assert!(refused.to_string().contains("being promoted"), "{refused}");
+        let current = fleet
+            .ledger
+            .contract(&fleet.backfill_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut amended = current.contract.clone();
+        amended.target_table = "main.usage.elsewhere".into();
+        let refused = fleet
+            .ledger
+            .amend_contract(&fleet.backfill_id, 1, &amended, "bob", "move")
+            .await
+            .unwrap_err();
+        assert!(refused.to_string().contains("in progress"), "{refused}");
+        // Rolling back is refused too until the promotion ends.
+        let rb = rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &[date],
+            &settings(5),
+            "op",
+        )
+        .await;
+        assert!(rb.is_err(), "{rb:?}");
+        // The next promote carries the recorded action out; then the rerun goes ahead.
+        let outcome = promote(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &settings(5),
+            "r",
+        )
+        .await
+        .unwrap();
+        let PromotionOutcome::Promoted {
+            actions, already, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!((actions.len(), already), (1, 0));
+        assert_eq!(
+            job_runs(&fleet, 2).await.len(),
+            1,
+            "the recorded action ran once"
+        );
+        backfill_producer::request_rerun(
+            &fleet.ledger,
+            &fleet.broker.publisher(),
+            &fleet.backfill_id,
+            date,
+            "alice",
+            "bad source",
+        )
+        .await
+        .unwrap();
+        fleet.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_rewrites_the_table_the_partition_was_promoted_into() {
+    for url in ledgers().await {
+        let fleet = finished(1, fast_sim(), ContractSpec::default(), &url).await;
+        let s = settings(10);
+        let done = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
+            .await
+            .unwrap();
+        assert!(
+            matches!(done, PromotionOutcome::Promoted { .. }),
+            "{done:?}"
+        );
+        let current = fleet
+            .ledger
+            .contract(&fleet.backfill_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut amended = current.contract.clone();
+        amended.target_table = "main.usage.daily_customer_usage_v2".into();
+        fleet
+            .ledger
+            .amend_contract(
+                &fleet.backfill_id,
+                1,
+                &amended,
+                "bob",
+                "new target for the rest",
+            )
+            .await
+            .unwrap();
+        let date: backfill_contract::PartitionDate = "2026-01-01".parse().unwrap();
+        rollback(
+            &fleet.ledger,
+            &fleet.client,
+            &fleet.backfill_id,
+            &[date],
+            &s,
+            "op",
+        )
+        .await
+        .unwrap();
+        let rb = job_runs(&fleet, 3).await;
+        assert_eq!(
+            rb[0].parameter("target_table"),
+            Some("main.usage.daily_customer_usage"),
+            "restore_version {:?} is a version of the table promoted into",
+            rb[0].parameter("restore_version")
+        );
+        fleet.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reconcilers_never_promote_one_proof_twice() {
+    for url in ledgers().await {
+        let sim = SimConfig {
+            pending_ms: 100,
+            running_ms: 1_500,
+            ..SimConfig::default()
+        };
+        let fleet = finished(2, sim, ContractSpec::default(), &url).await;
+        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            .await
+            .unwrap();
+        assert!(report.complete, "{report:?}");
+        let d2 = report.proven[1].clone();
+        // A promotes in waves of one; B promotes 2026-01-02 while A's first wave runs,
+        // and finishes first.
+        let one = settings(1);
+        let a = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &one, "A");
+        let b = async {
+            support::eventually("A runs its first wave", Duration::from_secs(20), || async {
+                let actions = fleet.ledger.actions(&fleet.backfill_id).await.unwrap();
+                actions
+                    .iter()
+                    .any(|x| x.kind == "promote" && x.state == "running")
+                    .then_some(())
+            })
+            .await;
+            let ledger_id = fleet.ledger.ledger_id().await.unwrap();
+            let b = fleet
+                .ledger
+                .create_promotion(
+                    &fleet.backfill_id,
+                    &[(d2.date, d2.attempt, d2.staging_version.unwrap())],
+                    1,
+                    &ledger_id,
+                    "B",
+                )
+                .await
+                .unwrap()
+                .expect("2026-01-02 is not held by A's first wave");
+            assert!(
+                fleet
+                    .ledger
+                    .complete_promotion(
+                        &fleet.backfill_id,
+                        &b.action_key,
+                        424_242,
+                        "{}",
+                        &[backfill_ledger::PromotedVersions {
+                            partition_date: "2026-01-02".into(),
+                            version_before: Some(500),
+                            version_after: Some(501),
+                        }],
+                        "B",
+                    )
+                    .await
+                    .unwrap()
+            );
+        };
+        let (outcome, ()) = tokio::join!(a, b);
+        let outcome = outcome.unwrap();
+        let PromotionOutcome::Promoted {
+            already, elsewhere, ..
+        } = outcome
+        else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!((already, elsewhere), (1, 0), "B's promotion counts as done");
+        let items = fleet
+            .ledger
+            .promotion_items(&fleet.backfill_id)
+            .await
+            .unwrap();
+        let d2_promotions: Vec<_> = items
+            .iter()
+            .filter(|i| i.partition_date == "2026-01-02" && i.state == "succeeded")
+            .collect();
+        assert_eq!(
+            d2_promotions.len(),
+            1,
+            "one proof promoted twice: {d2_promotions:#?}"
+        );
+        fleet.stop().await;
+    }
+}

@@ -348,14 +348,14 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
         assert!(
             fleet
                 .ledger
-                .approve(&fleet.backfill_id, "alice")
+                .approve(&fleet.backfill_id, 1, "alice")
                 .await
                 .unwrap()
         );
         assert!(
             !fleet
                 .ledger
-                .approve(&fleet.backfill_id, "bob")
+                .approve(&fleet.backfill_id, 1, "bob")
                 .await
                 .unwrap(),
             "the first approval is kept"
@@ -370,11 +370,29 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
         assert_eq!(
             fleet
                 .ledger
-                .approval(&fleet.backfill_id)
+                .approval(&fleet.backfill_id, 1)
                 .await
                 .unwrap()
                 .as_deref(),
             Some("alice")
+        );
+        // An amendment needs approving again: version 2 has no approval yet.
+        let current = fleet
+            .ledger
+            .contract(&fleet.backfill_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut amended = current.contract.clone();
+        amended.target_table = "main.usage.moved".into();
+        fleet
+            .ledger
+            .amend_contract(&fleet.backfill_id, 1, &amended, "carol", "moved")
+            .await
+            .unwrap();
+        assert_eq!(
+            fleet.ledger.approval(&fleet.backfill_id, 2).await.unwrap(),
+            None
         );
         fleet
     })

@@ -39,8 +39,10 @@ struct RequestIdentity<'a> {
     end: String,
     params: &'a BTreeMap<String, String>,
     concurrency_cap: i64,
+    /// Without the policy's file name: the same policy given by another path is the same
+    /// request.
     #[serde(skip_serializing_if = "Option::is_none")]
-    contract: Option<&'a PromotionContract>,
+    contract: Option<PromotionContract>,
 }
 
 impl NewBackfill {
@@ -51,7 +53,12 @@ impl NewBackfill {
             end: self.end.to_string(),
             params: &self.params,
             concurrency_cap: self.concurrency_cap,
-            contract: self.contract.as_ref(),
+            contract: self.contract.clone().map(|mut c| {
+                if let Some(p) = c.dq_policy.as_mut() {
+                    p.source.clear();
+                }
+                c
+            }),
         })
         .unwrap_or_default()
     }

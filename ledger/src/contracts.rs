@@ -157,6 +157,25 @@ impl Ledger {
         reason: &str,
     ) -> Result<i64, LedgerError> {
         let mut tx = self.pool.begin().await?;
+        // A write first: it serialises amendments and promotions of the backfill (a row
+        // lock on PostgreSQL, the write lock on SQLite, taken before anything is read).
+        sqlx::query("UPDATE backfills SET state = state WHERE backfill_id = $1")
+            .bind(backfill_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT action_key FROM actions WHERE backfill_id = $1 \
+             AND state IN ('requested', 'running') LIMIT 1",
+        )
+        .bind(backfill_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(action) = live {
+            return Err(LedgerError::Refused(format!(
+                "{backfill_id}: {action} is in progress under the current contract; let `backfill promote` \
+                 (or `backfill rollback`) finish it before amending"
+            )));
+        }
         let latest: Option<(i64, String)> = sqlx::query(
             "SELECT version, contract_json FROM contracts WHERE backfill_id = $1 \
              ORDER BY version DESC LIMIT 1",

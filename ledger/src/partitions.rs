@@ -795,7 +795,30 @@ impl Ledger {
             .set("last_error", Bind::Text(format!("rerun requested: {why}")));
         let event = NewEvent::partition(actor, key, attempt, "rerun_requested")
             .detail(format!("attempt {} requested: {why}", attempt.next()));
-        Ok(self.apply(cas, event).await?.is_some())
+        let mut tx = self.pool.begin().await?;
+        if Self::apply_in(&mut tx, cas, Some(event)).await?.is_none() {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // Read after the row is changed (and locked): a promotion created meanwhile is
+        // seen, so a re-run never slips under a promotion of the attempt it replaces.
+        let live: Option<String> = sqlx::query_scalar(
+            "SELECT action_key FROM promotion_items WHERE backfill_id = $1 \
+             AND partition_date = $2 AND state IN ('requested', 'running') LIMIT 1",
+        )
+        .bind(key.backfill_id.to_string())
+        .bind(key.date.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(action) = live {
+            tx.rollback().await?;
+            return Err(LedgerError::Refused(format!(
+                "partition {} is being promoted ({action}); let `backfill promote` finish it, then re-run",
+                key.date
+            )));
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Marks a succeeded partition as verified against Databricks by the reconciler.

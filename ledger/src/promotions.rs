@@ -72,6 +72,12 @@ impl Ledger {
     ) -> Result<Option<Action>, LedgerError> {
         for _ in 0..CREATE_TRIES {
             let mut tx = self.pool.begin().await?;
+            // A write first: promotions, amendments and rollbacks of one backfill are
+            // serialised (a row lock on PostgreSQL, the write lock on SQLite).
+            sqlx::query("UPDATE backfills SET state = state WHERE backfill_id = $1")
+                .bind(backfill_id.to_string())
+                .execute(&mut *tx)
+                .await?;
             let seq: i64 = sqlx::query_scalar(
                 "SELECT CAST(COALESCE(MAX(seq), 0) + 1 AS BIGINT) FROM actions \
                  WHERE backfill_id = $1 AND kind = 'promote'",
@@ -101,6 +107,32 @@ impl Ledger {
             }
             let mut taken = Vec::new();
             for (date, attempt, version) in wanted {
+                // Only the partition's current attempt, still succeeded: the row is locked
+                // until commit, so a re-run waits for this promotion and then sees it.
+                let current = sqlx::query(
+                    "UPDATE partitions SET updated_at_ms = updated_at_ms WHERE backfill_id = $1 \
+                     AND partition_date = $2 AND attempt = $3 AND state = 'succeeded'",
+                )
+                .bind(backfill_id.to_string())
+                .bind(date.to_string())
+                .bind(*attempt)
+                .execute(&mut *tx)
+                .await?;
+                if current.rows_affected() == 0 {
+                    continue;
+                }
+                // Not while the partition is being rolled back.
+                let rolling: Option<String> = sqlx::query_scalar(
+                    "SELECT action_key FROM actions WHERE backfill_id = $1 AND kind = 'rollback' \
+                     AND partitions = $2 AND state IN ('requested', 'running') LIMIT 1",
+                )
+                .bind(backfill_id.to_string())
+                .bind(date.to_string())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if rolling.is_some() {
+                    continue;
+                }
                 let done = sqlx::query(
                     "INSERT INTO promotion_items (backfill_id, action_key, partition_date, attempt, \
                      staging_version, state) VALUES ($1, $2, $3, $4, $5, 'requested') ON CONFLICT DO NOTHING",

@@ -150,6 +150,28 @@ impl Ledger {
         actor: &str,
     ) -> Result<Action, LedgerError> {
         let mut tx = self.pool.begin().await?;
+        // A write first: serialised with promotions and amendments of the backfill.
+        sqlx::query("UPDATE backfills SET state = state WHERE backfill_id = $1")
+            .bind(backfill_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        if kind == "rollback" {
+            for p in partitions {
+                let live: Option<String> = sqlx::query_scalar(
+                    "SELECT action_key FROM promotion_items WHERE backfill_id = $1 \
+                     AND partition_date = $2 AND state IN ('requested', 'running') LIMIT 1",
+                )
+                .bind(backfill_id.to_string())
+                .bind(p.clone())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(action) = live {
+                    return Err(LedgerError::Refused(format!(
+                        "partition {p} is being promoted ({action}); let `backfill promote` finish it before rolling back"
+                    )));
+                }
+            }
+        }
         let created = sqlx::query(
             "INSERT INTO actions (backfill_id, action_key, kind, seq, partitions, token, state, detail, actor, at_ms, contract_version) \
              VALUES ($1, $2, $3, $4, $5, $6, 'requested', '', $7, $8, $9) ON CONFLICT DO NOTHING",
@@ -220,20 +242,32 @@ impl Ledger {
         Ok(moved)
     }
 
-    /// Records an operator's approval of promotion (once; the first approver is kept).
-    pub async fn approve(&self, backfill_id: &BackfillId, by: &str) -> Result<bool, LedgerError> {
+    /// Records an operator's approval of promotion under contract version
+    /// `contract_version` (once; the first approver is kept). An amendment needs approving
+    /// again.
+    pub async fn approve(
+        &self,
+        backfill_id: &BackfillId,
+        contract_version: i64,
+        by: &str,
+    ) -> Result<bool, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query("INSERT INTO approvals (backfill_id, approved_by, at_ms) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-            .bind(backfill_id.to_string())
-            .bind(by.to_owned())
-            .bind(now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "INSERT INTO contract_approvals (backfill_id, contract_version, approved_by, at_ms) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        )
+        .bind(backfill_id.to_string())
+        .bind(contract_version)
+        .bind(by.to_owned())
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
         let created = done.rows_affected() == 1;
         if created {
             insert_event(
                 &mut tx,
-                &NewEvent::backfill(by, backfill_id, "promotion_approved"),
+                &NewEvent::backfill(by, backfill_id, "promotion_approved")
+                    .detail(format!("under contract version {contract_version}")),
             )
             .await?;
         }
@@ -241,13 +275,19 @@ impl Ledger {
         Ok(created)
     }
 
-    pub async fn approval(&self, backfill_id: &BackfillId) -> Result<Option<String>, LedgerError> {
-        Ok(
-            sqlx::query_scalar("SELECT approved_by FROM approvals WHERE backfill_id = $1")
-                .bind(backfill_id.to_string())
-                .fetch_optional(&self.pool)
-                .await?,
+    /// Who approved promotion under contract version `contract_version`, if anyone.
+    pub async fn approval(
+        &self,
+        backfill_id: &BackfillId,
+        contract_version: i64,
+    ) -> Result<Option<String>, LedgerError> {
+        Ok(sqlx::query_scalar(
+            "SELECT approved_by FROM contract_approvals WHERE backfill_id = $1 AND contract_version = $2",
         )
+        .bind(backfill_id.to_string())
+        .bind(contract_version)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }
 

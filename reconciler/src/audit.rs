@@ -16,12 +16,18 @@ pub async fn audit_json(
         .backfill(backfill_id)
         .await?
         .ok_or_else(|| ReconcileError::UnknownBackfill(backfill_id.to_string()))?;
+    let contract_history = ledger.contract_history(backfill_id).await?;
+    let approved_by = match contract_history.last() {
+        Some(c) => ledger.approval(backfill_id, c.version).await?,
+        None => None,
+    };
     Ok(json!({
         "backfill_id": backfill_id.to_string(),
         "manifest_id": backfill.manifest_id,
         "manifest": backfill.manifest,
         "backfill": backfill,
-        "approved_by": ledger.approval(backfill_id).await?,
+        "contract_history": contract_history,
+        "approved_by": approved_by,
         "events": ledger.events(backfill_id).await?,
         "dq_results": ledger.dq_results(backfill_id).await?,
         "actions": ledger.actions(backfill_id).await?,

@@ -281,7 +281,16 @@ async fn prove(cx: &Context<'_>, p: &Partition) -> Result<Result<Proven, Gap>, R
     };
     let proof = match stored {
         Some(s) if s.run_id == run.run_id => s.clone(),
-        _ => match read_output(cx, p, &run).await? {
+        Some(s) => {
+            return gap(
+                GapKind::ParametersMismatch,
+                format!(
+                    "the proof of attempt {} is recorded for run {}, but the attempt's run is {}",
+                    p.attempt, s.run_id, run.run_id
+                ),
+            );
+        }
+        None => match read_output(cx, p, &run).await? {
             Ok(proof) => proof,
             Err(gap) => return Ok(Err(gap)),
         },
@@ -514,6 +523,11 @@ async fn verify(
         ]);
     for (name, want) in expected {
         let got = run.parameter(name);
+        // Runs triggered before the fleet passed `attempt` lack it; their run id comes
+        // from this attempt's ledger row all the same.
+        if name == param::ATTEMPT && got.is_none() {
+            continue;
+        }
         if got != Some(want) {
             return Ok(gap(
                 GapKind::ParametersMismatch,

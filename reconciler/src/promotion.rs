@@ -44,6 +44,9 @@ pub enum PromotionOutcome {
     Promoted {
         actions: Vec<Action>,
         already: usize,
+        /// Partitions whose proven attempt was promoted and then rolled back: not promoted
+        /// again (a re-run is).
+        rolled_back: usize,
         /// Partitions another reconciler is promoting right now.
         elsewhere: usize,
         /// True when the contract records no data-quality policy.
@@ -62,7 +65,7 @@ enum Ended {
         reported: Value,
     },
     Failed {
-        run_id: i64,
+        run_id: Option<i64>,
         detail: String,
     },
 }
@@ -85,7 +88,19 @@ async fn run_action(
         job_parameters: params,
         idempotency_token: Some(action.token.clone()),
     };
-    let run_id = client.run_now(&request).await?.run_id;
+    let run_id = match client.run_now(&request).await {
+        Ok(r) => r.run_id,
+        // Refused for good (the job is gone, no permission, bad parameters): no run was
+        // started, and retrying the same request cannot help. The action ends failed, so
+        // the next attempt is a new action (after, say, an amendment naming another job).
+        Err(e) if e.is_permanent() => {
+            return Ok(Ended::Failed {
+                run_id: None,
+                detail: json!({"refused": e.to_string()}).to_string(),
+            });
+        }
+        Err(e) => return Err(e.into()),
+    };
     ledger
         .move_action(
             backfill_id,
@@ -127,7 +142,7 @@ async fn run_action(
             }
         }
         other => Ended::Failed {
-            run_id,
+            run_id: Some(run_id),
             detail: json!({"run_page_url": run.run_page_url, "outcome": format!("{other:?}")})
                 .to_string(),
         },
@@ -194,9 +209,13 @@ async fn carry_out_promotion(
     let contract = history
         .iter()
         .find(|c| Some(c.version) == action.contract_version)
-        .or(history.last())
         .map(|c| c.contract.clone())
-        .ok_or_else(|| ReconcileError::Contract(format!("{backfill_id}: no contract")))?;
+        .ok_or_else(|| {
+            ReconcileError::Contract(format!(
+                "{backfill_id}: {} names contract version {:?}, which is not on record",
+                action.action_key, action.contract_version
+            ))
+        })?;
     let items: Vec<PromotionItem> = ledger
         .promotion_items(backfill_id)
         .await?
@@ -262,7 +281,7 @@ async fn carry_out_promotion(
                     &action.action_key,
                     &["requested", "running"],
                     "failed",
-                    Some(run_id),
+                    run_id,
                     &detail,
                     actor,
                 )
@@ -289,7 +308,12 @@ pub async fn promote(
     if !report.complete {
         return Ok(PromotionOutcome::NotReady(report));
     }
-    if contract.require_approval && ledger.approval(backfill_id).await?.is_none() {
+    if contract.require_approval
+        && ledger
+            .approval(backfill_id, contract_version)
+            .await?
+            .is_none()
+    {
         return Ok(PromotionOutcome::AwaitingApproval);
     }
     check_job_unchanged(client, &contract.promotion_job, "promotion").await?;
@@ -297,34 +321,80 @@ pub async fn promote(
         .backfill(backfill_id)
         .await?
         .ok_or_else(|| ReconcileError::UnknownBackfill(backfill_id.to_string()))?;
+    let fresh: HashSet<(String, i64, Option<i64>)> = report
+        .proven
+        .iter()
+        .map(|p| (p.date.to_string(), p.attempt, p.staging_version))
+        .collect();
     let mut done = Vec::new();
     // Actions left unfinished (a crash, a timeout, a racing reconciler) first: their token
-    // returns the run they started, if any.
+    // returns the run they started, if any. One whose partitions are no longer all proven
+    // as recorded (a re-run since) and that may not have started is superseded instead;
+    // one that did start is followed to its end (the promotion job runs one at a time, in
+    // order, so the newer proof promoted after it still wins).
     for action in ledger.actions(backfill_id).await? {
-        if action.kind == "promote" && matches!(action.state.as_str(), "requested" | "running") {
-            let action = carry_out_promotion(
-                ledger,
-                client,
-                backfill_id,
-                &backfill.manifest_id,
-                action,
-                settings,
-                actor,
-            )
-            .await?;
-            if action.state != "succeeded" {
-                return Ok(PromotionOutcome::Failed(action));
-            }
-            done.push(action);
+        if action.kind != "promote" || !matches!(action.state.as_str(), "requested" | "running") {
+            continue;
         }
+        let items = ledger.promotion_items(backfill_id).await?;
+        let stale: Vec<String> = items
+            .iter()
+            .filter(|i| i.action_key == action.action_key)
+            .filter(|i| {
+                !fresh.contains(&(i.partition_date.clone(), i.attempt, Some(i.staging_version)))
+            })
+            .map(|i| format!("{} attempt {}", i.partition_date, i.attempt))
+            .collect();
+        if !stale.is_empty() && action.state == "requested" {
+            let detail = json!({"superseded": format!(
+                "no longer the proven attempt: {}; promoted anew instead", stale.join(", ")
+            )})
+            .to_string();
+            ledger
+                .move_action(
+                    backfill_id,
+                    &action.action_key,
+                    &["requested"],
+                    "failed",
+                    None,
+                    &detail,
+                    actor,
+                )
+                .await?;
+            continue;
+        }
+        let action = carry_out_promotion(
+            ledger,
+            client,
+            backfill_id,
+            &backfill.manifest_id,
+            action,
+            settings,
+            actor,
+        )
+        .await?;
+        if action.state != "succeeded" {
+            return Ok(PromotionOutcome::Failed(action));
+        }
+        done.push(action);
     }
     let items = ledger.promotion_items(backfill_id).await?;
-    let promoted: HashSet<(String, i64, i64)> = items
+    let resumed: HashSet<&str> = done.iter().map(|a| a.action_key.as_str()).collect();
+    let promoted: HashMap<(String, i64, i64), (bool, bool)> = items
         .iter()
         .filter(|i| i.state == "succeeded")
-        .map(|i| (i.partition_date.clone(), i.attempt, i.staging_version))
+        .map(|i| {
+            (
+                (i.partition_date.clone(), i.attempt, i.staging_version),
+                (
+                    i.rolled_back_by.is_some(),
+                    resumed.contains(i.action_key.as_str()),
+                ),
+            )
+        })
         .collect();
     let mut already = 0;
+    let mut rolled_back = 0;
     let mut todo: Vec<(PartitionDate, i64, i64)> = Vec::new();
     for p in &report.proven {
         let Some(version) = p.staging_version else {
@@ -333,10 +403,12 @@ pub async fn promote(
                 p.date
             )));
         };
-        if promoted.contains(&(p.date.to_string(), p.attempt, version)) {
-            already += 1;
-        } else {
-            todo.push((p.date, p.attempt, version));
+        match promoted.get(&(p.date.to_string(), p.attempt, version)) {
+            // Promoted by an action this call followed to its end: counted with it.
+            Some((false, true)) => {}
+            Some((false, false)) => already += 1,
+            Some((true, _)) => rolled_back += 1,
+            None => todo.push((p.date, p.attempt, version)),
         }
     }
     let ledger_id = ledger.ledger_id().await?;
@@ -365,9 +437,27 @@ pub async fn promote(
         }
         done.push(action);
     }
+    if elsewhere > 0 {
+        // What another reconciler held may have finished meanwhile: count only what is
+        // still not promoted.
+        let now: HashSet<(String, i64, i64)> = ledger
+            .promotion_items(backfill_id)
+            .await?
+            .into_iter()
+            .filter(|i| i.state == "succeeded")
+            .map(|i| (i.partition_date, i.attempt, i.staging_version))
+            .collect();
+        let pending = todo
+            .iter()
+            .filter(|(d, a, v)| !now.contains(&(d.to_string(), *a, *v)))
+            .count();
+        already += elsewhere - pending.min(elsewhere);
+        elsewhere = pending.min(elsewhere);
+    }
     Ok(PromotionOutcome::Promoted {
         actions: done,
         already,
+        rolled_back,
         elsewhere,
         without_policy: contract.dq_policy.is_none(),
     })
@@ -408,11 +498,24 @@ pub async fn rollback(
     check_job_unchanged(client, &contract.rollback_job, "rollback").await?;
     let ledger_id = ledger.ledger_id().await?;
     let actions = ledger.actions(backfill_id).await?;
+    let history = ledger.contract_history(backfill_id).await?;
     let mut done = Vec::new();
     for date in wanted {
         let Some(item) = latest.get(&date) else {
             return Err(ReconcileError::NotPromoted(date));
         };
+        // The table the partition was promoted into: the version number is of its history.
+        let promoted_under = actions
+            .iter()
+            .find(|a| a.action_key == item.action_key)
+            .and_then(|a| a.contract_version);
+        let target_table = history
+            .iter()
+            .find(|c| Some(c.version) == promoted_under)
+            .map_or_else(
+                || contract.target_table.clone(),
+                |c| c.contract.target_table.clone(),
+            );
         let Some(before) = item.version_before else {
             return Err(ReconcileError::Contract(format!(
                 "promotion {} of {date} reported no version_before: nothing to restore from",
@@ -464,10 +567,7 @@ pub async fn rollback(
                 backfill_id.to_string(),
             ),
             (rollback::param::PARTITION_DATE.to_owned(), date.clone()),
-            (
-                rollback::param::TARGET_TABLE.to_owned(),
-                contract.target_table.clone(),
-            ),
+            (rollback::param::TARGET_TABLE.to_owned(), target_table),
             (
                 rollback::param::RESTORE_VERSION.to_owned(),
                 before.to_string(),
@@ -504,7 +604,7 @@ pub async fn rollback(
                         &key,
                         &["requested", "running"],
                         "failed",
-                        Some(run_id),
+                        run_id,
                         &detail,
                         actor,
                     )

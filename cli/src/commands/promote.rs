@@ -49,11 +49,12 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
     }
     if args.approve {
         let first = ledger
-            .approve(&backfill_id, &args.by)
+            .approve(&backfill_id, contract.version, &args.by)
             .await
             .map_err(anyhow::Error::new)?;
         eprintln!(
-            "promotion of {backfill_id} {} by {}",
+            "promotion of {backfill_id} under contract version {} {} by {}",
+            contract.version,
             if first {
                 "approved"
             } else {
@@ -75,6 +76,7 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
         PromotionOutcome::Promoted {
             actions,
             already,
+            rolled_back,
             elsewhere,
             without_policy,
         } => {
@@ -84,6 +86,7 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
                     serde_json::json!({
                         "actions": actions,
                         "already_promoted": already,
+                        "rolled_back": rolled_back,
                         "being_promoted_elsewhere": elsewhere,
                         "without_policy": without_policy,
                         "contract_version": contract.version,
@@ -102,8 +105,15 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
                 let promoted: usize = actions.iter().map(|a| a.partitions.len()).sum();
                 println!(
                     "backfill {backfill_id}: {promoted} partition attempts promoted now in {} runs, \
-                     {already} were already promoted at their proven snapshot{} (contract version {})",
+                     {already} were already promoted at their proven snapshot{}{} (contract version {})",
                     actions.len(),
+                    if rolled_back > 0 {
+                        format!(
+                            ", {rolled_back} were rolled back and stay so (re-run them to promote new numbers)"
+                        )
+                    } else {
+                        String::new()
+                    },
                     if elsewhere > 0 {
                         format!(", {elsewhere} are being promoted by another reconciler")
                     } else {
