@@ -144,6 +144,15 @@ pub enum Command {
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
     Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for, e.g. `backfill completions bash > /etc/bash_completion.d/backfill`.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -254,8 +263,9 @@ pub struct ReconcileArgs {
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
+    /// The backfill to show; without it, the most recent backfills are listed.
     #[arg(long, env = "BACKFILL_ID")]
-    pub backfill_id: String,
+    pub backfill_id: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -630,4 +640,105 @@ pub struct GuardsArgs {
     /// Who (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,
+}
+
+/// The global settings each command uses (`log_format` everywhere but `completions`): the
+/// others are hidden from that command's `--help` (still accepted, so one environment
+/// serves every command).
+const USES: [(&str, &[&str]); 21] = {
+    const B: [&str; 3] = ["amqp_url", "namespace", "delay_tiers"];
+    const D: [&str; 4] = [
+        "databricks_host",
+        "databricks_token",
+        "max_retry_after_s",
+        "api_budget",
+    ];
+    [
+        (
+            "produce",
+            &[B[0], B[1], B[2], "ledger_url", D[0], D[1], D[2], D[3]],
+        ),
+        ("plan", &[]),
+        (
+            "worker",
+            &[
+                B[0],
+                B[1],
+                B[2],
+                "ledger_url",
+                D[0],
+                D[1],
+                D[2],
+                D[3],
+                "metrics_addr",
+            ],
+        ),
+        (
+            "reconcile",
+            &["ledger_url", D[0], D[1], D[2], D[3], "metrics_addr"],
+        ),
+        ("status", &["ledger_url"]),
+        ("promote", &["ledger_url", D[0], D[1], D[2], D[3]]),
+        ("amend", &["ledger_url", D[0], D[1], D[2], D[3]]),
+        ("rollback", &["ledger_url", D[0], D[1], D[2], D[3]]),
+        ("audit", &["ledger_url"]),
+        ("rerun", &[B[0], B[1], B[2], "ledger_url"]),
+        ("pause", &["ledger_url"]),
+        ("resume", &["ledger_url"]),
+        ("cancel", &["ledger_url", D[0], D[1], D[2], D[3]]),
+        ("guards", &["ledger_url"]),
+        ("dlq", &[B[0], B[1], B[2], "ledger_url"]),
+        ("topology", &[B[0], B[1], B[2]]),
+        ("throttle", &["ledger_url"]),
+        ("sim", &["metrics_addr"]),
+        ("demo", &[B[0], B[1], B[2], "ledger_url", "metrics_addr"]),
+        ("completions", &[]),
+        ("help", &[]),
+    ]
+};
+
+/// Every global setting's argument id.
+const GLOBALS: [&str; 10] = [
+    "amqp_url",
+    "ledger_url",
+    "namespace",
+    "databricks_host",
+    "databricks_token",
+    "max_retry_after_s",
+    "api_budget",
+    "delay_tiers",
+    "metrics_addr",
+    "log_format",
+];
+
+/// The command line for `argv`. When it asks for a subcommand's help (`backfill sim
+/// --help`, `backfill help sim`), the global settings that subcommand does not use are
+/// hidden from it; parsing is the same either way.
+pub fn command_for(argv: &[String]) -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    let names: Vec<&str> = USES.iter().map(|(n, _)| *n).collect();
+    let words: Vec<&str> = argv.iter().skip(1).map(String::as_str).collect();
+    let asks_help = words
+        .iter()
+        .any(|w| *w == "--help" || *w == "-h" || *w == "help");
+    let Some(name) = words
+        .iter()
+        .find(|w| names.contains(w) && **w != "help")
+        .copied()
+        .filter(|_| asks_help)
+    else {
+        return cmd;
+    };
+    let uses = USES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(&[][..], |(_, u)| *u);
+    for id in GLOBALS {
+        let used = uses.contains(&id) || (id == "log_format" && name != "completions");
+        if !used {
+            cmd = cmd.mut_arg(id, |a| a.hide(true));
+        }
+    }
+    cmd
 }

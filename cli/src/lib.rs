@@ -6,19 +6,26 @@ mod args;
 mod commands;
 mod exit;
 mod observe;
+mod progress;
 mod settings;
 mod telemetry;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 pub use args::Cli;
 pub use exit::CliError;
 
 /// Entry point of the `backfill` binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = {
+        use clap::FromArgMatches;
+        let argv: Vec<String> = std::env::args().collect();
+        let matches = args::command_for(&argv).get_matches_from(&argv);
+        match Cli::from_arg_matches(&matches) {
+            Ok(cli) => cli,
+            Err(e) => e.exit(),
+        }
+    };
     telemetry::init(
         cli.global.log_format,
         // The demo prints its own progress; `topology` asks for queues that may be

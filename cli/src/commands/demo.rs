@@ -230,14 +230,17 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
                 stats.calls.get("jobs/runs/get").copied().unwrap_or(0),
             );
             println!(
-                "see it with: backfill status --backfill-id {}",
-                request.backfill_id
+                "see it with: backfill status --backfill-id {} --ledger-url {}",
+                request.backfill_id,
+                demo_global.ledger_url.as_deref().unwrap_or_default()
             );
             Ok(())
         }
         Err(why) => Err(CliError::Negative(format!(
-            "demo: backfill {} failed: {why} (see: backfill status --backfill-id {})",
-            request.backfill_id, request.backfill_id
+            "demo: backfill {} failed: {why} (see: backfill status --backfill-id {} --ledger-url {})",
+            request.backfill_id,
+            request.backfill_id,
+            demo_global.ledger_url.as_deref().unwrap_or_default()
         ))),
     }
 }

@@ -218,6 +218,7 @@ async fn replay(global: &GlobalOpts, broker: &Broker, filter: &DlqFilter) -> Res
     let taken = take(broker, filter.limit).await?;
     let chosen = taken.iter().filter(|(_, e)| filter.matches(e)).count();
     let (mut replayed, mut skipped, mut done) = (0, 0, 0);
+    let mut progress = crate::progress::Progress::new("replayed");
     for (d, e) in taken {
         if !filter.matches(&e) {
             put_back(d).await;
@@ -228,16 +229,20 @@ async fn replay(global: &GlobalOpts, broker: &Broker, filter: &DlqFilter) -> Res
             Ok(attempt) => {
                 remove(d).await?;
                 replayed += 1;
-                eprintln!(
-                    "[{done}/{chosen}] {} {}: attempt {attempt} queued",
-                    e.backfill_id.unwrap_or_default(),
-                    e.partition.unwrap_or_default()
+                tracing::info!(
+                    backfill_id = e.backfill_id.unwrap_or_default(),
+                    partition = e.partition.unwrap_or_default(),
+                    attempt,
+                    "replayed: new attempt queued"
                 );
+                progress.set(done as u64, chosen as u64);
             }
             Err(why) => {
                 put_back(d).await;
                 skipped += 1;
+                progress.abandon();
                 eprintln!("[{done}/{chosen}] {}: skipped, {why}", e.id);
+                progress.set(done as u64, chosen as u64);
             }
         }
     }

@@ -41,6 +41,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Throttle(args) => control::throttle(&global, args).await,
         Command::Sim(args) => sim::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
+        Command::Completions(args) => {
+            use clap::CommandFactory;
+            let mut command = crate::args::Cli::command();
+            clap_complete::generate(args.shell, &mut command, "backfill", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 

@@ -129,20 +129,18 @@ pub async fn run(global: &GlobalOpts, args: ProduceArgs) -> Result<(), CliError>
         let broker = global
             .broker("backfill producer", Duration::from_secs(60))
             .await?;
-        let mut last_shown = std::time::Instant::now();
+        let mut progress = crate::progress::Progress::new("published");
         let result = publish_pending(
             &ledger,
             &broker.publisher(),
             &request.backfill_id,
             request.order,
-            |done, total| {
-                if last_shown.elapsed() >= Duration::from_secs(1) || done == total {
-                    eprintln!("published {done}/{total}");
-                    last_shown = std::time::Instant::now();
-                }
-            },
+            |done, total| progress.set(done as u64, total as u64),
         )
         .await;
+        if result.is_err() {
+            progress.abandon();
+        }
         broker.close().await;
         match result {
             Ok(n) => {

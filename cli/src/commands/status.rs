@@ -216,9 +216,100 @@ fn print_text(report: &StatusReport, partitions: &[Partition]) {
     }
 }
 
+/// One line of `backfill status` without a backfill id.
+#[derive(Debug, Serialize)]
+pub struct BackfillLine {
+    pub backfill_id: String,
+    pub state: String,
+    pub start: String,
+    pub end: String,
+    pub total: i64,
+    /// Counts keyed by partition state (every state present).
+    pub states: BTreeMap<&'static str, i64>,
+    /// Partitions that reached an end (succeeded, dead-lettered, cancelled), in percent.
+    pub progress_pct: f64,
+}
+
+/// How many backfills the listing shows, newest first.
+const LISTED: i64 = 50;
+
+/// The most recent backfills, one line each (newest first).
+async fn list(ledger: &Ledger, json: bool) -> Result<(), CliError> {
+    let ids = ledger
+        .recent_backfills(LISTED)
+        .await
+        .map_err(anyhow::Error::new)?;
+    let mut lines = Vec::new();
+    for id in &ids {
+        let backfill = super::load_backfill(ledger, id).await?;
+        let summary = ledger
+            .partition_summary(id, now_ms())
+            .await
+            .map_err(anyhow::Error::new)?;
+        let states: BTreeMap<&'static str, i64> = summary
+            .states
+            .iter()
+            .map(|(s, n)| (s.as_str(), *n))
+            .collect();
+        let total = summary.total();
+        let ended = summary.count(PartitionState::Succeeded)
+            + summary.count(PartitionState::DeadLettered)
+            + summary.count(PartitionState::Cancelled);
+        lines.push(BackfillLine {
+            backfill_id: id.to_string(),
+            state: backfill.state.as_str().to_owned(),
+            start: backfill.start.to_string(),
+            end: backfill.end.to_string(),
+            total,
+            states,
+            progress_pct: if total > 0 {
+                (ended as f64 * 1000.0 / total as f64).round() / 10.0
+            } else {
+                0.0
+            },
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string(&lines).map_err(anyhow::Error::new)?
+        );
+        return Ok(());
+    }
+    if lines.is_empty() {
+        println!("no backfills in this ledger");
+        return Ok(());
+    }
+    println!(
+        "{:<40} {:<10} {:<23} {:>6} {:>9} {:>8} {:>6} {:>7}",
+        "backfill", "state", "range", "total", "succeeded", "running", "dead", "done"
+    );
+    for l in &lines {
+        let n = |s: PartitionState| l.states.get(s.as_str()).copied().unwrap_or(0);
+        println!(
+            "{:<40} {:<10} {:<23} {:>6} {:>9} {:>8} {:>6} {:>6.1}%",
+            l.backfill_id,
+            l.state,
+            format!("{}..{}", l.start, l.end),
+            l.total,
+            n(PartitionState::Succeeded),
+            n(PartitionState::Running) + n(PartitionState::Triggering),
+            n(PartitionState::DeadLettered),
+            l.progress_pct
+        );
+    }
+    if lines.len() as i64 == LISTED {
+        println!("(the {LISTED} most recent; `backfill status --backfill-id ID` shows one)");
+    }
+    Ok(())
+}
+
 pub async fn run(global: &GlobalOpts, args: StatusArgs) -> Result<(), CliError> {
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
     let ledger = global.ledger().await?;
+    let Some(id) = args.backfill_id.as_deref() else {
+        return list(&ledger, args.json).await;
+    };
+    let backfill_id = parse_backfill_id(id)?;
     loop {
         let report = status_report(&ledger, &backfill_id, args.price_per_run_hour).await?;
         if args.json {
