@@ -8,11 +8,13 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
 
 import sample
+from usage_backfill import run_backfill_partition
 from usage_backfill.local import local_spark
 from usage_backfill.tables import WarehouseTables
 
@@ -68,3 +70,14 @@ def world(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Worl
     w = World(spark, warehouse, raw)
     sample.write_dimension(spark, w.tables.path(sample.DIM_TABLE))
     return w
+
+
+@pytest.fixture(scope="session")
+def backfilled(world: World) -> tuple[str, dict[dt.date, dict[str, Any]]]:
+    """D1..D3 backfilled once into one staging table (read-only for the tests using it)."""
+    staging = world.fresh_table("staging")
+    results = {
+        day: run_backfill_partition(world.spark, world.backfill_params(day, staging))
+        for day in (sample.D1, sample.D2, sample.D3)
+    }
+    return staging, results

@@ -33,17 +33,6 @@ REQUIRED_FIELDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def backfilled(world: World) -> tuple[str, dict[Any, dict[str, Any]]]:
-    """D1..D3 backfilled once into one staging table (read-only for the tests below)."""
-    staging = world.fresh_table("staging")
-    results = {
-        day: run_backfill_partition(world.spark, world.backfill_params(day, staging))
-        for day in (sample.D1, sample.D2, sample.D3)
-    }
-    return staging, results
-
-
 @pytest.mark.parametrize("day", [sample.D1, sample.D2, sample.D3])
 def test_gold_equals_a_plain_python_computation_of_the_definition(
     world: World, backfilled: tuple[str, dict], day: Any
