@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from decimal import Decimal
 from typing import Any
 
@@ -189,3 +190,28 @@ def test_dates_on_or_after_the_cutover_are_refused(world: World) -> None:
         with pytest.raises(PartitionRefused, match="cutover"):
             run_backfill_partition(world.spark, world.backfill_params(day, staging))
     assert not world.tables.exists(staging)
+
+
+def test_partitions_run_at_once_write_one_new_staging_table_without_conflict(
+    world: World,
+) -> None:
+    staging = world.fresh_table("staging")
+    results: dict[Any, dict[str, Any]] = {}
+    errors: list[BaseException] = []
+
+    def run(day: Any) -> None:
+        try:
+            results[day] = run_backfill_partition(world.spark, world.backfill_params(day, staging))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(d,)) for d in (sample.D1, sample.D2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert results[sample.D1]["staging_version"] != results[sample.D2]["staging_version"]
+    latest = world.tables.read(staging)
+    for day in (sample.D1, sample.D2):
+        assert as_dict(latest, day) == sample.expected_gold(world.raw, day)

@@ -51,6 +51,12 @@ def schema_hash(schema: StructType) -> str:
 
 
 def ensure_table(tables: Tables, name: str) -> None:
-    """Creates the table with the gold schema when it does not exist (never alters one)."""
-    if not tables.exists(name):
+    """Creates the table with the gold schema when it does not exist (never alters one).
+    Partition runs starting together may race to create it: losing that race is fine."""
+    if tables.exists(name):
+        return
+    try:
         tables.create_if_missing(name, SCHEMA, PARTITION_COLUMN, PROPERTIES)
+    except Exception:
+        if not tables.exists(name):
+            raise

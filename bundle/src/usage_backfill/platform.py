@@ -16,8 +16,15 @@ from typing import Any
 
 
 def job_parameters(dbutils: Any) -> dict[str, str]:
-    """Every job parameter the task received (Databricks pushes them down as widgets)."""
-    return {str(k): str(v) for k, v in dbutils.widgets.getAll().items()}
+    """Every job parameter the task received (Databricks pushes them down as widgets).
+    Runtimes without `widgets.getAll` expose the same map as the notebook's bindings."""
+    get_all = getattr(dbutils.widgets, "getAll", None)
+    if get_all is not None:
+        values = get_all()
+    else:
+        bindings = dbutils.notebook.entry_point.getCurrentBindings()
+        values = {key: bindings[key] for key in bindings}
+    return {str(k): str(v) for k, v in values.items()}
 
 
 class NotebookExit(Exception):
