@@ -64,3 +64,13 @@ def test_partitions_are_parsed_sorted_and_checked() -> None:
 def test_rollback_needs_a_version_to_restore() -> None:
     with pytest.raises(ParameterError, match="'restore_version' is required"):
         RollbackParams.parse({"target_table": "a.b.c", "partition_date": "2024-03-01"})
+
+
+def test_the_local_command_refuses_a_bad_parameter_before_starting_spark(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from usage_backfill.__main__ import main
+
+    code = main(["rollback", "--warehouse", "unused", "--param", "target_table=a.b.c"])
+    assert code == 2
+    assert "'partition_date' is required" in capsys.readouterr().err

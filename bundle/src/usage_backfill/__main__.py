@@ -13,11 +13,18 @@ import tempfile
 
 from usage_backfill.errors import ParameterError, PartitionRefused
 from usage_backfill.jobs import run_backfill_partition, run_promotion, run_rollback
+from usage_backfill.params import BackfillParams, PromotionParams, RollbackParams
 
 JOBS = {
     "backfill-partition": run_backfill_partition,
     "promotion": run_promotion,
     "rollback": run_rollback,
+}
+# Checked before Spark starts, so a bad parameter fails in a second.
+PARSERS = {
+    "backfill-partition": BackfillParams.parse,
+    "promotion": PromotionParams.parse,
+    "rollback": RollbackParams.parse,
 }
 
 
@@ -41,17 +48,23 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         params[key] = value
     params["warehouse_dir"] = args.warehouse
+    try:
+        PARSERS[args.job](params)
+    except ParameterError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
     from usage_backfill.local import local_spark
 
-    spark = local_spark(tempfile.mkdtemp(prefix="usage-backfill-"))
-    try:
-        result = JOBS[args.job](spark, params)
-    except (ParameterError, PartitionRefused) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    finally:
-        spark.stop()
+    with tempfile.TemporaryDirectory(prefix="usage-backfill-") as scratch:
+        spark = local_spark(scratch)
+        try:
+            result = JOBS[args.job](spark, params)
+        except (ParameterError, PartitionRefused) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        finally:
+            spark.stop()
     print(json.dumps(result, indent=2, sort_keys=True))
     return 0
 
