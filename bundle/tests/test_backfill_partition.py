@@ -202,7 +202,7 @@ def test_partitions_run_at_once_write_one_new_staging_table_without_conflict(
     def run(day: Any) -> None:
         try:
             results[day] = run_backfill_partition(world.spark, world.backfill_params(day, staging))
-        except BaseException as e:
+        except BaseException as e:  # reported by the test
             errors.append(e)
 
     threads = [threading.Thread(target=run, args=(d,)) for d in (sample.D1, sample.D2)]

@@ -43,18 +43,29 @@ def promoted(world: World, backfilled: tuple[str, dict]) -> dict[str, Any]:
     versions = {d: results[d]["staging_version"] for d in (sample.D1, sample.D2)}
     params = promotion_params(world, staging, table, versions)
     errors: list[BaseException] = []
+    appended: list[str] = []
+    promoting = threading.Event()
+    done = threading.Event()
 
     def live() -> None:
+        # Appends for as long as the promotion runs (and at least three times).
         try:
-            for i in range(3):
-                target.live_append(world, table, f"live-{i}")
-        except BaseException as e:
+            promoting.wait()
+            while not done.is_set() or len(appended) < 3:
+                customer = f"live-{len(appended)}"
+                target.live_append(world, table, customer)
+                appended.append(customer)
+        except BaseException as e:  # reported by the test
             errors.append(e)
 
     writer = threading.Thread(target=live)
     writer.start()
-    result = run_promotion(world.spark, params)
-    writer.join()
+    promoting.set()
+    try:
+        result = run_promotion(world.spark, params)
+    finally:
+        done.set()
+        writer.join()
     assert not errors, errors
     return {
         "table": table,
@@ -63,6 +74,7 @@ def promoted(world: World, backfilled: tuple[str, dict]) -> dict[str, Any]:
         "params": params,
         "result": result,
         "versions": versions,
+        "appended": appended,
     }
 
 
@@ -113,9 +125,16 @@ def test_promotion_leaves_other_partitions_and_the_live_pipelines_commits(
     live = {
         r["customer_id"] for r in current.where(F.col("usage_date") == sample.CUTOVER).collect()
     }
-    assert live == {"old", "live-0", "live-1", "live-2"}
-    appends = world.tables.delta(promoted["table"]).history().where(F.col("userMetadata").isNull())
-    assert appends.where(F.col("operation") == "WRITE").count() == 4  # seed + 3 live
+    assert live == {"old", *promoted["appended"]}
+    appends = [
+        h["version"]
+        for h in world.tables.delta(promoted["table"]).history().collect()
+        if h["userMetadata"] is None and h["operation"] == "WRITE"
+    ]
+    assert len(appends) == 1 + len(promoted["appended"])  # the seed and every live append
+    # The live pipeline committed while the promotion was running.
+    result = promoted["result"]
+    assert any(result["version_before"] < v < result["version_after"] for v in appends)
 
 
 def test_promoting_again_at_the_same_versions_changes_nothing(

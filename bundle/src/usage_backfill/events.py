@@ -55,6 +55,8 @@ def _parquet_rows(spark: SparkSession, paths: list[str]) -> DataFrame:
     try:
         return as_json(spark.read.option("mergeSchema", "true").parquet(*paths))
     except Exception:
+        # Schemas that cannot merge (a drifted type): read file by file; any other error
+        # comes back from the per-file reads.
         frames = [as_json(spark.read.parquet(p)) for p in paths]
         result = frames[0]
         for frame in frames[1:]:
