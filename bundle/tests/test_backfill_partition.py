@@ -8,7 +8,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
 import sample
@@ -65,7 +64,7 @@ def test_each_write_is_one_stamped_commit_replacing_only_its_partition(
     world: World, backfilled: tuple[str, dict]
 ) -> None:
     staging, results = backfilled
-    history = world.tables.delta(staging).history().collect()
+    history = world.tables.history(staging).collect()
     by_version = {h["version"]: h for h in history}
     for day, result in results.items():
         commit = by_version[result["staging_version"]]
@@ -176,11 +175,7 @@ def test_rerunning_a_partition_changes_nothing_but_adds_one_version(world: World
     assert {k: v for k, v in first.items() if k not in ignore} == {
         k: v for k, v in second.items() if k not in ignore
     }
-    metadata = json.loads(
-        DeltaTable.forPath(world.spark, world.tables.path(staging))
-        .history(1)
-        .first()["userMetadata"]
-    )
+    metadata = json.loads(world.tables.history(staging, 1).first()["userMetadata"])
     assert metadata["attempt"] == 2
 
 

@@ -104,8 +104,7 @@ def test_promotion_reports_versions_around_each_partitions_commit(
         assert sorted_rows(before, day) == sorted_rows(seeded, day)
         assert sorted_rows(after, day) == sorted_rows(staged, day)
         commit = (
-            world.tables.delta(promoted["table"])
-            .history()
+            world.tables.history(promoted["table"])
             .where(F.col("version") == item["version_after"])
             .first()
         )
@@ -128,7 +127,7 @@ def test_promotion_leaves_other_partitions_and_the_live_pipelines_commits(
     assert live == {"old", *promoted["appended"]}
     appends = [
         h["version"]
-        for h in world.tables.delta(promoted["table"]).history().collect()
+        for h in world.tables.history(promoted["table"]).collect()
         if h["userMetadata"] is None and h["operation"] == "WRITE"
     ]
     assert len(appends) == 1 + len(promoted["appended"])  # the seed and every live append
@@ -197,7 +196,7 @@ def test_rollback_restores_one_partition_exactly_and_nothing_else(
     assert sorted_rows(current, sample.D1) == sorted_rows(restored_from, sample.D1)
     for day in (sample.D2, sample.D3, sample.CUTOVER):
         assert sorted_rows(current, day) == sorted_rows(before_rollback, day)
-    operations = {r["operation"] for r in world.tables.delta(table).history().collect()}
+    operations = {r["operation"] for r in world.tables.history(table).collect()}
     assert "RESTORE" not in operations
 
     again = run_rollback(world.spark, params)

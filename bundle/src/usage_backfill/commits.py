@@ -25,7 +25,7 @@ def stamp(job: str, **fields: Any) -> tuple[str, str]:
 
 
 def latest_version(tables: Tables, name: str) -> int:
-    row = tables.delta(name).history(1).select("version").first()
+    row = tables.history(name, 1).select("version").first()
     if row is None:
         raise JobError(f"{name} has no history")
     return int(row["version"])
@@ -34,8 +34,7 @@ def latest_version(tables: Tables, name: str) -> int:
 def version_of(tables: Tables, name: str, write_id: str) -> int:
     """The version whose commit carries `write_id`."""
     rows = (
-        tables.delta(name)
-        .history(HISTORY_DEPTH)
+        tables.history(name, HISTORY_DEPTH)
         .where(F.col("userMetadata").contains(write_id))
         .select("version")
         .collect()
@@ -48,13 +47,7 @@ def version_of(tables: Tables, name: str, write_id: str) -> int:
 def metadata_at(tables: Tables, name: str, version: int) -> dict[str, Any] | None:
     """The `userMetadata` of the commit that made `version`, or None when the version does
     not exist (or carries none)."""
-    row = (
-        tables.delta(name)
-        .history()
-        .where(F.col("version") == version)
-        .select("userMetadata")
-        .first()
-    )
+    row = tables.history(name).where(F.col("version") == version).select("userMetadata").first()
     if row is None or not row["userMetadata"]:
         return None
     try:
@@ -65,4 +58,4 @@ def metadata_at(tables: Tables, name: str, version: int) -> dict[str, Any] | Non
 
 
 def version_exists(tables: Tables, name: str, version: int) -> bool:
-    return tables.delta(name).history().where(F.col("version") == version).first() is not None
+    return tables.history(name).where(F.col("version") == version).first() is not None

@@ -14,7 +14,7 @@ def pinned(tables: Tables, name: str, version: int) -> DataFrame:
     """The dimension `VERSION AS OF version`; a version that does not exist is an error."""
     if not tables.exists(name):
         raise JobError(f"dimension table {name} does not exist")
-    latest = tables.delta(name).history(1).select("version").first()
+    latest = tables.history(name, 1).select("version").first()
     if latest is None or version > latest["version"]:
         raise JobError(f"dimension {name} has no version {version} (pinned)")
     return tables.read(name, version).select("customer_id", "plan", "valid_from", "valid_to")

@@ -28,7 +28,9 @@ class Tables(Protocol):
 
     def read(self, name: str, version: int | None = None) -> DataFrame: ...
 
-    def delta(self, name: str) -> DeltaTable: ...
+    def history(self, name: str, limit: int | None = None) -> DataFrame:
+        """The table's commits, newest first (`DESCRIBE HISTORY`)."""
+        ...
 
     def save(self, writer: DataFrameWriter, name: str) -> None: ...
 
@@ -56,8 +58,10 @@ class CatalogTables:
             reader = reader.option("versionAsOf", version)
         return reader.table(name)
 
-    def delta(self, name: str) -> DeltaTable:
-        return DeltaTable.forName(self.spark, name)
+    def history(self, name: str, limit: int | None = None) -> DataFrame:
+        # SQL, not DeltaTable.forName: open-source Delta's forName takes no catalog part.
+        suffix = f" LIMIT {int(limit)}" if limit is not None else ""
+        return self.spark.sql(f"DESCRIBE HISTORY {name}{suffix}")
 
     def save(self, writer: DataFrameWriter, name: str) -> None:
         writer.saveAsTable(name)
@@ -69,11 +73,15 @@ class CatalogTables:
         partitioned_by: str,
         properties: Mapping[str, str],
     ) -> None:
-        builder = DeltaTable.createIfNotExists(self.spark).tableName(name).addColumns(schema)
-        builder = builder.partitionedBy(partitioned_by)
-        for key, value in properties.items():
-            builder = builder.property(key, value)
-        builder.execute()
+        columns = ", ".join(
+            f"`{f.name}` {f.dataType.simpleString()}{'' if f.nullable else ' NOT NULL'}"
+            for f in schema.fields
+        )
+        props = ", ".join(f"'{k}' = '{v}'" for k, v in properties.items())
+        self.spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {name} ({columns}) USING DELTA "
+            f"PARTITIONED BY (`{partitioned_by}`) TBLPROPERTIES ({props})"
+        )
 
 
 class WarehouseTables:
@@ -95,8 +103,9 @@ class WarehouseTables:
             reader = reader.option("versionAsOf", version)
         return reader.load(self.path(name))
 
-    def delta(self, name: str) -> DeltaTable:
-        return DeltaTable.forPath(self.spark, self.path(name))
+    def history(self, name: str, limit: int | None = None) -> DataFrame:
+        table = DeltaTable.forPath(self.spark, self.path(name))
+        return table.history(limit) if limit is not None else table.history()
 
     def save(self, writer: DataFrameWriter, name: str) -> None:
         writer.save(self.path(name))
