@@ -12,25 +12,10 @@ from pyspark.sql import functions as F
 
 import sample
 from conftest import World
+from contract_fields import BACKFILL_RESULT
 from gold_rows import as_dict, sorted_rows
 from usage_backfill import PartitionRefused, run_backfill_partition
 from usage_backfill.gold import SCHEMA, schema_hash
-
-REQUIRED_FIELDS = {
-    "partition_date",
-    "staging_table",
-    "staging_version",
-    "row_count",
-    "production_row_count",
-    "duplicate_keys",
-    "null_customer_ids",
-    "schema_hash",
-    "source_files",
-    "duplicate_files",
-    "rescued_records",
-    "late_records",
-    "dim_versions",
-}
 
 
 @pytest.mark.parametrize("day", [sample.D1, sample.D2, sample.D3])
@@ -49,7 +34,7 @@ def test_result_has_exactly_the_contract_fields_and_is_json(
 ) -> None:
     staging, results = backfilled
     result = results[sample.D1]
-    assert set(result) == REQUIRED_FIELDS
+    assert set(result) == BACKFILL_RESULT
     assert json.loads(json.dumps(result)) == result
     assert result["staging_table"] == staging
     assert result["partition_date"] == "2024-03-01"

@@ -3,11 +3,14 @@ sends, notebook tasks whose notebooks call the package and exit with its result.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+import contract_fields
 
 BUNDLE = Path(__file__).resolve().parent.parent
 
@@ -73,3 +76,34 @@ def test_each_task_is_a_notebook_that_calls_the_package_and_exits_with_its_resul
     assert f"{ENTRY_POINTS[key]}(spark, job_parameters(dbutils))" in source
     assert source.rstrip().endswith("dbutils.notebook.exit(json.dumps(result))")
     assert task["libraries"] == [{"whl": "../dist/*.whl"}]
+
+
+# The fleet's side of the contract (Rust), when the repository has it.
+FLEET_CONTRACT = BUNDLE.parent / "contract" / "src" / "jobs.rs"
+RESULTS = {
+    "backfill": contract_fields.BACKFILL_RESULT,
+    "promotion": contract_fields.PROMOTION_RESULT | contract_fields.PROMOTION_ITEM,
+    "rollback": contract_fields.ROLLBACK_RESULT,
+}
+JOB_OF_MODULE = {"backfill": "backfill_partition", "promotion": "promotion", "rollback": "rollback"}
+
+
+def fleet_names(module: str, kind: str) -> set[str]:
+    """String constants of `pub mod <module> { pub mod <kind> { ... } }` in jobs.rs."""
+    text = FLEET_CONTRACT.read_text()
+    body = re.split(r"\npub mod ", text.split(f"\npub mod {module} ", 1)[1])[0]
+    block = body.split(f"pub mod {kind} ", 1)[1].split("\n    }", 1)[0]
+    return set(re.findall(r'pub const \w+: &str = "([^"]+)";', block))
+
+
+@pytest.mark.skipif(not FLEET_CONTRACT.exists(), reason="the fleet's contract module is absent")
+@pytest.mark.parametrize("module", sorted(JOB_OF_MODULE))
+def test_the_fleets_names_are_the_bundles(module: str) -> None:
+    _, job = jobs()[JOB_OF_MODULE[module]]
+    params = {p["name"] for p in job["parameters"]}
+    sent = fleet_names(module, "param") - {"pin."}
+    assert sent <= params, f"{module}: the fleet sends {sorted(sent - params)} the job lacks"
+    read = fleet_names(module, "result") | (
+        fleet_names(module, "item") if module == "promotion" else set()
+    )
+    assert read <= RESULTS[module], f"{module}: the fleet reads {sorted(read - RESULTS[module])}"

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import target
 
 import sample
+import target
 from conftest import World
 from usage_backfill.platform import LocalDbutils, NotebookExit
 

@@ -7,11 +7,12 @@ import threading
 from typing import Any
 
 import pytest
-import target
 from pyspark.sql import functions as F
 
 import sample
+import target
 from conftest import World
+from contract_fields import PROMOTION_ITEM, PROMOTION_RESULT, ROLLBACK_RESULT
 from gold_rows import sorted_rows
 from usage_backfill import JobError, PartitionRefused, run_promotion, run_rollback
 from usage_backfill.commits import latest_version
@@ -91,12 +92,12 @@ def test_promotion_reports_versions_around_each_partitions_commit(
     world: World, promoted: dict[str, Any]
 ) -> None:
     result = promoted["result"]
-    assert set(result) == {"target_table", "version_before", "version_after", "partitions"}
+    assert set(result) == PROMOTION_RESULT
     assert result["target_table"] == promoted["table"]
     assert [p["partition_date"] for p in result["partitions"]] == ["2024-03-01", "2024-03-02"]
     seeded = world.tables.read(promoted["table"], promoted["seeded_version"])
     for item in result["partitions"]:
-        assert set(item) == {"partition_date", "staging_version", "version_before", "version_after"}
+        assert set(item) == PROMOTION_ITEM
         day = sample.dt.date.fromisoformat(item["partition_date"])
         before = world.tables.read(promoted["table"], item["version_before"])
         after = world.tables.read(promoted["table"], item["version_after"])
@@ -181,13 +182,7 @@ def test_rollback_restores_one_partition_exactly_and_nothing_else(
         "warehouse_dir": str(world.warehouse),
     }
     result = run_rollback(world.spark, params)
-    assert set(result) == {
-        "target_table",
-        "partition_date",
-        "restore_version",
-        "version_before",
-        "version_after",
-    }
+    assert set(result) == ROLLBACK_RESULT
     assert result["restore_version"] == d1["version_before"]
     assert result["version_after"] == latest_version(world.tables, table)
     assert result["version_after"] > result["version_before"]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import target
-
 import sample
+import target
 from conftest import World
 from usage_backfill import gold, run_backfill_partition
 from usage_backfill.commits import latest_version
