@@ -133,7 +133,7 @@ class RawData:
         path = self.folder(day) / name
         shutil.move(part, path)
         shutil.rmtree(scratch)
-        self.records[path] = [dict(r, _extra="source_system" if drifted else None) for r in rows]
+        self.records[path] = rows
         return path
 
 
