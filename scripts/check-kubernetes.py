@@ -1,7 +1,8 @@
 """Validates kustomize renders of deploy/kubernetes (called by scripts/check-kubernetes).
 
-    python check-kubernetes.py NAME=RENDER.yaml ...   # validate each render
+    python check-kubernetes.py NAME=RENDER.yaml ...     # validate each render
     python check-kubernetes.py --self-test RENDER.yaml  # break a render, see every check fire
+    python check-kubernetes.py --self-test=RENDER.yaml NAME=RENDER.yaml ...   # both
 
 Two layers:
 - schema: every built-in object against the Kubernetes OpenAPI schemas shipped by the
@@ -767,6 +768,8 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] == "--self-test":
         return self_test(argv[1], flags)
     failed = False
+    if argv and argv[0].startswith("--self-test="):
+        failed = self_test(argv.pop(0).split("=", 1)[1], flags) != 0
     for arg in argv:
         name, path = arg.split("=", 1)
         docs = load(path)
