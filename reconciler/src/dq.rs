@@ -21,7 +21,7 @@
 //! name = "expected schema"
 //! check = "equals"
 //! metric = "schema_hash"
-//! value = "usage_v7_5d1c"
+//! value = "usage_344b193379a8"
 //!
 //! [[rule]]
 //! name = "metrics reported"

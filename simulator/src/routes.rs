@@ -211,7 +211,7 @@ fn default_metrics(partition: &str) -> BTreeMap<String, Value> {
         ),
         (result::DUPLICATE_KEYS.to_owned(), json!(0)),
         (result::NULL_CUSTOMER_IDS.to_owned(), json!(0)),
-        (result::SCHEMA_HASH.to_owned(), json!("usage_v7_5d1c")),
+        (result::SCHEMA_HASH.to_owned(), json!("usage_344b193379a8")),
     ])
 }
 
