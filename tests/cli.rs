@@ -169,6 +169,43 @@ fn secrets_never_show_in_help_or_errors() {
 }
 
 #[test]
+fn a_malformed_broker_list_exits_2_naming_the_setting_and_the_entry() {
+    let cases = [
+        (
+            "amqp://bob:hunter2@127.0.0.1:1/%2f,http://bob:hunter2@127.0.0.1:2/%2f",
+            "entry 2 of 2 must start with amqp:// or amqps://",
+        ),
+        (
+            "amqp://127.0.0.1:1/%2f,,amqp://127.0.0.1:2/%2f",
+            "entry 2 of 3 is empty",
+        ),
+        (
+            "amqp://bob:hunter2@127.0.0.1:x/%2f, amqp://127.0.0.1:2/%2f",
+            "entry 1 of 2",
+        ),
+    ];
+    for (setting, expected) in cases {
+        for command in [&["worker"][..], &["topology", "show"], &["dlq", "list"]] {
+            let mut env = env();
+            env.push(("AMQP_URL", setting.to_owned()));
+            let out = run(&env, command);
+            let stderr = text(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{command:?} {setting}: {stderr}"
+            );
+            assert!(
+                stderr.contains("--amqp-url / AMQP_URL") && stderr.contains(expected),
+                "{command:?} {setting}: {stderr}"
+            );
+            assert!(!stderr.contains("hunter2"), "{stderr}");
+            assert!(!stderr.contains("/,amqp"), "{stderr}");
+        }
+    }
+}
+
+#[test]
 fn dry_run_prints_the_plan_and_touches_nothing() {
     let ledger = support::sqlite_url();
     let env = vec![("LEDGER_URL", ledger.clone())];

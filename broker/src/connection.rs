@@ -1,5 +1,6 @@
-//! One AMQP connection per process, opened with a heartbeat, retried with backoff, and the
-//! channels made from it: a confirm-mode publishing channel and per-lane consumers.
+//! One AMQP connection per process, opened with a heartbeat on one of the setting's nodes,
+//! retried with backoff, and the channels made from it: a confirm-mode publishing channel
+//! and per-lane consumers.
 
 use std::fmt;
 use std::time::Duration;
@@ -8,64 +9,9 @@ use backon::{ExponentialBuilder, Retryable};
 use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties, Consumer};
-use secrecy::{ExposeSecret, SecretString};
 
-use crate::{BrokerError, Lane, Publisher, Topology};
-
-const HEARTBEAT_S: u32 = 15;
-const FRAME_MAX: u32 = 16 * 1024;
-
-/// An AMQP URL whose password never reaches logs, errors or `Debug` output.
-#[derive(Clone)]
-pub struct AmqpUrl(SecretString);
-
-impl AmqpUrl {
-    pub fn new(url: impl Into<String>) -> Result<Self, BrokerError> {
-        let url: String = url.into();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-            return Err(BrokerError::Config(
-                "AMQP URL must start with amqp:// or amqps://".into(),
-            ));
-        }
-        Ok(Self(SecretString::from(url)))
-    }
-
-    /// The URL to dial. Unless the URL says otherwise: a 15 s heartbeat, so dead TCP
-    /// connections are noticed, and frames of at most 16 KiB. lapin keeps 32 frames of
-    /// read and of write buffer per connection, so the broker's default 128 KiB frames
-    /// would hold 8 MiB per connection for messages that are a few hundred bytes; a
-    /// larger message is still sent, in several frames.
-    pub(crate) fn dial(&self) -> String {
-        let mut url = self.0.expose_secret().to_owned();
-        for (key, value) in [("heartbeat", HEARTBEAT_S), ("frame_max", FRAME_MAX)] {
-            if !url.contains(&format!("{key}=")) {
-                let sep = if url.contains('?') { '&' } else { '?' };
-                url = format!("{url}{sep}{key}={value}");
-            }
-        }
-        url
-    }
-
-    /// The URL with any password replaced, for logs.
-    pub fn redacted(&self) -> String {
-        let url = self.0.expose_secret();
-        let (scheme, rest) = url.split_once("://").unwrap_or(("amqp", url));
-        match rest.rsplit_once('@') {
-            // The last '@' ends the user info: a password may contain '@'.
-            Some((userinfo, host)) => {
-                let user = userinfo.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => format!("{scheme}://{rest}"),
-        }
-    }
-}
-
-impl fmt::Debug for AmqpUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "AmqpUrl({})", self.redacted())
-    }
-}
+use crate::url::NodeUrl;
+use crate::{AmqpUrl, BrokerError, Lane, Publisher, Topology};
 
 /// A connected broker with the fleet's topology declared on it.
 pub struct Broker {
@@ -74,12 +20,15 @@ pub struct Broker {
     publisher: Publisher,
     /// Kept open for [`Broker::get`]: a delivery can only be acknowledged on its channel.
     getter: Channel,
+    /// The node connected to, password redacted.
+    node: String,
 }
 
 impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
             .field("namespace", &self.topology.namespace())
+            .field("node", &self.node)
             .field("connected", &self.is_connected())
             .finish()
     }
@@ -94,7 +43,9 @@ pub struct LaneConsumer {
 
 impl Broker {
     /// Connects, declares the topology and opens the publishing channel, retrying with
-    /// exponential backoff and jitter until `give_up_after` has passed.
+    /// exponential backoff and jitter until `give_up_after` has passed. Each attempt is
+    /// a round over the setting's nodes ([`Broker::connect_once`]); the backoff comes
+    /// between rounds.
     pub async fn connect(
         url: &AmqpUrl,
         topology: &Topology,
@@ -121,14 +72,24 @@ impl Broker {
             .await
     }
 
-    /// One connection attempt, bounded by a 10 s timeout.
+    /// One round: each node in turn (from the one after the node that last connected)
+    /// until one connects, each attempt bounded by a 10 s timeout.
     pub async fn connect_once(
         url: &AmqpUrl,
         topology: &Topology,
         connection_name: &str,
     ) -> Result<Self, BrokerError> {
+        url.try_each(|node| Self::connect_node(node, topology, connection_name))
+            .await
+    }
+
+    async fn connect_node(
+        node: &NodeUrl,
+        topology: &Topology,
+        connection_name: &str,
+    ) -> Result<Self, BrokerError> {
         let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-        let connection = with_timeout("connect", Connection::connect(&url.dial(), props))
+        let connection = with_timeout("connect", Connection::connect(&node.dial(), props))
             .await?
             .map_err(BrokerError::Connection)?;
         let setup = open_channel(&connection).await?;
@@ -151,7 +112,13 @@ impl Broker {
             topology: topology.clone(),
             publisher,
             getter,
+            node: node.redacted(),
         })
+    }
+
+    /// The node this connection is to (password redacted), for logs.
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     pub fn topology(&self) -> &Topology {
@@ -263,22 +230,4 @@ pub(crate) async fn with_timeout<T>(
             op,
             seconds: LIMIT.as_secs(),
         })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_password_is_redacted() {
-        let url = AmqpUrl::new("amqp://bob:hunter2@rabbit:5672/%2f").unwrap();
-        assert_eq!(url.redacted(), "amqp://bob:***@rabbit:5672/%2f");
-        let at = AmqpUrl::new("amqp://bob:p@ss@rabbit/%2f").unwrap();
-        assert_eq!(at.redacted(), "amqp://bob:***@rabbit/%2f");
-        assert!(!format!("{url:?}").contains("hunter2"));
-        assert!(url.dial().ends_with("/%2f?heartbeat=15&frame_max=16384"));
-        let tuned = AmqpUrl::new("amqp://rabbit/%2f?frame_max=131072").unwrap();
-        assert!(tuned.dial().ends_with("?frame_max=131072&heartbeat=15"));
-        assert!(AmqpUrl::new("http://x").is_err());
-    }
 }

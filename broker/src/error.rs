@@ -21,6 +21,10 @@ pub enum BrokerError {
     Timeout { op: &'static str, seconds: u64 },
     #[error("invalid topology setting: {0}")]
     Config(String),
+    /// The broker setting is malformed (the message never quotes it: it may hold a
+    /// password).
+    #[error("invalid AMQP URL: {0}")]
+    Url(String),
 }
 
 impl BrokerError {

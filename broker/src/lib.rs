@@ -2,6 +2,7 @@
 //!
 //! - [`Topology`]: the namespace-derived names and the quorum queues, delay tiers and
 //!   dead-letter queue, declared idempotently.
+//! - [`AmqpUrl`]: the broker setting, one node or a cluster's nodes tried in turn.
 //! - [`Broker`]: one connection per process (with heartbeat), reconnected with backoff by
 //!   [`Broker::connect`]; publishing with confirms and `mandatory` ([`Publisher`]);
 //!   consuming with manual acks ([`Broker::consume`]).
@@ -15,8 +16,9 @@ mod headers;
 mod publisher;
 mod retire;
 mod topology;
+mod url;
 
-pub use connection::{AmqpUrl, Broker, LaneConsumer};
+pub use connection::{Broker, LaneConsumer};
 pub use error::BrokerError;
 pub use headers::{Headers, SENT_MS_HEADER};
 pub use lapin::message::Delivery;
@@ -27,3 +29,4 @@ pub use lapin::{
 pub use publisher::{Destination, Publisher};
 pub use retire::{QueueCounts, QueueState, Retirement, inspect, retire};
 pub use topology::{DEFAULT_DELAY_TIERS, Lane, Topology, parse_duration};
+pub use url::AmqpUrl;

@@ -39,11 +39,18 @@ pub enum Retirement {
 }
 
 /// Opens a plain connection that declares nothing (unlike [`crate::Broker::connect`]).
+/// Each node is tried in turn.
 async fn open(url: &AmqpUrl, connection_name: &str) -> Result<Connection, BrokerError> {
-    let props = ConnectionProperties::default().with_connection_name(connection_name.into());
-    with_timeout("connect", Connection::connect(&url.dial(), props))
-        .await?
-        .map_err(BrokerError::Connection)
+    url.try_each(|node| {
+        let props = ConnectionProperties::default().with_connection_name(connection_name.into());
+        let dial = node.dial();
+        async move {
+            with_timeout("connect", Connection::connect(&dial, props))
+                .await?
+                .map_err(BrokerError::Connection)
+        }
+    })
+    .await
 }
 
 /// The state of every queue of the namespace (a passive declare per queue, each on its

@@ -38,7 +38,8 @@ pub struct Cli {
 /// Settings shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct GlobalOpts {
-    /// RabbitMQ URL.
+    /// RabbitMQ URL, or the URLs of a cluster's nodes separated by commas (each process
+    /// tries them in turn, in its own shuffled order).
     #[arg(
         long,
         global = true,

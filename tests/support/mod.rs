@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chaos_proxy;
+pub mod cluster;
 pub mod fleet;
 pub mod namespace;
 pub mod private_broker;

@@ -12,11 +12,24 @@ use backfill_broker::{AmqpUrl, Topology, parse_duration, retire};
 pub struct TestNamespace {
     url: AmqpUrl,
     topology: Topology,
+    /// False on a throwaway broker that goes with the test.
+    delete_on_drop: bool,
 }
 
 impl TestNamespace {
     pub fn new(url: AmqpUrl, topology: Topology) -> Self {
-        Self { url, topology }
+        Self {
+            url,
+            topology,
+            delete_on_drop: true,
+        }
+    }
+
+    /// Leaves the namespace in place when dropped: its broker (private nodes) is
+    /// discarded with the test, and deleting quorum queues with a replica down waits
+    /// for a timeout.
+    pub fn keep_on_drop(&mut self) {
+        self.delete_on_drop = false;
     }
 
     /// The namespace `name` with delay tiers written as `--delay-tiers` takes them.
@@ -47,6 +60,9 @@ impl Deref for TestNamespace {
 
 impl Drop for TestNamespace {
     fn drop(&mut self) {
+        if !self.delete_on_drop {
+            return;
+        }
         // Drop cannot await, and may run inside a runtime: delete from a thread of its own.
         let url = self.url.clone();
         let topology = self.topology.clone();

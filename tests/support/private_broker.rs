@@ -24,9 +24,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How a private node boots.
+#[derive(Debug, Default, Clone)]
+pub struct NodeOptions {
+    /// An Erlang cookie to share with other nodes (a random one of its own otherwise).
+    pub cookie: Option<String>,
+    /// More `rabbitmq.conf` lines.
+    pub config: String,
+}
+
 impl PrivateBroker {
     /// Boots a node (about 10 to 20 s) and waits until it accepts work. Blocking.
     pub fn start() -> Self {
+        let broker = Self::spawn(&NodeOptions::default());
+        broker.await_startup();
+        broker
+    }
+
+    /// Starts booting a node and returns at once: several can boot side by side, each
+    /// then awaited with [`PrivateBroker::await_startup`].
+    pub fn spawn(options: &NodeOptions) -> Self {
         assert!(
             std::path::Path::new(SERVER).exists(),
             "RabbitMQ is not installed at {SERVER}"
@@ -37,10 +54,20 @@ impl PrivateBroker {
         let port = free_port();
         std::fs::write(
             dir.join("rabbit.conf"),
-            format!("listeners.tcp.default = {port}\nloopback_users = none\n"),
+            format!(
+                "listeners.tcp.default = {port}\nloopback_users = none\n{}",
+                options.config
+            ),
         )
         .unwrap();
         std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        if let Some(cookie) = &options.cookie {
+            // The node and rabbitmqctl both read it from HOME; Erlang insists on 0400.
+            use std::os::unix::fs::PermissionsExt;
+            let path = dir.join(".erlang.cookie");
+            std::fs::write(&path, cookie).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
         let mut broker = Self {
             port,
             node: format!("bf{id}@localhost"),
@@ -58,8 +85,22 @@ impl PrivateBroker {
             .spawn()
             .expect("start a private RabbitMQ node");
         broker.child = Some(child);
-        broker.await_startup();
         broker
+    }
+
+    /// Kills the node's Erlang VM with SIGKILL (no goodbye to clients or peers) and
+    /// waits until its AMQP port is closed.
+    pub fn kill(&mut self) {
+        let pid = std::fs::read_to_string(self.dir.join("pid")).expect("the node's pid file");
+        let status = Command::new("kill")
+            .args(["-KILL", pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill -KILL {pid} failed");
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+        self.wait_port_closed();
     }
 
     fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
@@ -147,6 +188,13 @@ impl PrivateBroker {
 impl Drop for PrivateBroker {
     fn drop(&mut self) {
         let _ = self.ctl(&["stop"]);
+        // A node that would not stop (still booting, say) must not outlive the test.
+        if let Ok(pid) = std::fs::read_to_string(self.dir.join("pid")) {
+            let _ = Command::new("kill")
+                .args(["-KILL", pid.trim()])
+                .stderr(Stdio::null())
+                .status();
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

@@ -74,7 +74,7 @@ async fn connect_and_serve(
         }
         metrics.worker.broker_connected.set(1);
         metrics.health.set_broker(true);
-        tracing::info!(worker = worker.id(), broker = %url.redacted(), namespace = topology.namespace(), "worker connected");
+        tracing::info!(worker = worker.id(), broker = %broker.node(), namespace = topology.namespace(), "worker connected");
         let served = serve(worker, &broker, shutdown).await;
         metrics.worker.broker_connected.set(0);
         metrics.health.set_broker(false);

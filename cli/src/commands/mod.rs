@@ -21,6 +21,10 @@ use crate::args::{Cli, Command};
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let global = cli.global;
+    if uses_broker(&cli.command) {
+        // A malformed broker setting is refused before anything is done.
+        global.amqp()?;
+    }
     match cli.command {
         Command::Produce(args) => produce::run(&global, *args).await,
         Command::Plan(args) => produce::plan(args),
@@ -48,6 +52,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+/// The commands that talk to RabbitMQ.
+fn uses_broker(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Produce(_)
+            | Command::Worker(_)
+            | Command::Rerun(_)
+            | Command::Dlq(_)
+            | Command::Topology(_)
+            | Command::Demo(_)
+    )
 }
 
 /// A token cancelled on SIGTERM or Ctrl-C.
