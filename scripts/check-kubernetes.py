@@ -29,11 +29,16 @@ OLDEST_KUBERNETES = "1.29"
 
 # Created by the operator, not rendered (docs/kubernetes.md): name -> keys (None: any).
 EXTERNAL = {
-    ("Secret", "backfill-secrets"): {"AMQP_URL", "LEDGER_URL", "DATABRICKS_TOKEN"},
+    ("Secret", "backfill-secrets"): {
+        "AMQP_URL",
+        "AMQP_SCALER_URL",
+        "LEDGER_URL",
+        "DATABRICKS_TOKEN",
+    },
     ("ConfigMap", "backfill-dq-policy"): None,
 }
 # Settings that are credentials: only ever from a Secret.
-SECRET_SETTINGS = {"AMQP_URL", "LEDGER_URL", "DATABRICKS_TOKEN"}
+SECRET_SETTINGS = {"AMQP_URL", "AMQP_SCALER_URL", "LEDGER_URL", "DATABRICKS_TOKEN"}
 # What each subcommand reads from the environment, at least.
 NEEDS = {
     "worker": {"AMQP_URL", "LEDGER_URL", "DATABRICKS_HOST", "DATABRICKS_TOKEN",
@@ -552,6 +557,10 @@ class Render:
         for ref in refs:
             for key in set(ref) - KEDA_SECRET_TARGET_KEYS:
                 self.error(doc, f"secretTargetRef: unknown field {key}")
+            if ref.get("key") == "AMQP_URL":
+                self.error(doc, "secretTargetRef reads AMQP_URL, which may list several "
+                                "nodes (KEDA would show the rest, passwords included, as "
+                                "a vhost): read AMQP_SCALER_URL, one URL")
             keys = self.keys_of("Secret", ref.get("name"))
             if keys is False:
                 self.error(doc, f"Secret {ref.get('name')} does not exist")
@@ -691,6 +700,8 @@ BREAKAGES = {
         .__setitem__("value", 100),
     "TriggerAuthentication reads a missing key": lambda d: _get(d, "TriggerAuthentication")
         ["spec"]["secretTargetRef"][0].__setitem__("key", "AMQP_URI"),
+    "scaler reads the fleet's URL list": lambda d: _get(d, "TriggerAuthentication")
+        ["spec"]["secretTargetRef"][0].__setitem__("key", "AMQP_URL"),
     "liveness on the wrong path": lambda d: _container(_worker(d))["livenessProbe"]["httpGet"]
         .__setitem__("path", "/health"),
     "readiness on the wrong port": lambda d: _container(_worker(d))["readinessProbe"]["httpGet"]
@@ -730,6 +741,7 @@ CAUGHT_BY = {
     "mode MessageRate": "not QueueLength",
     "value not a string": "must be a string",
     "TriggerAuthentication reads a missing key": "has no key AMQP_URI",
+    "scaler reads the fleet's URL list": "read AMQP_SCALER_URL",
     "liveness on the wrong path": "livenessProbe must GET /healthz",
     "readiness on the wrong port": "readinessProbe must GET /readyz",
     "grace not above --shutdown-grace-s": "not above --shutdown-grace-s",

@@ -142,10 +142,26 @@ def test_promoting_again_at_the_same_versions_changes_nothing(
 ) -> None:
     before = latest_version(world.tables, promoted["table"])
     again = run_promotion(world.spark, promoted["params"])
-    assert latest_version(world.tables, promoted["table"]) == before
+    assert latest_version(world.tables, promoted["table"]) == before, "no new commit"
+    # A retry (say after the run died between partitions) reports the commit that did
+    # promote each partition, so a rollback restores the version before the promotion,
+    # not the promoted one.
+    first = {p["partition_date"]: p for p in promoted["result"]["partitions"]}
+    table = promoted["table"]
+
+    def partition_at(version: int, day: str) -> list:
+        rows = world.tables.read(table, version).where(F.col("usage_date") == F.lit(day))
+        return sorted_rows(rows)
+
     for item in again["partitions"]:
-        assert item["version_before"] == item["version_after"] == before
-    assert again["version_before"] == again["version_after"] == before
+        day, earlier = item["partition_date"], first[item["partition_date"]]
+        assert item["version_after"] == earlier["version_after"], "the promoting commit"
+        # The version just before that commit: the partition as it was before promotion
+        # (live appends to other partitions may lie in between).
+        assert item["version_before"] == earlier["version_after"] - 1
+        assert partition_at(item["version_before"], day) == partition_at(
+            earlier["version_before"], day
+        )
 
 
 def test_promotion_refuses_a_version_that_is_not_the_partitions_write(

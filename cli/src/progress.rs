@@ -32,6 +32,11 @@ impl Progress {
         }
     }
 
+    /// Whether the bar is drawn in place (stderr is a terminal).
+    pub fn is_terminal(&self) -> bool {
+        self.terminal
+    }
+
     /// What to print for `done` of `total`, if anything (pure, for tests).
     pub fn render(&mut self, done: u64, total: u64, now: Instant) -> Option<String> {
         let finished = done >= total;

@@ -63,6 +63,10 @@ async fn connect_and_serve(
 ) -> Result<(), BrokerError> {
     let metrics = worker.metrics().clone();
     let mut connections = 0u64;
+    // Consecutive connections that failed soon after connecting: each waits longer before
+    // the next (a quorum queue electing its leader refuses consumers for a moment; without
+    // a pause every worker would cycle connect, declare, fail across the nodes).
+    let mut short_lived = 0u32;
     loop {
         let broker = tokio::select! {
             b = Broker::connect(url, topology, name, Duration::from_secs(24 * 3600)) => b?,
@@ -75,6 +79,7 @@ async fn connect_and_serve(
         metrics.worker.broker_connected.set(1);
         metrics.health.set_broker(true);
         tracing::info!(worker = worker.id(), broker = %broker.node(), namespace = topology.namespace(), "worker connected");
+        let connected_at = std::time::Instant::now();
         let served = serve(worker, &broker, shutdown).await;
         metrics.worker.broker_connected.set(0);
         metrics.health.set_broker(false);
@@ -83,6 +88,17 @@ async fn connect_and_serve(
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::warn!(worker = worker.id(), error = %e, "lost the broker; reconnecting");
+                if connected_at.elapsed() < Duration::from_secs(5) {
+                    short_lived = (short_lived + 1).min(6);
+                    let pause = Duration::from_millis(250 << short_lived)
+                        .mul_f64(rand::random_range(0.5..1.0));
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = shutdown.cancelled() => return Ok(()),
+                    }
+                } else {
+                    short_lived = 0;
+                }
             }
         }
     }

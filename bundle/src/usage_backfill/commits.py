@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from pyspark.sql import functions as F
@@ -55,6 +56,32 @@ def metadata_at(tables: Tables, name: str, version: int) -> dict[str, Any] | Non
     except json.JSONDecodeError:
         return None
     return parsed if isinstance(parsed, dict) else None
+
+
+def latest_stamped(tables: Tables, name: str, fields: Mapping[str, Any]) -> int | None:
+    """The newest version whose commit's stamp carries every one of `fields`, unless a
+    rollback of the same partition was committed after it (then None)."""
+    rows = (
+        tables.history(name, HISTORY_DEPTH)
+        .select("version", "userMetadata")
+        .orderBy(F.col("version").desc())
+        .collect()
+    )
+    wanted = {k: str(v) for k, v in fields.items()}
+    for row in rows:
+        try:
+            stamp = json.loads(row["userMetadata"] or "null")
+        except json.JSONDecodeError:
+            continue
+        if not isinstance(stamp, dict):
+            continue
+        if stamp.get("job") == "rollback" and str(stamp.get("partition_date")) == wanted.get(
+            "partition_date"
+        ):
+            return None
+        if all(str(stamp.get(k)) == v for k, v in wanted.items()):
+            return int(row["version"])
+    return None
 
 
 def version_exists(tables: Tables, name: str, version: int) -> bool:

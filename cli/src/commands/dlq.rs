@@ -229,20 +229,22 @@ async fn replay(global: &GlobalOpts, broker: &Broker, filter: &DlqFilter) -> Res
             Ok(attempt) => {
                 remove(d).await?;
                 replayed += 1;
-                tracing::info!(
-                    backfill_id = e.backfill_id.unwrap_or_default(),
-                    partition = e.partition.unwrap_or_default(),
-                    attempt,
-                    "replayed: new attempt queued"
-                );
-                progress.set(done as u64, chosen as u64);
+                // On a terminal the bar shows progress; elsewhere a line per message.
+                if progress.is_terminal() {
+                    progress.set(done as u64, chosen as u64);
+                } else {
+                    eprintln!(
+                        "[{done}/{chosen}] {} {}: attempt {attempt} queued",
+                        e.backfill_id.unwrap_or_default(),
+                        e.partition.unwrap_or_default()
+                    );
+                }
             }
             Err(why) => {
                 put_back(d).await;
                 skipped += 1;
                 progress.abandon();
                 eprintln!("[{done}/{chosen}] {}: skipped, {why}", e.id);
-                progress.set(done as u64, chosen as u64);
             }
         }
     }

@@ -4,7 +4,9 @@ skipping the commit when the partition already holds exactly those rows."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
@@ -26,15 +28,26 @@ def same_rows(a: DataFrame, b: DataFrame) -> bool:
 
 
 def replace_partition(
-    tables: Tables, target: str, day: dt.date, rows: DataFrame, metadata: str, write_id: str
+    tables: Tables,
+    target: str,
+    day: dt.date,
+    rows: DataFrame,
+    metadata: str,
+    write_id: str,
+    same_as: Mapping[str, Any] | None = None,
 ) -> Replaced:
     """`INSERT INTO target REPLACE WHERE usage_date = day SELECT rows`: one commit, readers
     see the old partition or the new one, never a gap; other partitions' writers (the live
-    pipeline) do not conflict. No commit when the partition already equals `rows`."""
+    pipeline) do not conflict. No commit when the partition already equals `rows`; then,
+    when an earlier commit stamped with `same_as` wrote them (a retried promotion), its
+    versions are reported, so that the restore point stays the version before it."""
     rows = rows.where(F.col(gold.PARTITION_COLUMN) == F.lit(day)).select(*gold.SCHEMA.fieldNames())
     before = commits.latest_version(tables, target)
     current = tables.read(target, before).where(F.col(gold.PARTITION_COLUMN) == F.lit(day))
     if same_rows(rows, current):
+        earlier = commits.latest_stamped(tables, target, same_as) if same_as else None
+        if earlier is not None:
+            return Replaced(earlier - 1, earlier)
         return Replaced(before, before)
     writer = (
         rows.write.format("delta")

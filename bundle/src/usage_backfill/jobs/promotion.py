@@ -45,7 +45,18 @@ def run_promotion(spark: SparkSession, params: Mapping[str, str]) -> dict[str, A
         )
         rows = tables.read(p.staging_table, item.staging_version)
         replaced = replace_partition(
-            tables, p.target_table, item.partition_date, rows, metadata, write_id
+            tables,
+            p.target_table,
+            item.partition_date,
+            rows,
+            metadata,
+            write_id,
+            same_as={
+                "job": "promotion",
+                "partition_date": item.partition_date.isoformat(),
+                "staging_table": p.staging_table,
+                "staging_version": item.staging_version,
+            },
         )
         done.append(
             {
