@@ -22,10 +22,12 @@ pub fn sim_config(pending_ms: u64, running_ms: u64, spread_ms: u64, runs: usize)
         workspace_run_limit: runs.max(2000) * 2,
         ..SimConfig::default()
     };
-    c.jobs = vec![JobSpec {
+    // The backfill job widened; the promotion and rollback jobs kept, since `produce`
+    // records them (with their settings hashes) in the backfill's contract.
+    c.jobs[0] = JobSpec {
         max_concurrent_runs: (runs as i64).max(1000) * 2,
         ..c.jobs[0].clone()
-    }];
+    };
     c
 }
 
