@@ -75,8 +75,12 @@ async fn the_reconciler_stays_inside_the_fleet_budget() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["verified"], 12);
     let peak = fleet.sim.sim.stats().peak_per_second;
+    // The budget is a token bucket holding one second's worth: a full bucket and the next
+    // second's refill can both land within one calendar second the simulator counts (and
+    // the worker's phase counts too), so twice the budget is the bound; without the budget
+    // the reconciler alone would make 16 calls at once.
     assert!(
-        peak["jobs/runs/get"] <= 3,
+        peak["jobs/runs/get"] <= 6,
         "runs/get peaked at {} calls in a second: {peak:?}",
         peak["jobs/runs/get"]
     );
