@@ -1,0 +1,244 @@
+"""An independent check of the tables a rehearsal leaves, against what the fleet's ledger
+says happened (the expectation file the demo writes):
+
+- every promoted date holds, in the target's latest version, exactly the gold computed from
+  the raw files in plain Python (`independent`), with the pinned dimension;
+- every rolled-back date equals the target at its restore version;
+- every never-promoted date equals the target's baseline version (before the rehearsal);
+- every live-pipeline commit is in the target's history, stamped `live_pipeline`, and the
+  live date holds as many rows as the batches wrote;
+- each finished attempt made one staging commit stamped with its backfill id, partition
+  date and attempt, at the staging version the run reported (when it reported one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from usage_backfill.rehearsal import independent
+from usage_backfill.rehearsal.executor import describe_error
+from usage_backfill.tables import Tables, WarehouseTables
+
+SHOWN_DIFFERENCES = 3
+
+
+class InputError(ValueError):
+    """The sample summary or the expectation cannot be read."""
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"{'ok  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+def load_json(path: Path, what: str) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"cannot read the {what} {path}: {e}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"the {what} {path} is not a JSON object")
+    return data
+
+
+def _date(value: Any, what: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise InputError(f"{what}: {value!r} is not a date YYYY-MM-DD") from None
+
+
+def _require(data: dict[str, Any], key: str, what: str) -> Any:
+    if data.get(key) is None:
+        raise InputError(f"the {what} has no {key!r}")
+    return data[key]
+
+
+def partition_rows(tables: Tables, name: str, day: dt.date, version: int | None = None) -> list:
+    rows = tables.read(name, version).where(F.col("usage_date") == F.lit(day)).collect()
+    return independent.sort_rows(
+        (r["customer_id"], r["plan"], r["event_count"], r["total_units"]) for r in rows
+    )
+
+
+def difference(actual: list, expected: list) -> str:
+    """Empty when the row lists are equal as multisets; else what is missing and extra."""
+    have, want = Counter(actual), Counter(expected)
+    missing = list((want - have).elements())
+    extra = list((have - want).elements())
+    if not missing and not extra:
+        return ""
+
+    def show(rows: list) -> str:
+        text = "; ".join(
+            "(" + ", ".join("null" if v is None else str(v) for v in r) + ")"
+            for r in rows[:SHOWN_DIFFERENCES]
+        )
+        return text + (f"; ... {len(rows) - SHOWN_DIFFERENCES} more" if len(rows) > 3 else "")
+
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} rows missing: {show(missing)}")
+    if extra:
+        parts.append(f"{len(extra)} rows not expected: {show(extra)}")
+    return "; ".join(parts)
+
+
+def stamps(tables: Tables, name: str) -> dict[int, dict[str, Any]]:
+    """Every version of the table with its commit's `userMetadata` (parsed, or {})."""
+    found = {}
+    for row in tables.history(name).select("version", "userMetadata").collect():
+        try:
+            meta = json.loads(row["userMetadata"] or "null")
+        except json.JSONDecodeError:
+            meta = None
+        found[int(row["version"])] = meta if isinstance(meta, dict) else {}
+    return found
+
+
+class Checker:
+    def __init__(self, spark: SparkSession, sample: dict[str, Any], expect: dict[str, Any]):
+        self.spark = spark
+        self.sample = sample
+        self.expect = expect
+        self.tables = WarehouseTables(spark, _require(sample, "warehouse_dir", "sample"))
+        self.target = str(expect.get("target_table") or _require(sample, "target_table", "sample"))
+        self.staging = str(
+            expect.get("staging_table") or _require(sample, "staging_table", "sample")
+        )
+        self.checks: list[Check] = []
+
+    def add(self, name: str, check: Callable[[], tuple[bool, str]]) -> None:
+        try:
+            ok, detail = check()
+        except Exception as e:
+            ok, detail = False, describe_error(e)
+        self.checks.append(Check(name, ok, detail))
+
+    def run(self) -> list[Check]:
+        e = self.expect
+        baseline = int(_require(e, "baseline_target_version", "expectation"))
+        promoted = [_date(d, "promoted") for d in e.get("promoted") or []]
+        if promoted:
+            self.check_promoted(promoted)
+        for item in e.get("rolled_back") or []:
+            day = _date(item.get("partition_date"), "rolled_back")
+            version = int(_require(item, "restore_version", "rolled_back item"))
+            self.add(f"{day} rolled back", lambda d=day, v=version: self.same_as(d, v))
+        for value in e.get("never_promoted") or []:
+            day = _date(value, "never_promoted")
+            self.add(f"{day} never promoted", lambda d=day: self.same_as(d, baseline, "baseline"))
+        if e.get("live"):
+            self.check_live(e["live"])
+        if e.get("attempts"):
+            self.check_attempts(e["attempts"])
+        return self.checks
+
+    def check_promoted(self, days: list[dt.date]) -> None:
+        pins = _require(self.sample, "pins", "sample")
+        dim_table = str(_require(self.sample, "dim_table", "sample"))
+        dim = independent.dimension_rows(self.tables, dim_table, int(pins[dim_table]))
+        raw_root = Path(_require(self.sample, "raw_root", "sample"))
+        lookback = int(self.sample.get("lookback_days", 3))
+        reader = independent.spark_parquet_reader(self.spark)
+
+        def promoted(day: dt.date) -> tuple[bool, str]:
+            truth = independent.compute_day(raw_root, day, lookback, dim, reader)
+            actual = partition_rows(self.tables, self.target, day)
+            diff = difference(actual, truth.rows)
+            source = f"the independent computation from {truth.files_read} raw files"
+            if diff:
+                return False, f"differs from {source}: {diff}"
+            return True, f"{len(actual)} rows equal {source}"
+
+        for day in days:
+            self.add(f"{day} promoted", lambda d=day: promoted(d))
+
+    def same_as(self, day: dt.date, version: int, label: str = "") -> tuple[bool, str]:
+        actual = partition_rows(self.tables, self.target, day)
+        then = partition_rows(self.tables, self.target, day, version)
+        what = f"the {label} version {version}" if label else f"the target at version {version}"
+        diff = difference(actual, then)
+        if diff:
+            return False, f"differs from {what}: {diff}"
+        return True, f"{len(actual)} rows equal {what}"
+
+    def check_live(self, live: dict[str, Any]) -> None:
+        day = _date(live.get("date"), "live.date")
+        batches = live.get("commits") or []
+        history = stamps(self.tables, self.target)
+        for c in batches:
+            version, batch = int(c["version"]), c.get("batch")
+
+            def stamped(v: int = version, b: Any = batch) -> tuple[bool, str]:
+                meta = history.get(v)
+                if meta is None:
+                    return False, "not in the target's history"
+                if meta.get("job") != "live_pipeline" or str(meta.get("batch")) != str(b):
+                    return False, f"stamped {meta or 'nothing'}, not live_pipeline batch {b}"
+                return True, "in the target's history, stamped live_pipeline"
+
+            self.add(f"live commit version {version} (batch {batch})", stamped)
+        wanted = sum(int(c.get("rows", 0)) for c in batches)
+
+        def rows() -> tuple[bool, str]:
+            count = len(partition_rows(self.tables, self.target, day))
+            detail = f"{count} rows; the {len(batches)} batches wrote {wanted}"
+            return count == wanted, detail
+
+        self.add(f"{day} live rows", rows)
+
+    def check_attempts(self, attempts: list[dict[str, Any]]) -> None:
+        backfill_id = str(_require(self.expect, "backfill_id", "expectation"))
+        history = stamps(self.tables, self.staging)
+        by_attempt: dict[tuple[str, str], list[int]] = {}
+        for version, meta in sorted(history.items()):
+            if meta.get("job") == "backfill_partition" and meta.get("backfill_id") == backfill_id:
+                key = (str(meta.get("partition_date")), str(meta.get("attempt")))
+                by_attempt.setdefault(key, []).append(version)
+        for item in attempts:
+            day = _date(item.get("partition_date"), "attempts")
+            attempt = str(_require(item, "attempt", "attempts item"))
+            reported = item.get("staging_version")
+            found = by_attempt.get((day.isoformat(), attempt), [])
+
+            def one_commit(found: list[int] = found, reported: Any = reported) -> tuple[bool, str]:
+                if reported is None:
+                    # A failed run reports no version; it may have committed before failing.
+                    ok = len(found) <= 1
+                    return ok, f"no version reported; {len(found)} commits {found}"
+                if len(found) != 1:
+                    return False, f"{len(found)} staging commits {found}, expected one"
+                if found[0] != int(reported):
+                    return False, f"the commit is version {found[0]}, the run reported {reported}"
+                return True, f"one staging commit, version {found[0]} as reported"
+
+            self.add(f"{day} attempt {attempt} staging commit", one_commit)
+
+
+def run_checks(spark: SparkSession, sample: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
+    """The checks, in order; raises InputError for an unusable sample or expectation."""
+    return Checker(spark, sample, expect).run()
+
+
+def report(checks: list[Check], as_json: bool) -> str:
+    failed = sum(not c.ok for c in checks)
+    if as_json:
+        return json.dumps({"checks": [asdict(c) for c in checks], "failed": failed}, indent=2)
+    lines = [c.line() for c in checks]
+    lines.append(f"rehearsal check: {len(checks)} checks, {failed} failed")
+    return "\n".join(lines)
