@@ -1,5 +1,6 @@
 """One local Spark session with Delta Lake for the whole run, and the sample world: raw
-files with every trap, the customer dimension, and a warehouse directory for tables."""
+files with every trap, the customer dimension, and a warehouse directory for tables; and a
+rehearsal sample (`usage_backfill.rehearsal`) for the rehearsal's tests."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from pyspark.sql import SparkSession
 import sample
 from usage_backfill import run_backfill_partition
 from usage_backfill.local import local_spark
+from usage_backfill.rehearsal.raw_sample import RawSpec
+from usage_backfill.rehearsal.sample import generate
 from usage_backfill.tables import WarehouseTables
 
 _names = itertools.count()
@@ -81,3 +84,57 @@ def backfilled(world: World) -> tuple[str, dict[dt.date, dict[str, Any]]]:
         for day in (sample.D1, sample.D2, sample.D3)
     }
     return staging, results
+
+
+@dataclass
+class Rehearsal:
+    """A rehearsal sample (`usage_backfill.rehearsal.sample`) in its own directory."""
+
+    spark: SparkSession
+    base: Path
+    spec: RawSpec
+    gate_failing_day: dt.date
+    summary: dict[str, Any]
+
+    @property
+    def tables(self) -> WarehouseTables:
+        return WarehouseTables(self.spark, self.summary["warehouse_dir"])
+
+    def day(self, index: int) -> dt.date:
+        return self.spec.start + dt.timedelta(days=index)
+
+    def backfill_params(
+        self, day: dt.date, backfill_id: str, attempt: int = 1, **overrides: str
+    ) -> dict[str, str]:
+        s = self.summary
+        params = {
+            **s["job_parameters"],
+            "partition_date": day.isoformat(),
+            "backfill_id": backfill_id,
+            "manifest_id": "m-1",
+            "attempt": str(attempt),
+            "staging_table": s["staging_table"],
+            f"pin.{s['dim_table']}": str(s["pins"][s["dim_table"]]),
+            "code_version": "test",
+        }
+        params.update(overrides)
+        return params
+
+
+@pytest.fixture(scope="session")
+def rehearsal(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Rehearsal:
+    """Four days (every trap on its own day), the last day's gate failing."""
+    base = tmp_path_factory.mktemp("rehearsal")
+    spec = RawSpec(dt.date(2026, 11, 23), days=4, seed=11)
+    gate_day = spec.start + dt.timedelta(days=3)
+    summary = generate(spark, base / "raw", base / "warehouse", spec, gate_day)
+    return Rehearsal(spark, base, spec, gate_day, summary)
+
+
+@pytest.fixture(scope="session")
+def rehearsal_staged(rehearsal: Rehearsal) -> dict[dt.date, dict[str, Any]]:
+    """Days 0..2 of the rehearsal backfilled once into its staging table (`bf-rehearsal`)."""
+    return {
+        day: run_backfill_partition(rehearsal.spark, rehearsal.backfill_params(day, "bf-rehearsal"))
+        for day in (rehearsal.day(0), rehearsal.day(1), rehearsal.day(2))
+    }

@@ -108,7 +108,13 @@ def run_executor(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from usage_backfill.rehearsal.check import InputError, load_json, report, run_checks
+    from usage_backfill.rehearsal.check import (
+        InputError,
+        exit_code,
+        load_json,
+        report,
+        run_checks,
+    )
 
     try:
         sample = load_json(args.sample, "sample summary")
@@ -125,7 +131,7 @@ def run_check(args: argparse.Namespace) -> int:
             return 2
     print(report(checks, args.json), file=out)
     out.close()
-    return 0 if all(c.ok for c in checks) else 1
+    return exit_code(checks)
 
 
 def main(argv: list[str] | None = None) -> int:

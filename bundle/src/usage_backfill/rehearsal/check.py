@@ -242,3 +242,8 @@ def report(checks: list[Check], as_json: bool) -> str:
     lines = [c.line() for c in checks]
     lines.append(f"rehearsal check: {len(checks)} checks, {failed} failed")
     return "\n".join(lines)
+
+
+def exit_code(checks: list[Check]) -> int:
+    """0 when every check passed, 1 otherwise (2, unreadable inputs, is the caller's)."""
+    return 0 if all(c.ok for c in checks) else 1
