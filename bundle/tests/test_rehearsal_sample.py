@@ -109,7 +109,7 @@ def test_every_trap_is_present(rehearsal: Rehearsal) -> None:
     assert corrected != dim
 
     assert rehearsal.tables.exists(STAGING_TABLE)
-    assert rehearsal.tables.read(STAGING_TABLE).count() == 0
+    assert rehearsal.tables.read(STAGING_TABLE, 0).count() == 0  # created empty
 
 
 def test_the_summary_names_the_tables_and_the_job_parameters(rehearsal: Rehearsal) -> None:
@@ -169,7 +169,8 @@ def test_production_is_wrong_and_the_gate_day_has_half_as_many_rows_again(
     for i in range(rehearsal.spec.days):
         day = rehearsal.day(i)
         truth = independent.compute_day(raw, day, 3, dim_v0(rehearsal), reader)
-        production = rehearsal.tables.read(TARGET_TABLE).where(F.col("usage_date") == F.lit(day))
+        baseline = rehearsal.tables.read(TARGET_TABLE, rehearsal.summary["baseline_target_version"])
+        production = baseline.where(F.col("usage_date") == F.lit(day))
         count = production.count()
         if day == rehearsal.gate_failing_day:
             assert abs(count - len(truth.rows)) > 0.05 * len(truth.rows), day
