@@ -148,8 +148,9 @@ def test_the_independent_computation_equals_the_job(
 ) -> None:
     reader = independent.spark_parquet_reader(rehearsal.spark)
     raw = Path(rehearsal.summary["raw_root"])
+    dim = dim_v0(rehearsal)
     for day, result in rehearsal_staged.items():
-        truth = independent.compute_day(raw, day, 3, dim_v0(rehearsal), reader)
+        truth = independent.compute_day(raw, day, 3, dim, reader)
         assert truth.rows == staged_rows(rehearsal, day, result), day
         assert truth.files_read == len(result["source_files"]), day
         assert truth.duplicate_files == len(result["duplicate_files"]), day
@@ -166,9 +167,10 @@ def test_production_is_wrong_and_the_gate_day_has_half_as_many_rows_again(
 ) -> None:
     reader = independent.spark_parquet_reader(rehearsal.spark)
     raw = Path(rehearsal.summary["raw_root"])
+    dim = dim_v0(rehearsal)
     for i in range(rehearsal.spec.days):
         day = rehearsal.day(i)
-        truth = independent.compute_day(raw, day, 3, dim_v0(rehearsal), reader)
+        truth = independent.compute_day(raw, day, 3, dim, reader)
         baseline = rehearsal.tables.read(TARGET_TABLE, rehearsal.summary["baseline_target_version"])
         production = baseline.where(F.col("usage_date") == F.lit(day))
         count = production.count()

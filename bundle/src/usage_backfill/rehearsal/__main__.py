@@ -77,8 +77,8 @@ def run_sample(args: argparse.Namespace) -> int:
     from usage_backfill.rehearsal.sample import generate, write_summary
 
     spec = RawSpec(args.start, args.days, seed=args.seed, customers=args.customers)
-    if args.days < 1 or args.customers < 2:
-        print("error: --days must be at least 1 and --customers at least 2", file=sys.stderr)
+    if args.days < 1 or args.customers < 3:
+        print("error: --days must be at least 1 and --customers at least 3", file=sys.stderr)
         return 2
     out = reserve_stdout()
     with spark_session(None, "usage-backfill-rehearsal-sample") as spark:

@@ -176,8 +176,8 @@ class _Writer:
 
 def write_raw(spark: SparkSession, root: Path, spec: RawSpec) -> RawSample:
     """Writes the raw files of the range (and its late arrivals) under `root`."""
-    if spec.days < 1 or spec.customers < 2:
-        raise ValueError("a sample needs at least one day and two customers")
+    if spec.days < 1 or spec.customers < 3:
+        raise ValueError("a sample needs at least one day and three customers")
     rng = random.Random(spec.seed)
     sample = RawSample(Path(root).resolve())
     sample.root.mkdir(parents=True, exist_ok=True)

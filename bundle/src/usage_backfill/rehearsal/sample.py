@@ -98,9 +98,13 @@ def generate(
     spec: RawSpec,
     gate_failing_day: dt.date | None = None,
 ) -> dict[str, Any]:
-    """Writes the raw files and the warehouse's tables; returns the summary."""
+    """Writes the raw files and the warehouse's tables into empty (or new) directories;
+    returns the summary."""
     if gate_failing_day is not None and not spec.start <= gate_failing_day <= spec.end:
         raise ValueError(f"the gate-failing day {gate_failing_day} is outside the range")
+    for directory in (Path(raw_dir), Path(warehouse_dir)):
+        if directory.exists() and any(directory.iterdir()):
+            raise ValueError(f"{directory} is not empty: a sample starts from nothing")
     raw = write_raw(spark, Path(raw_dir), spec)
     tables = WarehouseTables(spark, warehouse_dir)
     v0 = dimension_v0(spec, raw)
