@@ -71,6 +71,11 @@ def test_runs_failures_cancellation_and_the_live_pipeline(rehearsal: Rehearsal) 
         executor.submit({"op": "run", "run_id": 4, "job": "rollback", "params": {}})
         executor.submit({"op": "cancel", "run_id": 99})
         events.until(lambda: all(events.ended(r) for r in (1, 2, 3, 4)))
+        params = rehearsal.backfill_params(rehearsal.day(2), "bf-executor", staging_table=STAGING)
+        executor.submit({"op": "run", "run_id": 5, "job": "backfill-partition", "params": params})
+        events.until(lambda: bool(events.of(5)))
+        executor.submit({"op": "cancel", "run_id": 5})  # running: its job group is cancelled
+        events.until(lambda: events.ended(5))
         executor.submit({"op": "live_stop"})
         events.until(lambda: bool(events.named("live_stopped")))
     finally:
@@ -85,6 +90,7 @@ def test_runs_failures_cancellation_and_the_live_pipeline(rehearsal: Rehearsal) 
         assert isinstance(result["staging_version"], int)
         assert result["staging_table"] == STAGING
     assert [e["event"] for e in events.of(3)] == ["cancelled"]
+    assert [e["event"] for e in events.of(5)] == ["started", "cancelled"]
     failed = events.of(4)[-1]
     assert failed["event"] == "failed"
     assert failed["error"].startswith("ParameterError: job parameter 'partition_date'")

@@ -24,6 +24,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from usage_backfill import commits
 from usage_backfill.rehearsal import independent
 from usage_backfill.rehearsal.executor import describe_error
 from usage_backfill.tables import Tables, WarehouseTables
@@ -68,11 +69,35 @@ def _require(data: dict[str, Any], key: str, what: str) -> Any:
     return data[key]
 
 
-def partition_rows(tables: Tables, name: str, day: dt.date, version: int | None = None) -> list:
-    rows = tables.read(name, version).where(F.col("usage_date") == F.lit(day)).collect()
-    return independent.sort_rows(
-        (r["customer_id"], r["plan"], r["event_count"], r["total_units"]) for r in rows
-    )
+def partition_rows(
+    tables: Tables, name: str, days: list[dt.date], version: int
+) -> dict[dt.date, list[independent.GoldRow]]:
+    """The rows of the days at a version, by day (days without rows included, empty)."""
+    frame = tables.read(name, version).where(F.col("usage_date").isin(*days))
+    found: dict[dt.date, list[independent.GoldRow]] = {d: [] for d in days}
+    for r in frame.collect():
+        found.setdefault(r["usage_date"], []).append(
+            (r["customer_id"], r["plan"], r["event_count"], r["total_units"])
+        )
+    return {d: independent.sort_rows(rows) for d, rows in found.items()}
+
+
+class TargetVersions:
+    """The target's partitions read once per version (the dates the checks look at)."""
+
+    def __init__(self, tables: Tables, name: str, days: list[dt.date]) -> None:
+        self.tables = tables
+        self.name = name
+        self.days = sorted(set(days))
+        self.latest = commits.latest_version(tables, name)
+        self._read: dict[int, dict[dt.date, list[independent.GoldRow]]] = {}
+
+    def rows(self, day: dt.date, version: int | None = None) -> list[independent.GoldRow]:
+        """The day's rows at the version (the latest when None)."""
+        version = self.latest if version is None else version
+        if version not in self._read:
+            self._read[version] = partition_rows(self.tables, self.name, self.days, version)
+        return self._read[version][day]
 
 
 def difference(actual: list, expected: list) -> str:
@@ -121,6 +146,24 @@ class Checker:
             expect.get("staging_table") or _require(sample, "staging_table", "sample")
         )
         self.checks: list[Check] = []
+        self._versions: TargetVersions | None = None
+
+    @property
+    def versions(self) -> TargetVersions:
+        if self._versions is None:
+            self._versions = TargetVersions(self.tables, self.target, self.dates())
+        return self._versions
+
+    def dates(self) -> list[dt.date]:
+        e = self.expect
+        values = [
+            *(e.get("promoted") or []),
+            *(item.get("partition_date") for item in e.get("rolled_back") or []),
+            *(e.get("never_promoted") or []),
+        ]
+        if e.get("live"):
+            values.append(e["live"].get("date"))
+        return [_date(v, "a date of the expectation") for v in values]
 
     def add(self, name: str, check: Callable[[], tuple[bool, str]]) -> None:
         try:
@@ -158,7 +201,7 @@ class Checker:
 
         def promoted(day: dt.date) -> tuple[bool, str]:
             truth = independent.compute_day(raw_root, day, lookback, dim, reader)
-            actual = partition_rows(self.tables, self.target, day)
+            actual = self.versions.rows(day)
             diff = difference(actual, truth.rows)
             source = f"the independent computation from {truth.files_read} raw files"
             if diff:
@@ -169,8 +212,8 @@ class Checker:
             self.add(f"{day} promoted", lambda d=day: promoted(d))
 
     def same_as(self, day: dt.date, version: int, label: str = "") -> tuple[bool, str]:
-        actual = partition_rows(self.tables, self.target, day)
-        then = partition_rows(self.tables, self.target, day, version)
+        actual = self.versions.rows(day)
+        then = self.versions.rows(day, version)
         what = f"the {label} version {version}" if label else f"the target at version {version}"
         diff = difference(actual, then)
         if diff:
@@ -196,7 +239,7 @@ class Checker:
         wanted = sum(int(c.get("rows", 0)) for c in batches)
 
         def rows() -> tuple[bool, str]:
-            count = len(partition_rows(self.tables, self.target, day))
+            count = len(self.versions.rows(day))
             detail = f"{count} rows; the {len(batches)} batches wrote {wanted}"
             return count == wanted, detail
 
