@@ -95,7 +95,8 @@ def test_runs_failures_cancellation_and_the_live_pipeline(rehearsal: Rehearsal) 
     assert failed["event"] == "failed"
     assert failed["error"].startswith("ParameterError: job parameter 'partition_date'")
     # The second run 4 was refused as a repeat, before anything ran.
-    assert any("run 4 was submitted before" in e["error"] for e in events.named("error"))
+    (repeated,) = [e for e in events.named("error") if "run 4 was submitted before" in e["error"]]
+    assert "run_id" not in repeated
 
     commits = events.named("live_stopped")[0]["commits"]
     assert commits and [c["batch"] for c in commits] == list(range(1, len(commits) + 1))
@@ -128,7 +129,7 @@ def test_serve_answers_bad_lines_and_says_ready_first(rehearsal: Rehearsal) -> N
     assert [e["event"] for e in lines[1:]] == ["error"] * 4
     assert "unknown op 'explode'" in lines[2]["error"]
     assert "integer run_id" in lines[3]["error"]
-    assert "unknown job 'vacuum'" in lines[4]["error"]
+    assert "unknown job 'vacuum'" in lines[4]["error"] and lines[4]["run_id"] == 1
 
 
 def test_errors_keep_the_lines_before_the_stack_trace() -> None:

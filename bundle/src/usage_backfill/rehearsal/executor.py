@@ -13,7 +13,8 @@ Requests, one JSON object a line:
   starts the live pipeline (`live_started`); `{"op": "live_stop"}` stops it after the batch
   in progress (`live_stopped` with its commits).
 
-A request that cannot be understood gets `{"event": "error", "error": ...}`. At the end of
+A request that cannot be understood gets `{"event": "error", "error": ...}` (with the
+`run_id` of a refused run request, unless that id was submitted before). At the end of
 the input, queued runs are cancelled, running ones are waited for, the live pipeline stops.
 """
 
@@ -128,10 +129,16 @@ class Executor:
             if op not in handlers:
                 raise RequestError(f"unknown op {op!r} (one of {', '.join(handlers)})")
             handlers[op](request)
-        except RequestError as e:
-            self.emit({"event": "error", "error": str(e)})
         except Exception as e:
-            self.emit({"event": "error", "error": describe_error(e)})
+            event: dict[str, Any] = {
+                "event": "error",
+                "error": str(e) if isinstance(e, RequestError) else describe_error(e),
+            }
+            # Names a refused run (not one submitted before), so its caller need not wait.
+            run_id = request.get("run_id") if isinstance(request, dict) else None
+            if type(run_id) is int and run_id not in self._runs:
+                event["run_id"] = run_id
+            self.emit(event)
 
     def close(self) -> None:
         """Cancels queued runs, waits for running ones, stops the live pipeline."""
