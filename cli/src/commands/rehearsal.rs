@@ -113,8 +113,13 @@ pub async fn expectation(
     ledger: &Ledger,
     summary: &SampleSummary,
     backfills: &[BackfillId],
-    live: Option<Value>,
+    mut live: Option<Value>,
 ) -> Result<Value, CliError> {
+    // The live pipeline writes the first day it owns.
+    if let Some(Value::Object(l)) = live.as_mut() {
+        l.entry("date")
+            .or_insert_with(|| json!(summary.cutover_date));
+    }
     let (mut promoted, mut rolled_back, mut never, mut attempts) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for id in backfills {
