@@ -361,6 +361,8 @@ async fn job_concurrency_queues_with_queueing_on_and_skips_with_it_off() {
             max_concurrent_runs: 1,
             queue: true,
             output: Default::default(),
+            task: None,
+            parameters: Default::default(),
         },
         JobSpec {
             job_id: 2,
@@ -368,6 +370,8 @@ async fn job_concurrency_queues_with_queueing_on_and_skips_with_it_off() {
             max_concurrent_runs: 1,
             queue: false,
             output: Default::default(),
+            task: None,
+            parameters: Default::default(),
         },
     ];
     let (sim, client) = sim(SimConfig { jobs, ..fast() }).await;

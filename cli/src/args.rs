@@ -145,6 +145,9 @@ pub enum Command {
     Sim(SimArgs),
     /// Run a whole backfill in one process on the embedded defaults.
     Demo(DemoArgs),
+    /// Check a rehearsal's Delta tables against an independent computation from its raw
+    /// files and the ledger's record of the given backfills.
+    RehearsalCheck(RehearsalCheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(CompletionsArgs),
 }
@@ -311,13 +314,82 @@ pub struct SimArgs {
     /// timed_out, skipped, unauthorized. Runs beyond the script succeed.
     #[arg(long = "outcome", value_name = "DATE=OUTCOMES")]
     pub outcomes: Vec<String>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// With --engine spark: the first day the generated sample covers [default: so that
+    /// --sample-days end yesterday].
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub sample_start: Option<String>,
+    /// With --engine spark: days the generated sample covers.
+    #[arg(long, default_value_t = 5)]
+    pub sample_days: u32,
+    /// With --engine spark: the generator's seed (the same seed makes the same files).
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// With --engine spark: a day of the sample whose production partition disagrees with
+    /// its recomputation, so its data-quality gate fails.
+    #[arg(long, value_name = "YYYY-MM-DD")]
+    pub gate_failing_day: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RehearsalCheckArgs {
+    /// The rehearsal's sample directory (holding rehearsal-sample.json).
+    #[arg(long, value_name = "DIR")]
+    pub sample: std::path::PathBuf,
+    /// A backfill of the rehearsal; repeatable.
+    #[arg(long = "backfill-id", required = true)]
+    pub backfill_ids: Vec<String>,
+    /// The live pipeline's commits, as `POST /sim/live/stop` answered them (a JSON file).
+    #[arg(long, value_name = "FILE")]
+    pub live: Option<std::path::PathBuf>,
+    /// A Python with the bundle's requirements [default: BUNDLE_DIR/.venv/bin/python].
+    #[arg(long, env = "BACKFILL_SPARK_PYTHON")]
+    pub python: Option<std::path::PathBuf>,
+    /// The Databricks bundle (its `src` holds the check).
+    #[arg(long, env = "BACKFILL_BUNDLE_DIR", default_value = "bundle")]
+    pub bundle_dir: std::path::PathBuf,
+}
+
+/// How simulated runs execute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Engine {
+    /// Runs follow timed states and report invented results (fast; the default).
+    Instant,
+    /// Runs of the bundle's jobs execute the bundle's own code on local Spark with Delta
+    /// Lake, in one long-lived Spark session.
+    Spark,
+}
+
+/// The executing engine's settings (`sim`, `demo`).
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// How simulated runs execute: instant (timed, invented results) or spark (the
+    /// bundle's own job code on local Spark with Delta Lake).
+    #[arg(long, value_enum, default_value_t = Engine::Instant)]
+    pub engine: Engine,
+    /// With --engine spark: runs executing at once in the Spark session.
+    #[arg(long, default_value_t = 2)]
+    pub slots: usize,
+    /// With --engine spark: a Python with the bundle's requirements (pyspark,
+    /// delta-spark) [default: BUNDLE_DIR/.venv/bin/python].
+    #[arg(long, env = "BACKFILL_SPARK_PYTHON")]
+    pub python: Option<std::path::PathBuf>,
+    /// With --engine spark: the Databricks bundle (its `src` holds the job code).
+    #[arg(long, env = "BACKFILL_BUNDLE_DIR", default_value = "bundle")]
+    pub bundle_dir: std::path::PathBuf,
+    /// With --engine spark: the sample's directory. One holding rehearsal-sample.json is
+    /// used as it is (a team's own raw files and tables, see docs/rehearsal.md); an empty
+    /// or missing one gets a generated sample [default: backfill-rehearsal/TIMESTAMP].
+    #[arg(long, value_name = "DIR")]
+    pub sample: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Number of daily partitions, ending yesterday.
-    #[arg(long, default_value_t = 180)]
-    pub days: u32,
+    /// Number of daily partitions, ending yesterday [default: 180; 5 with --engine spark].
+    #[arg(long)]
+    pub days: Option<u32>,
     /// Worker concurrency per lane.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
@@ -335,6 +407,12 @@ pub struct DemoArgs {
     /// last scrape with --metrics-addr).
     #[arg(long)]
     pub linger_s: Option<u64>,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// With --engine spark: inject a fault into the simulator, as `backfill sim --fault`
+    /// (for example jobs/run-now=lost_response,times=2); repeatable.
+    #[arg(long = "fault", value_name = "ENDPOINT=KIND[,...]")]
+    pub faults: Vec<String>,
 }
 
 /// What governs a backfill's promotion (SPEC invariant 10). `produce` records these as the
@@ -646,7 +724,7 @@ pub struct GuardsArgs {
 /// The global settings each command uses (`log_format` everywhere but `completions`): the
 /// others are hidden from that command's `--help` (still accepted, so one environment
 /// serves every command).
-const USES: [(&str, &[&str]); 21] = {
+const USES: [(&str, &[&str]); 22] = {
     const B: [&str; 3] = ["amqp_url", "namespace", "delay_tiers"];
     const D: [&str; 4] = [
         "databricks_host",
@@ -693,6 +771,7 @@ const USES: [(&str, &[&str]); 21] = {
         ("throttle", &["ledger_url"]),
         ("sim", &["metrics_addr"]),
         ("demo", &[B[0], B[1], B[2], "ledger_url", "metrics_addr"]),
+        ("rehearsal-check", &["ledger_url"]),
         ("completions", &[]),
         ("help", &[]),
     ]

@@ -23,6 +23,34 @@ pub struct JobSpec {
     /// What the job's task reports in its output.
     #[serde(default)]
     pub output: JobOutput,
+    /// Which of the bundle's jobs an executing engine runs for it (`backfill sim --engine
+    /// spark`); the instant engine ignores it.
+    #[serde(default)]
+    pub task: Option<JobTask>,
+    /// The job's own parameters with their defaults, as a job definition carries them:
+    /// an executed run receives these, overridden by the `run-now` request's.
+    #[serde(default)]
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The bundle's job a simulated job stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JobTask {
+    BackfillPartition,
+    Promotion,
+    Rollback,
+}
+
+impl JobTask {
+    /// The name the bundle's executor knows the job by.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BackfillPartition => "backfill-partition",
+            Self::Promotion => "promotion",
+            Self::Rollback => "rollback",
+        }
+    }
 }
 
 /// What a job's task passes to `dbutils.notebook.exit()`.
@@ -168,6 +196,8 @@ impl Default for SimConfig {
                     max_concurrent_runs: 1000,
                     queue: true,
                     output: JobOutput::DqMetrics,
+                    task: Some(JobTask::BackfillPartition),
+                    parameters: BTreeMap::new(),
                 },
                 JobSpec {
                     job_id: 2,
@@ -175,6 +205,8 @@ impl Default for SimConfig {
                     max_concurrent_runs: 1,
                     queue: true,
                     output: JobOutput::TableVersions,
+                    task: Some(JobTask::Promotion),
+                    parameters: BTreeMap::new(),
                 },
                 JobSpec {
                     job_id: 3,
@@ -182,6 +214,8 @@ impl Default for SimConfig {
                     max_concurrent_runs: 10,
                     queue: true,
                     output: JobOutput::TableVersions,
+                    task: Some(JobTask::Rollback),
+                    parameters: BTreeMap::new(),
                 },
             ],
             outcomes: BTreeMap::new(),

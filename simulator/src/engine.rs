@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use crate::Outcome;
 use crate::config::SimConfig;
+use crate::execution::{Ending, Execution};
 use crate::runs::{Dwell, Refusal, Repair, SimRun};
+use crate::spark_engine::run_request;
 use crate::state::Inner;
 
 /// A refusal in the Jobs API's terms.
@@ -122,6 +124,7 @@ impl Inner {
                         self.queued.remove(&run_id);
                         self.live.insert(run_id);
                         self.note_active(job_id, t);
+                        self.dispatch(run_id);
                         floor = t;
                     }
                     None => break,
@@ -190,8 +193,16 @@ impl Inner {
             (None, Some(Refusal::Skipped))
         };
         let outcome = self.scripted_outcome(config, job_id, partition.as_ref());
-        // Only a run that succeeds commits (a failed one leaves the tables as they were).
-        let writes = refused.is_none() && outcome.is_success();
+        // With an executing engine, a run the script lets succeed runs the job for real;
+        // a scripted failure still ends as scripted, without executing.
+        let executed = (self.engine.is_some()
+            && job.task.is_some()
+            && refused.is_none()
+            && outcome.is_success())
+        .then(Execution::default);
+        // Only a run that succeeds commits (a failed one leaves the tables as they were);
+        // an executed run's job commits for itself.
+        let writes = refused.is_none() && outcome.is_success() && executed.is_none();
         // A promotion commits once per partition (`partitions`, a JSON array of
         // {partition_date, staging_version}); a rollback once.
         let promoting: Vec<(String, Option<i64>)> = params
@@ -259,6 +270,7 @@ impl Inner {
             outcome,
             task_ids: task_ids.clone(),
             repairs: Vec::new(),
+            executed,
         };
         for t in task_ids {
             self.tasks.insert(t, run_id);
@@ -267,6 +279,7 @@ impl Inner {
         if slot_ms.is_some() {
             self.live.insert(run_id);
             self.note_active(job_id, now);
+            self.dispatch(run_id);
         } else if refused.is_none() {
             self.queued.insert(run_id);
         }
@@ -320,6 +333,12 @@ impl Inner {
             run.cancel_ms = Some(now);
             if run.slot_ms.is_none() {
                 self.queued.remove(&run_id);
+            } else if let Some(engine) = self
+                .engine
+                .as_ref()
+                .filter(|_| run.executed.as_ref().is_some_and(|x| x.dispatched))
+            {
+                engine.send(&serde_json::json!({"op": "cancel", "run_id": run_id}));
             }
             self.stats.cancels += 1;
         }
@@ -354,6 +373,7 @@ impl Inner {
         let job_id = run.job_id;
         let outcome = self.scripted_outcome(config, job_id, partition.as_ref());
         let repair_id = self.next_id();
+        let mut redo = false;
         if let Some(run) = self.runs.get_mut(&run_id) {
             run.cancel_ms = None;
             self.live.insert(run_id);
@@ -362,9 +382,87 @@ impl Inner {
                 at_ms: now,
                 outcome,
             });
+            // An executed run's failed task runs again for real.
+            if let Some(x) = run.executed.as_mut() {
+                *x = Execution::default();
+                redo = true;
+            }
+        }
+        if redo {
+            self.dispatch(run_id);
         }
         self.stats.repairs += 1;
         Ok(repair_id)
+    }
+}
+
+impl Inner {
+    /// Hands an executed run that has its slot to the engine (once per execution).
+    fn dispatch(&mut self, run_id: i64) {
+        let Some(engine) = &self.engine else {
+            return;
+        };
+        let Some(run) = self.runs.get_mut(&run_id) else {
+            return;
+        };
+        let Some(x) = run.executed.as_mut().filter(|x| !x.dispatched) else {
+            return;
+        };
+        let Some(job) = self.jobs.get(&run.job_id) else {
+            return;
+        };
+        let Some(task) = job.task else {
+            return;
+        };
+        let mut params = job.parameters.clone();
+        params.extend(run.params.clone());
+        x.dispatched = true;
+        engine.send(&run_request(run_id, task.name(), &params));
+    }
+
+    /// The engine reports a run started (`ending` None) or ended.
+    pub(crate) fn on_execution(&mut self, run_id: i64, ending: Option<Ending>, now: i64) {
+        let Some(x) = self.runs.get_mut(&run_id).and_then(|r| r.executed.as_mut()) else {
+            return;
+        };
+        if x.ended_ms.is_some() {
+            return;
+        }
+        match ending {
+            None => x.started_ms = Some(now),
+            Some(ending) => {
+                x.started_ms.get_or_insert(now);
+                x.ended_ms = Some(now);
+                x.ending = Some(ending);
+                // Its slot is free: queued runs take it now.
+                self.advance(now);
+            }
+        }
+    }
+
+    /// The engine exited: what it left unfinished fails, saying so.
+    pub(crate) fn engine_gone(&mut self, now: i64) {
+        self.engine = None;
+        let unfinished: Vec<i64> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.executed.as_ref().is_some_and(|x| x.ended_ms.is_none()))
+            .map(|(id, _)| *id)
+            .collect();
+        for run_id in unfinished {
+            if let Some(x) = self.runs.get_mut(&run_id).and_then(|r| r.executed.as_mut()) {
+                x.ended_ms = Some(now);
+                x.ending = Some(Ending::Failed(
+                    "the Spark executor exited before the run ended".into(),
+                ));
+            }
+        }
+        if !self.queued.is_empty() {
+            tracing::warn!(
+                queued = self.queued.len(),
+                "runs stay queued: the Spark executor is gone"
+            );
+        }
     }
 }
 

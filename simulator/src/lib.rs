@@ -12,16 +12,22 @@
 
 mod config;
 mod engine;
+mod execution;
 mod gate;
 mod limits;
+mod live_routes;
 mod outcome;
 mod routes;
 mod runs;
+mod sample;
 mod server;
+mod spark_engine;
 mod state;
 
-pub use config::{FaultKind, FaultRule, JobOutput, JobSpec, SimConfig};
+pub use config::{FaultKind, FaultRule, JobOutput, JobSpec, JobTask, SimConfig};
 pub use outcome::Outcome;
 pub use routes::router;
+pub use sample::{SAMPLE_FILE, SampleSpec, SampleSummary, prepare_sample};
 pub use server::{SimHandle, serve};
+pub use spark_engine::{SparkEngine, SparkSettings};
 pub use state::{SimStats, Simulator};

@@ -27,6 +27,7 @@ pub fn router(sim: Simulator) -> Router {
         .nest("/api/2.1", v21)
         .nest("/api/2.2", v22)
         .route("/sim/stats", get(stats))
+        .merge(crate::live_routes::live_routes())
         .route("/healthz", get(|| async { "ok" }))
         .with_state(sim)
 }
@@ -230,7 +231,14 @@ async fn get_output(State(sim): State<Simulator>, Query(q): Params) -> Response 
         let done = run.phase(now) == Phase::Terminated;
         let last = index + 1 == run.task_ids.len();
         let mut body = json!({"metadata": metadata});
-        if let (true, Some((before, after))) =
+        if let Some(x) = run.executed.as_ref().filter(|x| x.ending.is_some()) {
+            // Executed for real: the job's own result or error.
+            for (field, value) in x.output_fields() {
+                body[field] = value;
+            }
+        } else if run.executed.is_some() && !done {
+            body["notebook_output"] = json!({});
+        } else if let (true, Some((before, after))) =
             (done && run.final_outcome().is_success(), run.table_versions)
         {
             use backfill_contract::jobs::promotion::{item, param, result};
@@ -438,6 +446,12 @@ async fn repair(State(sim): State<Simulator>, body: axum::body::Bytes) -> Respon
 }
 
 fn job_json(job: &JobSpec) -> Value {
+    let mut parameters = vec![json!({"name": "partition_date", "default": ""})];
+    parameters.extend(
+        job.parameters
+            .iter()
+            .map(|(name, default)| json!({"name": name, "default": default})),
+    );
     json!({
         "job_id": job.job_id,
         "creator_user_name": "simulator@example.com",
@@ -448,7 +462,7 @@ fn job_json(job: &JobSpec) -> Value {
             "queue": {"enabled": job.queue},
             "format": "MULTI_TASK",
             "tasks": [{"task_key": "task_1", "notebook_task": {"notebook_path": "/Repos/data/usage/backfill"}}],
-            "parameters": [{"name": "partition_date", "default": ""}],
+            "parameters": parameters,
         },
     })
 }
@@ -506,6 +520,8 @@ async fn create_job(State(sim): State<Simulator>, body: axum::body::Bytes) -> Re
             max_concurrent_runs: max,
             queue,
             output: Default::default(),
+            task: None,
+            parameters: Default::default(),
         },
     );
     Json(json!({"job_id": job_id})).into_response()

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::Outcome;
+use crate::execution::Execution;
 
 /// Why a run ended the moment it was created.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,9 @@ pub struct SimRun {
     pub promoted: Vec<(String, Option<i64>, i64, i64)>,
     /// For a backfill run: the staging table's Delta version its write makes.
     pub staging_version: Option<i64>,
+    /// Set when an engine executes the run for real: then its states and output follow
+    /// the execution, not the dwell times.
+    pub executed: Option<Execution>,
 }
 
 /// Where a run is at a moment.
@@ -84,6 +88,14 @@ impl SimRun {
         if self.refused.is_some() {
             return Some(self.created_ms);
         }
+        if let Some(x) = &self.executed {
+            // Queued: a cancel ends it at once; else it ends when the engine says so.
+            return if self.slot_ms.is_none() {
+                self.cancel_ms
+            } else {
+                x.ended_ms
+            };
+        }
         let Some((base, _)) = self.execution() else {
             // Queued: a cancel ends it at once.
             return self.cancel_ms;
@@ -108,6 +120,17 @@ impl SimRun {
         if self.end_ms().is_some_and(|e| now >= e) {
             return Phase::Terminated;
         }
+        if let Some(x) = &self.executed {
+            return if self.slot_ms.is_none() {
+                Phase::Queued
+            } else if self.cancel_ms.is_some() {
+                Phase::Terminating
+            } else if x.started_ms.is_some() {
+                Phase::Running
+            } else {
+                Phase::Pending
+            };
+        }
         let Some((base, _)) = self.execution() else {
             return Phase::Queued;
         };
@@ -128,6 +151,9 @@ impl SimRun {
 
     /// The outcome it ended (or will end) with.
     pub fn final_outcome(&self) -> Outcome {
+        if let Some(outcome) = self.executed.as_ref().and_then(Execution::outcome) {
+            return outcome;
+        }
         match self.execution() {
             _ if self.cancel_ms.is_some() => Outcome::UserCanceled,
             Some((_, o)) => o,
@@ -169,7 +195,10 @@ impl SimRun {
                         "code": "WORKSPACE_RUN_LIMIT_EXCEEDED", "type": "CLIENT_ERROR",
                         "message": "Workspace run limit exceeded"}}),
                 ),
-                None => self.final_outcome().terminal_shapes(),
+                None => match &self.executed {
+                    Some(x) if x.ending.is_some() => x.terminal_shapes(),
+                    _ => self.final_outcome().terminal_shapes(),
+                },
             },
         }
     }
@@ -178,6 +207,13 @@ impl SimRun {
         let end = self.end_ms().filter(|e| now >= *e).unwrap_or(0);
         let queue = self.slot_ms.unwrap_or(now.min(end.max(now))) - self.created_ms;
         let (setup, execution) = match self.execution() {
+            Some((base, _)) if self.executed.is_some() => {
+                let x = self.executed.as_ref().map(|x| (x.started_ms, x.ended_ms));
+                let (started, ended) = x.unwrap_or_default();
+                let started = started.unwrap_or(now);
+                let until = ended.unwrap_or(now);
+                ((started - base).max(0), (until - started).max(0))
+            }
             Some((base, _)) => {
                 let setup = (now.min(base + self.dwell.pending) - base).max(0);
                 let exec_until = if end > 0 {

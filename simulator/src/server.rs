@@ -46,9 +46,14 @@ impl Drop for SimHandle {
 impl Simulator {
     /// Starts a simulator on an ephemeral loopback port in the current runtime.
     pub async fn spawn(config: SimConfig) -> std::io::Result<SimHandle> {
+        Simulator::new(config).serve_here().await
+    }
+
+    /// Serves this simulator on an ephemeral loopback port in the current runtime.
+    pub async fn serve_here(self) -> std::io::Result<SimHandle> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let sim = Simulator::new(config);
+        let sim = self;
         let (tx, rx) = oneshot::channel::<()>();
         let served = sim.clone();
         tokio::spawn(async move {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{JobSpec, SimConfig};
 use crate::limits::Buckets;
 use crate::runs::SimRun;
+use crate::spark_engine::{SparkEngine, SparkSettings};
 
 /// What the simulator observed, for tests and benchmarks to assert on (`/sim/stats`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +64,8 @@ pub(crate) struct Inner {
     /// `watermark`: concurrency is counted over these, not over every run ever made.
     pub live: BTreeSet<i64>,
     pub watermark: i64,
+    /// The executing engine, when runs execute for real.
+    pub engine: Option<SparkEngine>,
 }
 
 /// A handle on one simulated workspace; cheap to clone, shared by every request.
@@ -99,11 +102,27 @@ impl Simulator {
             current_second: HashMap::new(),
             table_version: 1_000,
             staging_versions: HashMap::new(),
+            engine: None,
         };
         Self {
             config: Arc::new(config),
             inner: Arc::new(Mutex::new(inner)),
         }
+    }
+
+    /// A simulator whose runs of the bundle's jobs execute the job code on local Spark
+    /// with Delta Lake, in one long-lived executor process.
+    pub async fn with_spark(config: SimConfig, settings: SparkSettings) -> Result<Self, String> {
+        let (engine, events) = SparkEngine::start(settings).await?;
+        let sim = Self::new(config);
+        sim.lock().engine = Some(engine);
+        tokio::spawn(sim.clone().follow_engine(events));
+        Ok(sim)
+    }
+
+    /// The executing engine, if runs execute for real (and it is still up).
+    pub fn engine(&self) -> Option<SparkEngine> {
+        self.lock().engine.clone()
     }
 
     pub fn config(&self) -> &SimConfig {

@@ -20,7 +20,11 @@ pub struct ProcessFleet {
 impl ProcessFleet {
     /// A simulator, a fresh PostgreSQL ledger and a namespace on the broker at `amqp_url`.
     pub async fn new(amqp_url: &str, sim: SimConfig) -> Self {
-        let sim = Simulator::spawn(sim).await.unwrap();
+        Self::on(amqp_url, Simulator::spawn(sim).await.unwrap()).await
+    }
+
+    /// The same around a simulator already served.
+    pub async fn on(amqp_url: &str, sim: backfill_simulator::SimHandle) -> Self {
         let (name, namespace) = super::process_namespace(amqp_url);
         let env = vec![
             ("AMQP_URL", amqp_url.to_owned()),

@@ -27,7 +27,8 @@ const WORKERS: usize = 2;
 const DEMO_POLICY: &str = include_str!("../../../policies/usage-daily.toml");
 
 pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
-    if args.days == 0 {
+    let days = args.days.unwrap_or(180);
+    if days == 0 {
         return Err(CliError::usage("--days must be at least 1"));
     }
     let started = Instant::now();
@@ -56,7 +57,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     )
     .await?;
     metrics.health.require(true, true);
-    let sim = Simulator::spawn(sim_config(&args))
+    let sim = Simulator::spawn(sim_config(&args)?)
         .await
         .context("starting the simulator")?;
     let sim_metrics =
@@ -76,7 +77,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     );
 
     let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
-    let first = yesterday - chrono::Days::new(u64::from(args.days - 1));
+    let first = yesterday - chrono::Days::new(u64::from(days - 1));
     let policy = backfill_reconciler::recorded_policy(DEMO_POLICY, "policies/usage-daily.toml")
         .map_err(anyhow::Error::msg)?;
     let contract = super::contract::for_produce(
@@ -125,32 +126,17 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         }),
         workers.clone(),
     );
-    let mut tasks = Vec::new();
-    for n in 1..=WORKERS {
-        let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
-        config.concurrency = args.concurrency;
-        config.admission_delay = Duration::from_secs(1);
-        // The simulator has no rate limits by default; a generous budget still exercises
-        // the fleet's sharing of it.
-        let budget = backfill_worker::ApiBudget(BTreeMap::from([
-            ("jobs/run-now".to_owned(), 500),
-            ("jobs/runs/get".to_owned(), 2000),
-        ]));
-        let worker = Arc::new(
-            Worker::new(config, ledger.clone(), client.clone())
-                .with_budget(budget)
-                .with_metrics(metrics.clone()),
-        );
-        tasks.push(tokio::spawn(run_worker(
-            worker,
-            demo_global.amqp()?,
-            demo_global.topology()?,
-            workers.clone(),
-        )));
-    }
+    let tasks = spawn_workers(
+        &demo_global,
+        &ledger,
+        &client,
+        &metrics,
+        args.concurrency,
+        &workers,
+    )?;
 
     let deadline = started + Duration::from_secs(args.timeout_s);
-    let total = i64::from(args.days);
+    let total = i64::from(days);
     let outcome = loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -245,11 +231,49 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     }
 }
 
+/// The demo's workers (in this process), until `stop` is cancelled.
+pub(super) fn spawn_workers(
+    demo_global: &GlobalOpts,
+    ledger: &backfill_ledger::Ledger,
+    client: &DatabricksClient,
+    metrics: &Arc<backfill_metrics::Metrics>,
+    concurrency: usize,
+    stop: &CancellationToken,
+) -> Result<Vec<tokio::task::JoinHandle<Result<(), backfill_broker::BrokerError>>>, CliError> {
+    let mut tasks = Vec::new();
+    for n in 1..=WORKERS {
+        let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
+        config.concurrency = concurrency;
+        config.admission_delay = Duration::from_secs(1);
+        // The simulator has no rate limits by default; a generous budget still exercises
+        // the fleet's sharing of it.
+        let budget = backfill_worker::ApiBudget(BTreeMap::from([
+            ("jobs/run-now".to_owned(), 500),
+            ("jobs/runs/get".to_owned(), 2000),
+        ]));
+        let worker = Arc::new(
+            Worker::new(config, ledger.clone(), client.clone())
+                .with_budget(budget)
+                .with_metrics(metrics.clone()),
+        );
+        tasks.push(tokio::spawn(run_worker(
+            worker,
+            demo_global.amqp()?,
+            demo_global.topology()?,
+            stop.clone(),
+        )));
+    }
+    Ok(tasks)
+}
+
 /// The simulator of the demo: instant-ish runs by default, `--run-ms` for a slower show.
-fn sim_config(args: &DemoArgs) -> SimConfig {
+pub(super) fn sim_config(args: &DemoArgs) -> Result<SimConfig, CliError> {
     let mut config = SimConfig::default();
     if let Some(ms) = args.run_ms {
         config.running_ms = ms;
     }
-    config
+    for flag in &args.faults {
+        config.faults.push(super::sim::fault_rule(flag)?);
+    }
+    Ok(config)
 }

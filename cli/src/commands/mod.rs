@@ -4,11 +4,13 @@ mod audit;
 mod contract;
 pub(crate) mod control;
 mod demo;
+mod demo_spark;
 mod dlq;
 mod grid;
 mod produce;
 mod promote;
 pub(crate) mod reconcile;
+mod rehearsal;
 pub(crate) mod sim;
 pub(crate) mod status;
 mod topology;
@@ -44,7 +46,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Topology(args) => topology::run(&global, args).await,
         Command::Throttle(args) => control::throttle(&global, args).await,
         Command::Sim(args) => sim::run(&global, args).await,
+        Command::Demo(args) if args.engine.engine == crate::args::Engine::Spark => {
+            demo_spark::run(&global, args).await
+        }
         Command::Demo(args) => demo::run(&global, args).await,
+        Command::RehearsalCheck(args) => rehearsal::check(&global, args).await,
         Command::Completions(args) => {
             use clap::CommandFactory;
             let mut command = crate::args::Cli::command();

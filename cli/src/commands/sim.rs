@@ -12,8 +12,9 @@ use backfill_contract::PartitionDate;
 use backfill_simulator::{FaultRule, Outcome, SimConfig, Simulator, serve};
 use serde::Deserialize;
 
+use super::rehearsal;
 use super::shutdown_on_signals;
-use crate::args::{GlobalOpts, SimArgs};
+use crate::args::{Engine, GlobalOpts, SimArgs};
 use crate::{CliError, observe};
 
 /// Parses `--outcome DATE=kind,kind` flags.
@@ -42,7 +43,7 @@ fn scripted_outcomes(flags: &[String]) -> Result<BTreeMap<String, Vec<Outcome>>,
 
 /// Parses a `--fault ENDPOINT=KIND[,key=value...]` flag into a rule (through the same
 /// deserializer as scenario files, so both accept the same things).
-fn fault_rule(flag: &str) -> Result<FaultRule, CliError> {
+pub(super) fn fault_rule(flag: &str) -> Result<FaultRule, CliError> {
     let bad = |why: String| CliError::usage(format!("--fault {flag:?}: {why}"));
     let (endpoint, rest) = flag
         .split_once('=')
@@ -110,17 +111,49 @@ pub async fn run(global: &GlobalOpts, args: SimArgs) -> Result<(), CliError> {
         .await
         .with_context(|| format!("cannot listen on --addr {}", args.addr))?;
     let jobs: Vec<String> = config.jobs.iter().map(|j| j.job_id.to_string()).collect();
+    let shutdown = shutdown_on_signals();
+    let metrics = observe::start(global, "sim", &[Group::Sim]).await?;
+    let sim = match args.engine.engine {
+        Engine::Instant => Simulator::new(config),
+        Engine::Spark => {
+            let dir = rehearsal::sample_dir(&args.engine)?;
+            let spec = rehearsal::sample_spec(
+                dir,
+                args.sample_start.as_deref(),
+                args.sample_days,
+                args.seed,
+                args.gate_failing_day.clone(),
+            )?;
+            let (sim, summary) = rehearsal::spark_simulator(&args.engine, &spec, config).await?;
+            println!(
+                "Spark engine ready ({} runs at once); sample {} to {} in {} (pins: {})",
+                args.engine.slots,
+                summary.start,
+                summary.end,
+                spec.dir.display(),
+                summary
+                    .pins
+                    .iter()
+                    .map(|(t, v)| format!("{t}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            sim
+        }
+    };
+    // Said once the engine is up: a caller waiting for this line can send requests.
     println!(
         "Databricks simulator listening on http://{} (jobs: {})",
         args.addr,
         jobs.join(", ")
     );
-    let shutdown = shutdown_on_signals();
-    let metrics = observe::start(global, "sim", &[Group::Sim]).await?;
-    let sim = Simulator::new(config);
+    let engine = sim.engine();
     let copier = spawn_sim_metrics(sim.clone(), metrics, shutdown.clone());
     let served = serve(listener, sim, async move { shutdown.cancelled().await }).await;
     copier.abort();
+    if let Some(engine) = engine {
+        engine.stop(Duration::from_secs(30)).await;
+    }
     served.context("simulator stopped")?;
     Ok(())
 }
