@@ -180,11 +180,12 @@ async fn a_rehearsal_promotes_proven_numbers_only_and_the_tables_agree_with_the_
     );
     assert!(out.status.success(), "rollback: {}", text(&out.stderr));
 
-    // A late file for one promoted day, then a re-run of it: promoted again.
+    // A late file for one promoted day (an existing customer's event: new numbers, the same
+    // rows, so the gate still passes), then a re-run of it: promoted again.
     let late = PathBuf::from(&summary.raw_root).join("ingest_date=2026-11-04/late-arrival.json");
     std::fs::write(
         &late,
-        "{\"event_id\": \"late-rehearsal-1\", \"customer_id\": \"c-late\", \"event_ts\": \"2026-11-03T12:00:00Z\", \"event_type\": \"api_call\", \"units\": 42.5}\n",
+        "{\"event_id\": \"late-rehearsal-1\", \"customer_id\": \"c3\", \"event_ts\": \"2026-11-03T12:00:00Z\", \"event_type\": \"api_call\", \"units\": 42.5}\n",
     )
     .unwrap();
     let out = run(
@@ -233,16 +234,23 @@ async fn a_rehearsal_promotes_proven_numbers_only_and_the_tables_agree_with_the_
         let _ = w.kill();
     }
 
-    // One run per partition attempt; the re-run made the second.
+    // One run per partition attempt (the re-run made the second of its day), the rollback's
+    // run (it names its partition too), and the two promotion runs: nothing more.
     let stats = fleet.sim.sim.stats();
-    for day in [GATE_DAY, FIRST, ROLLED_BACK, LAST] {
+    for (day, runs) in [
+        (GATE_DAY, 1),
+        (FIRST, 1),
+        (ROLLED_BACK, 2),
+        (RERUN, 2),
+        (LAST, 1),
+    ] {
         assert_eq!(
             stats.runs_per_partition.get(day),
-            Some(&1),
+            Some(&runs),
             "{day}: {stats:?}"
         );
     }
-    assert_eq!(stats.runs_per_partition.get(RERUN), Some(&2));
+    assert_eq!(stats.runs_created, 6 + 1 + 2, "{stats:?}");
 
     // The tables themselves, against the raw files and the ledger's record.
     let mut env = fleet.env.clone();
