@@ -55,6 +55,7 @@ async fn a_rehearsal_promotes_proven_numbers_only_and_the_tables_agree_with_the_
     let spec = SampleSpec {
         dir: sample_dir.clone(),
         start: GATE_DAY.into(),
+        end: LAST.into(),
         days: 5,
         seed: 11,
         gate_failing_day: Some(GATE_DAY.into()),

@@ -77,7 +77,11 @@ def test_the_check_passes_then_catches_a_tampered_partition(
         "baseline_target_version": s["baseline_target_version"],
         "promoted": [d0.isoformat()],
         "rolled_back": [
-            {"partition_date": d1.isoformat(), "restore_version": restore["version_before"]}
+            {
+                "partition_date": d1.isoformat(),
+                "restore_version": restore["version_before"],
+                "promoted_version": restore["version_after"],
+            }
         ],
         "never_promoted": [d2.isoformat(), d3.isoformat()],
         "live": {"date": cutover.isoformat(), "commits": batches},
@@ -93,8 +97,14 @@ def test_the_check_passes_then_catches_a_tampered_partition(
 
     checks = run_checks(rehearsal.spark, s, expect)
     assert [c for c in checks if not c.ok] == []
-    assert len(checks) == 1 + 1 + 2 + 3 + 4
+    assert len(checks) == 1 + 1 + 2 + 2 + 4 + 1
     assert exit_code(checks) == 0
+    # A staging commit of an attempt the ledger does not list is named.
+    keys = ("target_table", "staging_table", "backfill_id", "baseline_target_version")
+    unlisted = {**{k: expect[k] for k in keys}, "attempts": expect["attempts"][1:]}
+    unaccounted = [c for c in run_checks(rehearsal.spark, s, unlisted) if not c.ok]
+    assert [c.name for c in unaccounted] == ["no staging commit outside the ledger's attempts"]
+    assert f"{made[0][0]} attempt 1 at [{made[0][1]}]" in unaccounted[0].detail
     text = report(checks, as_json=False)
     assert f"ok    {d0} promoted: " in text
     assert text.endswith(f"rehearsal check: {len(checks)} checks, 0 failed")

@@ -8,9 +8,8 @@ use std::collections::BTreeMap;
 
 use crate::Outcome;
 use crate::config::SimConfig;
-use crate::execution::{Ending, Execution};
+use crate::execution::Execution;
 use crate::runs::{Dwell, Refusal, Repair, SimRun};
-use crate::spark_engine::run_request;
 use crate::state::Inner;
 
 /// A refusal in the Jobs API's terms.
@@ -36,7 +35,7 @@ impl ApiRefusal {
 }
 
 impl Inner {
-    fn next_id(&mut self) -> i64 {
+    pub(crate) fn next_id(&mut self) -> i64 {
         let id = self.next_id;
         self.next_id += 1;
         id
@@ -195,11 +194,9 @@ impl Inner {
         let outcome = self.scripted_outcome(config, job_id, partition.as_ref());
         // With an executing engine, a run the script lets succeed runs the job for real;
         // a scripted failure still ends as scripted, without executing.
-        let executed = (self.engine.is_some()
-            && job.task.is_some()
-            && refused.is_none()
-            && outcome.is_success())
-        .then(Execution::default);
+        let executed =
+            (self.executing && job.task.is_some() && refused.is_none() && outcome.is_success())
+                .then(Execution::default);
         // Only a run that succeeds commits (a failed one leaves the tables as they were);
         // an executed run's job commits for itself.
         let writes = refused.is_none() && outcome.is_success() && executed.is_none();
@@ -333,12 +330,11 @@ impl Inner {
             run.cancel_ms = Some(now);
             if run.slot_ms.is_none() {
                 self.queued.remove(&run_id);
-            } else if let Some(engine) = self
-                .engine
-                .as_ref()
-                .filter(|_| run.executed.as_ref().is_some_and(|x| x.dispatched))
-            {
-                engine.send(&serde_json::json!({"op": "cancel", "run_id": run_id}));
+            } else if let (Some(engine), Some(key)) = (
+                self.engine.as_ref(),
+                run.executed.as_ref().and_then(|x| x.key),
+            ) {
+                engine.send(&serde_json::json!({"op": "cancel", "run_id": key}));
             }
             self.stats.cancels += 1;
         }
@@ -373,7 +369,11 @@ impl Inner {
         let job_id = run.job_id;
         let outcome = self.scripted_outcome(config, job_id, partition.as_ref());
         let repair_id = self.next_id();
-        let mut redo = false;
+        // With an executing engine, a repair the script lets succeed runs the job again
+        // for real (a new execution); a scripted failure fails as scripted.
+        let executes = self.executing
+            && outcome.is_success()
+            && self.jobs.get(&job_id).is_some_and(|j| j.task.is_some());
         if let Some(run) = self.runs.get_mut(&run_id) {
             run.cancel_ms = None;
             self.live.insert(run_id);
@@ -382,87 +382,20 @@ impl Inner {
                 at_ms: now,
                 outcome,
             });
-            // An executed run's failed task runs again for real.
-            if let Some(x) = run.executed.as_mut() {
-                *x = Execution::default();
-                redo = true;
+            if let Some(key) = run.executed.as_ref().and_then(|x| x.key) {
+                self.exec_keys.remove(&key);
+            }
+            run.executed = executes.then(Execution::default);
+            if executes {
+                // A run cancelled while queued is repaired at once.
+                run.slot_ms.get_or_insert(now);
             }
         }
-        if redo {
+        if executes {
             self.dispatch(run_id);
         }
         self.stats.repairs += 1;
         Ok(repair_id)
-    }
-}
-
-impl Inner {
-    /// Hands an executed run that has its slot to the engine (once per execution).
-    fn dispatch(&mut self, run_id: i64) {
-        let Some(engine) = &self.engine else {
-            return;
-        };
-        let Some(run) = self.runs.get_mut(&run_id) else {
-            return;
-        };
-        let Some(x) = run.executed.as_mut().filter(|x| !x.dispatched) else {
-            return;
-        };
-        let Some(job) = self.jobs.get(&run.job_id) else {
-            return;
-        };
-        let Some(task) = job.task else {
-            return;
-        };
-        let mut params = job.parameters.clone();
-        params.extend(run.params.clone());
-        x.dispatched = true;
-        engine.send(&run_request(run_id, task.name(), &params));
-    }
-
-    /// The engine reports a run started (`ending` None) or ended.
-    pub(crate) fn on_execution(&mut self, run_id: i64, ending: Option<Ending>, now: i64) {
-        let Some(x) = self.runs.get_mut(&run_id).and_then(|r| r.executed.as_mut()) else {
-            return;
-        };
-        if x.ended_ms.is_some() {
-            return;
-        }
-        match ending {
-            None => x.started_ms = Some(now),
-            Some(ending) => {
-                x.started_ms.get_or_insert(now);
-                x.ended_ms = Some(now);
-                x.ending = Some(ending);
-                // Its slot is free: queued runs take it now.
-                self.advance(now);
-            }
-        }
-    }
-
-    /// The engine exited: what it left unfinished fails, saying so.
-    pub(crate) fn engine_gone(&mut self, now: i64) {
-        self.engine = None;
-        let unfinished: Vec<i64> = self
-            .runs
-            .iter()
-            .filter(|(_, r)| r.executed.as_ref().is_some_and(|x| x.ended_ms.is_none()))
-            .map(|(id, _)| *id)
-            .collect();
-        for run_id in unfinished {
-            if let Some(x) = self.runs.get_mut(&run_id).and_then(|r| r.executed.as_mut()) {
-                x.ended_ms = Some(now);
-                x.ending = Some(Ending::Failed(
-                    "the Spark executor exited before the run ended".into(),
-                ));
-            }
-        }
-        if !self.queued.is_empty() {
-            tracing::warn!(
-                queued = self.queued.len(),
-                "runs stay queued: the Spark executor is gone"
-            );
-        }
     }
 }
 

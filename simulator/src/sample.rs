@@ -33,6 +33,9 @@ pub struct SampleSummary {
     pub baseline_target_version: i64,
     /// The parameters the jobs carry as their defaults (raw root, warehouse, ...).
     pub job_parameters: BTreeMap<String, String>,
+    /// The day made to fail its gate, if any.
+    #[serde(default)]
+    pub gate_failing_day: Option<String>,
     /// The traps the sample holds, by name.
     #[serde(default)]
     pub traps: BTreeMap<String, serde_json::Value>,
@@ -42,7 +45,9 @@ pub struct SampleSummary {
 #[derive(Debug, Clone)]
 pub struct SampleSpec {
     pub dir: PathBuf,
+    /// The first and last day (YYYY-MM-DD), `days` apart.
     pub start: String,
+    pub end: String,
     pub days: u32,
     pub seed: u64,
     /// A day whose production partition is made to disagree with the recomputation, so
@@ -74,7 +79,27 @@ pub async fn prepare_sample(
     spec: &SampleSpec,
 ) -> Result<SampleSummary, String> {
     if spec.dir.join(SAMPLE_FILE).exists() {
-        return SampleSummary::read(&spec.dir);
+        let summary = SampleSummary::read(&spec.dir)?;
+        // ISO dates compare as text.
+        if summary.start > spec.start || summary.end < spec.end {
+            return Err(format!(
+                "the sample in {} covers {} to {}, not {} to {}: choose another directory",
+                spec.dir.display(),
+                summary.start,
+                summary.end,
+                spec.start,
+                spec.end
+            ));
+        }
+        if spec.gate_failing_day.is_some() && spec.gate_failing_day != summary.gate_failing_day {
+            return Err(format!(
+                "the sample in {} makes {} fail its gate, not {}: choose another directory",
+                spec.dir.display(),
+                summary.gate_failing_day.as_deref().unwrap_or("no day"),
+                spec.gate_failing_day.as_deref().unwrap_or_default()
+            ));
+        }
+        return Ok(summary);
     }
     let raw = spec.dir.join("raw");
     let warehouse = spec.dir.join("warehouse");

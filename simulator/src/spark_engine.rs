@@ -61,13 +61,15 @@ impl SparkSettings {
     }
 }
 
-type Waiters = Arc<Mutex<VecDeque<(String, oneshot::Sender<Value>)>>>;
+/// Calls waiting for their answer: (call number, the event that answers it, where to).
+type Waiters = Arc<Mutex<VecDeque<(u64, String, oneshot::Sender<Value>)>>>;
 
 /// A handle on the running executor; cheap to clone.
 #[derive(Clone)]
 pub struct SparkEngine {
     requests: mpsc::UnboundedSender<String>,
     waiters: Waiters,
+    calls: Arc<std::sync::atomic::AtomicU64>,
     child: Arc<tokio::sync::Mutex<Option<Child>>>,
     settings: Arc<SparkSettings>,
 }
@@ -144,6 +146,7 @@ impl SparkEngine {
         let engine = Self {
             requests,
             waiters: Arc::default(),
+            calls: Arc::default(),
             child: Arc::new(tokio::sync::Mutex::new(Some(child))),
             settings: Arc::new(settings),
         };
@@ -164,7 +167,7 @@ impl SparkEngine {
         }
     }
 
-    /// Sends `request` and waits for the executor's `reply` event.
+    /// Sends `request` and waits for the executor's `reply` event (or its `error`).
     pub async fn call(
         &self,
         request: Value,
@@ -172,12 +175,25 @@ impl SparkEngine {
         timeout: Duration,
     ) -> Result<Value, String> {
         let (tx, rx) = oneshot::channel();
+        let id = self
+            .calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.waiters
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push_back((reply.to_owned(), tx));
+            .push_back((id, reply.to_owned(), tx));
         self.send(&request);
-        match tokio::time::timeout(timeout, rx).await {
+        let answer = tokio::time::timeout(timeout, rx).await;
+        // A call that timed out must not take a later call's answer.
+        self.waiters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(n, _, _)| *n != id);
+        match answer {
+            Ok(Ok(v)) if v["event"] == "error" => Err(format!(
+                "the Spark executor refused {}: {}",
+                request["op"], v["error"]
+            )),
             Ok(Ok(v)) => Ok(v),
             Ok(Err(_)) => Err(format!(
                 "the Spark executor stopped before answering {reply}"
@@ -229,10 +245,10 @@ impl Simulator {
             };
             let kind = event["event"].as_str().unwrap_or_default().to_owned();
             match (kind.as_str(), event["run_id"].as_i64()) {
-                ("started" | "finished" | "failed" | "cancelled", Some(run_id)) => {
+                ("started" | "finished" | "failed" | "cancelled" | "error", Some(key)) => {
                     let ending = match kind.as_str() {
                         "finished" => Some(Ending::Finished(event["result"].clone())),
-                        "failed" => Some(Ending::Failed(
+                        "failed" | "error" => Some(Ending::Failed(
                             event["error"]
                                 .as_str()
                                 .unwrap_or("the job failed")
@@ -241,16 +257,23 @@ impl Simulator {
                         "cancelled" => Some(Ending::Cancelled),
                         _ => None,
                     };
-                    self.lock().on_execution(run_id, ending, now_ms());
+                    self.lock().on_execution(key, ending, now_ms());
                 }
                 _ => {
+                    // An answer goes to the oldest call waiting for it; an error (a refused
+                    // call) to the oldest call.
                     let mut waiters = events.waiters.lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some(i) = waiters.iter().position(|(name, _)| *name == kind) {
-                        if let Some((_, tx)) = waiters.remove(i) {
+                    let found = waiters
+                        .iter()
+                        .position(|(_, name, _)| *name == kind || kind == "error");
+                    match found.and_then(|i| waiters.remove(i)) {
+                        Some((_, _, tx)) => {
                             let _ = tx.send(event);
                         }
-                    } else if kind == "error" {
-                        tracing::error!(error = %event["error"], "the Spark executor refused a request");
+                        None if kind == "error" => {
+                            tracing::error!(error = %event["error"], "the Spark executor refused a request");
+                        }
+                        None => {}
                     }
                 }
             }

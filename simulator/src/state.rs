@@ -64,8 +64,13 @@ pub(crate) struct Inner {
     /// `watermark`: concurrency is counted over these, not over every run ever made.
     pub live: BTreeSet<i64>,
     pub watermark: i64,
-    /// The executing engine, when runs execute for real.
+    /// Runs of the bundle's jobs execute for real (set once; stays set when the engine
+    /// is gone, so they fail instead of reporting invented numbers).
+    pub executing: bool,
+    /// The executing engine, while it is up.
     pub engine: Option<SparkEngine>,
+    /// Execution key → run id, for executions handed to the engine and not ended.
+    pub exec_keys: HashMap<i64, i64>,
 }
 
 /// A handle on one simulated workspace; cheap to clone, shared by every request.
@@ -102,7 +107,9 @@ impl Simulator {
             current_second: HashMap::new(),
             table_version: 1_000,
             staging_versions: HashMap::new(),
+            executing: false,
             engine: None,
+            exec_keys: HashMap::new(),
         };
         Self {
             config: Arc::new(config),
@@ -115,7 +122,11 @@ impl Simulator {
     pub async fn with_spark(config: SimConfig, settings: SparkSettings) -> Result<Self, String> {
         let (engine, events) = SparkEngine::start(settings).await?;
         let sim = Self::new(config);
-        sim.lock().engine = Some(engine);
+        {
+            let mut inner = sim.lock();
+            inner.executing = true;
+            inner.engine = Some(engine);
+        }
         tokio::spawn(sim.clone().follow_engine(events));
         Ok(sim)
     }

@@ -24,7 +24,7 @@ use crate::{CliError, observe};
 
 const WORKERS: usize = 2;
 /// The shipped policy: the demo gates every partition on it.
-const DEMO_POLICY: &str = include_str!("../../../policies/usage-daily.toml");
+pub(super) const DEMO_POLICY: &str = include_str!("../../../policies/usage-daily.toml");
 
 pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let days = args.days.unwrap_or(180);

@@ -24,7 +24,6 @@ use super::{demo, rehearsal, shutdown_on_signals};
 use crate::args::{DemoArgs, GlobalOpts};
 use crate::{CliError, observe};
 
-const DEMO_POLICY: &str = include_str!("../../../policies/usage-daily.toml");
 const ACTOR: &str = "demo-promoter";
 
 pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
@@ -129,11 +128,14 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
 
     let outcome = match story {
         Ok(live) => {
-            let expect =
-                rehearsal::expectation(&ledger, &summary, &[main_id.clone(), gate_id], live)
-                    .await?;
-            println!("demo: checking the Delta tables against the raw files");
-            rehearsal::run_check(engine.settings(), &dir, &expect).await
+            match rehearsal::expectation(&ledger, &summary, &[main_id.clone(), gate_id], live).await
+            {
+                Ok(expect) => {
+                    println!("demo: checking the Delta tables against the raw files");
+                    rehearsal::run_check(engine.settings(), &dir, &expect).await
+                }
+                Err(e) => Err(e),
+            }
         }
         Err(e) => Err(e),
     };
@@ -167,8 +169,9 @@ async fn produce(
     start: PartitionDate,
     end: PartitionDate,
 ) -> Result<(), CliError> {
-    let policy = backfill_reconciler::recorded_policy(DEMO_POLICY, "policies/usage-daily.toml")
-        .map_err(anyhow::Error::msg)?;
+    let policy =
+        backfill_reconciler::recorded_policy(demo::DEMO_POLICY, "policies/usage-daily.toml")
+            .map_err(anyhow::Error::msg)?;
     let contract = super::contract::for_produce(
         client,
         &backfill_reconciler::ContractFlags {
@@ -316,20 +319,27 @@ async fn tell_the_story(
             }
             let backfill = ledger.backfill(main_id).await.map_err(anyhow::Error::new)?;
             let day = backfill.map(|b| b.end).context("backfill vanished")?;
-            let done = rollback(ledger, client, main_id, &[day], &settings, ACTOR).await;
-            if let Ok(actions) = &done {
-                for a in actions {
-                    println!(
-                        "demo: rolled back {day}: run {}, {}",
-                        a.run_id.unwrap_or_default(),
-                        a.detail
-                    );
+            match rollback(ledger, client, main_id, &[day], &settings, ACTOR).await {
+                Ok(actions)
+                    if !actions.is_empty() && actions.iter().all(|a| a.state == "succeeded") =>
+                {
+                    for a in &actions {
+                        println!(
+                            "demo: rolled back {day}: run {}, {}",
+                            a.run_id.unwrap_or_default(),
+                            a.detail
+                        );
+                    }
+                    Ok(())
                 }
+                Ok(actions) => Err(CliError::Negative(format!(
+                    "demo: the rollback of {day} did not succeed: {actions:?}"
+                ))),
+                Err(e) => Err(failed(e)),
             }
-            done.map(|_| ())
         }
-        Ok(_) => Ok(()),
-        Err(_) => Ok(()),
+        // Reported below, once the live pipeline is stopped.
+        Ok(_) | Err(_) => Ok(()),
     };
     let stopped = engine
         .call(
@@ -347,8 +357,18 @@ async fn tell_the_story(
             )));
         }
     }
-    rolled.map_err(failed)?;
+    rolled?;
+    if let Some(error) = stopped.get("error") {
+        return Err(CliError::Negative(format!(
+            "demo: the live pipeline failed: {error}"
+        )));
+    }
     let commits = stopped["commits"].as_array().map_or(0, Vec::len);
+    if commits == 0 {
+        return Err(CliError::Negative(
+            "demo: the live pipeline made no commit while promotion ran".into(),
+        ));
+    }
     println!("demo: live pipeline stopped after {commits} commits");
 
     let audit = backfill_reconciler::audit_json(ledger, main_id)

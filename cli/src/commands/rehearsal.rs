@@ -37,11 +37,20 @@ fn python(python: Option<&PathBuf>, bundle_dir: &Path) -> PathBuf {
 }
 
 pub fn spark_settings(engine: &EngineArgs, dir: &Path) -> SparkSettings {
-    let bundle_dir = std::path::absolute(&engine.bundle_dir).unwrap_or(engine.bundle_dir.clone());
+    settings(
+        engine.python.as_ref(),
+        &engine.bundle_dir,
+        engine.slots.max(1),
+        dir,
+    )
+}
+
+fn settings(given: Option<&PathBuf>, bundle_dir: &Path, slots: usize, dir: &Path) -> SparkSettings {
+    let bundle_dir = std::path::absolute(bundle_dir).unwrap_or(bundle_dir.to_path_buf());
     SparkSettings {
-        python: python(engine.python.as_ref(), &bundle_dir),
+        python: python(given, &bundle_dir),
         bundle_dir,
-        slots: engine.slots.max(1),
+        slots,
         scratch: dir.join("scratch"),
         ready_timeout: Duration::from_secs(300),
     }
@@ -67,6 +76,12 @@ pub async fn spark_simulator(
         .await
         .map_err(anyhow::Error::msg)?;
     summary.apply(&mut config);
+    for job in config.jobs.iter().filter(|j| j.task.is_none()) {
+        eprintln!(
+            "rehearsal: WARNING: job {} ({}) names no bundle job (`task`): its runs report invented numbers",
+            job.job_id, job.name
+        );
+    }
     let sim = Simulator::with_spark(config, settings)
         .await
         .map_err(anyhow::Error::msg)?;
@@ -97,9 +112,11 @@ pub fn sample_spec(
         day.parse::<PartitionDate>()
             .map_err(|e| CliError::usage(format!("--gate-failing-day: {e}")))?;
     }
+    let end = PartitionDate::new(start.date() + chrono::Days::new(u64::from(days - 1)));
     Ok(SampleSpec {
         dir,
         start: start.to_string(),
+        end: end.to_string(),
         days,
         seed,
         gate_failing_day,
@@ -149,17 +166,31 @@ pub async fn expectation(
                 Some(item) if item.rolled_back_by.is_some() => rolled_back.push(json!({
                     "partition_date": date,
                     "restore_version": item.version_before,
+                    "promoted_version": item.version_after,
                 })),
                 Some(_) => promoted.push(json!(date)),
             }
         }
-        for proof in ledger.proofs(id).await.map_err(anyhow::Error::new)? {
-            attempts.push(json!({
-                "backfill_id": id.to_string(),
-                "partition_date": proof.partition_date,
-                "attempt": proof.attempt,
-                "staging_version": proof.staging_version,
-            }));
+        // Every attempt the ledger knows, with the staging version its proof records (none
+        // for an attempt never proven): a staging commit of any other attempt is a run the
+        // fleet did not account for.
+        let proofs: BTreeMap<(String, i64), Option<i64>> = ledger
+            .proofs(id)
+            .await
+            .map_err(anyhow::Error::new)?
+            .into_iter()
+            .map(|p| ((p.partition_date, p.attempt), p.staging_version))
+            .collect();
+        for partition in ledger.partitions(id).await.map_err(anyhow::Error::new)? {
+            let date = partition.date.to_string();
+            for attempt in 1..=i64::from(partition.attempt.get()) {
+                attempts.push(json!({
+                    "backfill_id": id.to_string(),
+                    "partition_date": date,
+                    "attempt": attempt,
+                    "staging_version": proofs.get(&(date.clone(), attempt)).copied().flatten(),
+                }));
+            }
         }
     }
     Ok(json!({
@@ -231,15 +262,8 @@ pub async fn check(
         .collect::<Result<Vec<_>, _>>()?;
     let ledger = global.ledger().await?;
     let expect = expectation(&ledger, &summary, &ids, live).await?;
-    let bundle_dir = std::path::absolute(&args.bundle_dir).unwrap_or(args.bundle_dir.clone());
     let sample = std::path::absolute(&args.sample).unwrap_or(args.sample.clone());
-    let settings = SparkSettings {
-        python: python(args.python.as_ref(), &bundle_dir),
-        bundle_dir,
-        slots: 1,
-        scratch: sample.join("scratch"),
-        ready_timeout: Duration::from_secs(300),
-    };
+    let settings = settings(args.python.as_ref(), &args.bundle_dir, 1, &sample);
     if run_check(&settings, &sample, &expect).await? {
         Ok(())
     } else {

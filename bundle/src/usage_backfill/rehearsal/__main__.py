@@ -129,6 +129,12 @@ def run_check(args: argparse.Namespace) -> int:
         except InputError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except Exception as e:  # the check could not run: not a failed check
+            print(f"error: the check could not run: {type(e).__name__}: {e}", file=sys.stderr)
+            return 2
+    if not checks:
+        print("error: the expectation gives nothing to check", file=sys.stderr)
+        return 2
     print(report(checks, args.json), file=out)
     out.close()
     return exit_code(checks)

@@ -181,7 +181,11 @@ class Checker:
         for item in e.get("rolled_back") or []:
             day = _date(item.get("partition_date"), "rolled_back")
             version = int(_require(item, "restore_version", "rolled_back item"))
-            self.add(f"{day} rolled back", lambda d=day, v=version: self.same_as(d, v))
+            promoted_at = item.get("promoted_version")
+            self.add(
+                f"{day} rolled back",
+                lambda d=day, v=version, p=promoted_at: self.rolled_back(d, v, p),
+            )
         for value in e.get("never_promoted") or []:
             day = _date(value, "never_promoted")
             self.add(f"{day} never promoted", lambda d=day: self.same_as(d, baseline, "baseline"))
@@ -211,6 +215,17 @@ class Checker:
         for day in days:
             self.add(f"{day} promoted", lambda d=day: promoted(d))
 
+    def rolled_back(self, day: dt.date, restore: int, promoted_at: Any) -> tuple[bool, str]:
+        """The day equals the version it was restored from, and the promotion it undid had
+        changed it (else the rollback proves nothing)."""
+        ok, detail = self.same_as(day, restore)
+        if not ok or promoted_at is None:
+            return ok, detail
+        promoted_rows = self.versions.rows(day, int(promoted_at))
+        if not difference(promoted_rows, self.versions.rows(day, restore)):
+            return False, f"the promotion at version {promoted_at} changed nothing to roll back"
+        return True, f"{detail}; the promotion at version {promoted_at} had other numbers"
+
     def same_as(self, day: dt.date, version: int, label: str = "") -> tuple[bool, str]:
         actual = self.versions.rows(day)
         then = self.versions.rows(day, version)
@@ -223,6 +238,9 @@ class Checker:
     def check_live(self, live: dict[str, Any]) -> None:
         day = _date(live.get("date"), "live.date")
         batches = live.get("commits") or []
+        if not batches:
+            self.add("live commits", lambda: (False, "the live pipeline made no commit"))
+            return
         history = stamps(self.tables, self.target)
 
         def stamped() -> tuple[bool, str]:
@@ -286,6 +304,29 @@ class Checker:
 
             self.add(f"{day} attempt {attempt} staging commit", one_commit)
 
+        known = {
+            (
+                str(item.get("backfill_id") or default_id),
+                str(item.get("partition_date")),
+                str(item.get("attempt")),
+            )
+            for item in attempts
+        }
+        backfills = {key[0] for key in known}
+        unaccounted = sorted(
+            (key, versions)
+            for key, versions in by_attempt.items()
+            if key[0] in backfills and key not in known
+        )
+
+        def accounted() -> tuple[bool, str]:
+            if unaccounted:
+                shown = "; ".join(f"{k[1]} attempt {k[2]} at {v}" for k, v in unaccounted[:5])
+                return False, f"staging commits of attempts the ledger does not know: {shown}"
+            return True, f"each of the {len(known)} attempts' commits is the ledger's"
+
+        self.add("no staging commit outside the ledger's attempts", accounted)
+
 
 def run_checks(spark: SparkSession, sample: dict[str, Any], expect: dict[str, Any]) -> list[Check]:
     """The checks, in order; raises InputError for an unusable sample or expectation."""
@@ -302,5 +343,6 @@ def report(checks: list[Check], as_json: bool) -> str:
 
 
 def exit_code(checks: list[Check]) -> int:
-    """0 when every check passed, 1 otherwise (2, unreadable inputs, is the caller's)."""
-    return 0 if all(c.ok for c in checks) else 1
+    """0 when every check passed (and there was one), 1 otherwise (2, unreadable inputs,
+    is the caller's)."""
+    return 0 if checks and all(c.ok for c in checks) else 1
