@@ -268,13 +268,19 @@ async fn celery_run(venv: &Path, n: u32, concurrency: usize) -> Run {
     let name = format!("bench-peer-{}", support::unique());
     let db = std::env::temp_dir().join(format!("{name}.db"));
     let log = std::env::temp_dir().join(format!("{name}.log"));
-    let env = [
+    // The environment of a deployed worker, not cargo's: requests scans the whole
+    // environment for proxy settings on every call, so cargo's variables would tax it.
+    let mut env: Vec<(&str, String)> = ["PATH", "HOME", "LANG", "TMPDIR"]
+        .into_iter()
+        .filter_map(|k| Some((k, std::env::var(k).ok()?)))
+        .collect();
+    env.extend([
         ("AMQP_URL", support::amqp_url_string()),
         ("PEER_QUEUE", name.clone()),
         ("PEER_DB", db.display().to_string()),
         ("DATABRICKS_HOST", sim.url()),
         ("DATABRICKS_TOKEN", "t".to_owned()),
-    ];
+    ]);
     let app_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/peer");
     let queue = QueueGuard(name.clone());
     let child = Command::new(venv.join("bin/celery"))
@@ -291,6 +297,7 @@ async fn celery_run(venv: &Path, n: u32, concurrency: usize) -> Run {
             "-n",
             &format!("{name}@%h"),
         ])
+        .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(&app_dir)
         .process_group(0)
@@ -320,6 +327,7 @@ async fn celery_run(venv: &Path, n: u32, concurrency: usize) -> Run {
     let started = Instant::now();
     let out = Command::new(venv.join("bin/python"))
         .args(["produce.py", "bench", "2000-01-01", &n.to_string()])
+        .env_clear()
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .current_dir(&app_dir)
         .output()
