@@ -425,7 +425,9 @@ pub async fn peer(sizes: Sizes) -> String {
     let venv = peer_venv();
     let mut fleet = Vec::new();
     let mut celery: Vec<Vec<Run>> = pools.iter().map(|_| Vec::new()).collect();
+    let mut load = Vec::new();
     for _ in 0..sizes.repeats {
+        load.push(load_average());
         fleet.push(fleet_run(n).await);
         for (runs, c) in celery.iter_mut().zip(pools) {
             runs.push(celery_run(&venv, n, *c).await);
@@ -468,7 +470,14 @@ pub async fn peer(sizes: Sizes) -> String {
         ratios.push((c, m));
     }
     let fv = median(fleet.iter().filter_map(|r| r.rate_verified).collect());
-    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "\nRepeats run the fleet, then each pool. Load average (1 min) as each repeat \
+         began: {} on {} cores; Celery spends more CPU per partition, so a busy machine \
+         slows it more.\n",
+        load.join(", "),
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
+    );
     for (c, m) in ratios {
         let _ = writeln!(
             out,
@@ -487,6 +496,14 @@ pub async fn peer(sizes: Sizes) -> String {
          include its producer's and verify's."
     );
     out
+}
+
+/// The 1-minute load average (from /proc/loadavg).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 /// The Celery version the peer pins (benches/peer/requirements.txt).
