@@ -1,12 +1,14 @@
 //! The fleet's benchmarks (BENCHMARKS.md): throughput against the raw broker, memory with
 //! runs in flight, API calls per run and detection delay, makespan under a cap, recovery
-//! after `kill -9` and a broker restart. Real parts only: the local RabbitMQ (a private
-//! node for the restart), SQLite and PostgreSQL, the simulator over HTTP, and the
-//! `backfill` binary of the same build as worker processes.
+//! after `kill -9` and a broker restart, throughput against a Celery pool (`peer`). Real
+//! parts only: the local RabbitMQ (a private node for the restart), SQLite and
+//! PostgreSQL, the simulator over HTTP, and the `backfill` binary of the same build as
+//! worker processes (and, for `peer`, a Celery app in its own virtual environment).
 //!
 //! cargo bench --bench fleet                      # every figure, medians of 3 runs
 //! cargo bench --bench fleet -- --quick           # small sizes, one run (CI)
 //! cargo bench --bench fleet -- throughput api    # some sections only
+//! cargo bench --bench fleet -- peer              # against a Celery pool (benches/peer)
 //!
 //! Results are printed and written to target/bench-results.md. Nothing here asserts a
 //! speed: a slow machine gets slow figures, not a failure.
@@ -21,12 +23,14 @@ mod common;
 mod efficiency;
 mod faults;
 mod load;
+mod peer;
 
 mod sections {
     pub use super::admission::admission;
     pub use super::efficiency::{api, makespan};
     pub use super::faults::recovery;
     pub use super::load::{memory, throughput};
+    pub use super::peer::peer;
 }
 
 use std::fmt::Write as _;
@@ -70,6 +74,7 @@ async fn main() {
         "makespan",
         "admission",
         "recovery",
+        "peer",
     ];
     let mut report = String::new();
     let _ = writeln!(
@@ -89,6 +94,7 @@ async fn main() {
             "api" => sections::api(sizes).await,
             "makespan" => sections::makespan(sizes).await,
             "admission" => sections::admission(sizes).await,
+            "peer" => sections::peer(sizes).await,
             _ => sections::recovery(sizes).await,
         };
         println!("{section}");
