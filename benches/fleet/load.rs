@@ -14,16 +14,19 @@ use crate::common::{Memory, ProcFleet, memory_mib, sim_config};
 use crate::{Sizes, median, support};
 
 /// One end-to-end run: its rate and where the time went.
-struct FleetRun {
-    rate: f64,
-    produce_s: f64,
-    run_s: f64,
-    verify_s: f64,
-    peak_mib: f64,
+pub(crate) struct FleetRun {
+    /// Partitions a second, producing and verifying included.
+    pub rate: f64,
+    pub produce_s: f64,
+    pub run_s: f64,
+    pub verify_s: f64,
+    pub peak_mib: f64,
+    /// What the simulator saw.
+    pub stats: backfill_simulator::SimStats,
 }
 
 /// One worker process, instant runs: produce, trigger, follow and verify `n` partitions.
-async fn fleet_run(n: u32, ledger_url: String) -> FleetRun {
+pub(crate) async fn fleet_run(n: u32, ledger_url: String) -> FleetRun {
     let mut fleet = ProcFleet::new(sim_config(0, 0, 0, n as usize), ledger_url).await;
     let pid = fleet.spawn_worker("bench-w1", 256);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -50,6 +53,7 @@ async fn fleet_run(n: u32, ledger_url: String) -> FleetRun {
         run_s: done - produce_s,
         verify_s: secs - done,
         peak_mib,
+        stats,
     }
 }
 

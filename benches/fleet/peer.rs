@@ -15,14 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use backfill_ledger::PartitionState;
 use backfill_simulator::{SimStats, Simulator};
 use lapin::options::{ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use sqlx::Connection as _;
 
-use crate::common::{ProcFleet, memory_mib, sim_config};
+use crate::common::sim_config;
 use crate::{Sizes, median, support};
 
 /// One side's run: rates, phases and memory.
@@ -47,36 +46,17 @@ fn calls_per_partition(stats: &SimStats, n: u32) -> (f64, f64) {
     (get("jobs/run-now"), get("jobs/runs/get"))
 }
 
-/// The fleet as `load::fleet_run` runs it: one worker process (256 per lane), SQLite.
+/// The fleet as the throughput section runs it: one worker process (256 per lane), SQLite.
 async fn fleet_run(n: u32) -> Run {
-    let mut fleet = ProcFleet::new(sim_config(0, 0, 0, n as usize), support::sqlite_url()).await;
-    let pid = fleet.spawn_worker("bench-w1", 256);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let started = Instant::now();
-    fleet.produce(n, n);
-    let produce_s = started.elapsed().as_secs_f64();
-    fleet
-        .wait_for(
-            &[PartitionState::Succeeded],
-            i64::from(n),
-            Duration::from_secs(600),
-        )
-        .await;
-    let done = started.elapsed().as_secs_f64();
-    fleet.verify();
-    let secs = started.elapsed().as_secs_f64();
-    let (_, peak_rss) = memory_mib(pid);
-    let stats = fleet.sim.sim.stats();
-    assert_eq!(stats.runs_created, u64::from(n), "one run per partition");
-    fleet.stop().await;
+    let r = crate::load::fleet_run(n, support::sqlite_url()).await;
     Run {
-        rate: f64::from(n) / done,
-        rate_verified: Some(f64::from(n) / secs),
-        produce_s,
-        run_s: done - produce_s,
-        peak_rss,
+        rate: f64::from(n) / (r.produce_s + r.run_s),
+        rate_verified: Some(r.rate),
+        produce_s: r.produce_s,
+        run_s: r.run_s,
+        peak_rss: r.peak_mib,
         peak_pss: None,
-        calls: calls_per_partition(&stats, n),
+        calls: calls_per_partition(&r.stats, n),
     }
 }
 

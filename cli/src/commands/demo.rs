@@ -36,27 +36,9 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let backfill_id = format!("demo-{stamp}")
         .parse()
         .map_err(anyhow::Error::new)?;
-    let mut demo_global = global.clone();
-    demo_global.namespace = format!("{}-demo-{stamp}", global.namespace);
-    // The demo's ledger is the embedded one unless told otherwise; it says so itself.
-    demo_global
-        .ledger_url
-        .get_or_insert_with(|| crate::settings::DEFAULT_LEDGER_URL.to_owned());
-
+    let demo_global = demo_settings(global, &stamp);
     let shutdown = shutdown_on_signals();
-    let metrics = observe::start(
-        global,
-        "demo",
-        &[
-            Group::Worker,
-            Group::Api,
-            Group::Fleet,
-            Group::Reconcile,
-            Group::Sim,
-        ],
-    )
-    .await?;
-    metrics.health.require(true, true);
+    let metrics = start_metrics(global).await?;
     let sim = Simulator::spawn(sim_config(&args)?)
         .await
         .context("starting the simulator")?;
@@ -229,6 +211,37 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             demo_global.ledger_url.as_deref().unwrap_or_default()
         ))),
     }
+}
+
+/// The demo's settings: a broker namespace of its own, and the embedded ledger unless
+/// told otherwise (it says which).
+pub(super) fn demo_settings(global: &GlobalOpts, stamp: &str) -> GlobalOpts {
+    let mut demo_global = global.clone();
+    demo_global.namespace = format!("{}-demo-{stamp}", global.namespace);
+    demo_global
+        .ledger_url
+        .get_or_insert_with(|| crate::settings::DEFAULT_LEDGER_URL.to_owned());
+    demo_global
+}
+
+/// The demo's metrics: every role's families, ready once broker and ledger answer.
+pub(super) async fn start_metrics(
+    global: &GlobalOpts,
+) -> Result<Arc<backfill_metrics::Metrics>, CliError> {
+    let metrics = observe::start(
+        global,
+        "demo",
+        &[
+            Group::Worker,
+            Group::Api,
+            Group::Fleet,
+            Group::Reconcile,
+            Group::Sim,
+        ],
+    )
+    .await?;
+    metrics.health.require(true, true);
+    Ok(metrics)
 }
 
 /// The demo's workers (in this process), until `stop` is cancelled.

@@ -14,15 +14,14 @@ use anyhow::Context;
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::{ClientConfig, DatabricksClient};
 use backfill_ledger::{Ledger, PartitionState};
-use backfill_metrics::Group;
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::{demo, rehearsal, shutdown_on_signals};
+use crate::CliError;
 use crate::args::{DemoArgs, GlobalOpts};
-use crate::{CliError, observe};
 
 const ACTOR: &str = "demo-promoter";
 
@@ -33,25 +32,9 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     }
     let started = Instant::now();
     let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
-    let mut demo_global = global.clone();
-    demo_global.namespace = format!("{}-demo-{stamp}", global.namespace);
-    demo_global
-        .ledger_url
-        .get_or_insert_with(|| crate::settings::DEFAULT_LEDGER_URL.to_owned());
+    let demo_global = demo::demo_settings(global, &stamp);
     let shutdown = shutdown_on_signals();
-    let metrics = observe::start(
-        global,
-        "demo",
-        &[
-            Group::Worker,
-            Group::Api,
-            Group::Fleet,
-            Group::Reconcile,
-            Group::Sim,
-        ],
-    )
-    .await?;
-    metrics.health.require(true, true);
+    let metrics = demo::start_metrics(global).await?;
 
     // The range ends yesterday (today belongs to the live pipeline); the day before it is
     // the one made to fail its gate.
