@@ -783,7 +783,10 @@ async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
         // Spent 2, one more run at the average of 1: 3 > 2.5.
         let d2 = key("bf", "2026-01-02");
         match ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap() {
-            Claim::Held(why) => assert!(why.contains("projected spend 3.00"), "{why}"),
+            Claim::Held { reason, detail } => {
+                assert_eq!(reason, backfill_ledger::HoldReason::Budget);
+                assert!(detail.contains("projected spend 3.00"), "{detail}");
+            }
             other => panic!("expected the budget to hold the claim: {other:?}"),
         }
     })

@@ -692,7 +692,7 @@ pub struct GuardFlags {
     pub budget: Option<f64>,
     /// A UTC window in which no new run starts, HH:MM-HH:MM; repeatable.
     #[arg(long = "protect", value_name = "HH:MM-HH:MM")]
-    pub protected_windows: Vec<String>,
+    pub protected_windows: Vec<backfill_ledger::ProtectedWindow>,
     /// While this job has an active run, no new run starts.
     #[arg(long)]
     pub production_job_id: Option<i64>,

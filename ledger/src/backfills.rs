@@ -201,7 +201,14 @@ impl Ledger {
         )
         .bind(guards.price_per_run_hour)
         .bind(guards.budget)
-        .bind(guards.protected_windows.join(","))
+        .bind(
+            guards
+                .protected_windows
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        )
         .bind(guards.production_job_id)
         .bind(backfill_id.to_string())
         .execute(&mut *tx)
@@ -325,9 +332,10 @@ fn backfill_from_row(r: &AnyRow) -> Result<Backfill, LedgerError> {
                 .map(|w| {
                     w.split(',')
                         .filter(|w| !w.is_empty())
-                        .map(str::to_owned)
-                        .collect()
+                        .map(|w| w.parse().map_err(LedgerError::Corrupt))
+                        .collect::<Result<_, _>>()
                 })
+                .transpose()?
                 .unwrap_or_default(),
             production_job_id: r.try_get("production_job_id").map_err(corrupt)?,
         },

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use backfill_contract::{Attempt, BackfillId, PartitionDate};
 use serde::Serialize;
 
-use crate::LedgerError;
+use crate::{Guards, LedgerError};
 
 /// Milliseconds since the Unix epoch, the ledger's clock.
 pub fn now_ms() -> i64 {
@@ -131,20 +131,6 @@ impl PartitionKey {
     pub fn new(backfill_id: BackfillId, date: PartitionDate) -> Self {
         Self { backfill_id, date }
     }
-}
-
-/// What holds a backfill's new runs back (none by default). Changeable at any time;
-/// raising the budget releases held triggers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct Guards {
-    /// Cluster price per run-hour (for spend).
-    pub price_per_run_hour: Option<f64>,
-    /// New runs are held when the projected spend would exceed this.
-    pub budget: Option<f64>,
-    /// `HH:MM-HH:MM` UTC windows in which no new run starts.
-    pub protected_windows: Vec<String>,
-    /// While this job has an active run, no new run starts.
-    pub production_job_id: Option<i64>,
 }
 
 /// A registered backfill.

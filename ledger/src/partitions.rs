@@ -9,7 +9,8 @@ use sqlx::any::AnyRow;
 use crate::events::insert_event;
 use crate::model::corrupt;
 use crate::{
-    BackfillState, Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionState, now_ms,
+    BackfillState, HoldReason, Ledger, LedgerError, NewEvent, Partition, PartitionKey,
+    PartitionState, now_ms,
 };
 
 /// The result of trying to claim a partition for triggering.
@@ -23,8 +24,8 @@ pub enum Claim {
     NotActive(BackfillState),
     /// The partition is no longer as expected: someone else claimed it or it moved on.
     Lost,
-    /// A guard holds new runs back (the reason says which).
-    Held(String),
+    /// A guard holds new runs back: which one, and in words.
+    Held { reason: HoldReason, detail: String },
 }
 
 /// Spend so far plus what the active runs and one more will cost at the average run
@@ -418,9 +419,12 @@ impl Ledger {
             let projected = projected_spend(spent_ms, finished, active, price);
             if projected > budget {
                 tx.rollback().await?;
-                return Ok(Claim::Held(format!(
-                    "budget: projected spend {projected:.2} with this run would exceed the budget of {budget:.2}"
-                )));
+                return Ok(Claim::Held {
+                    reason: HoldReason::Budget,
+                    detail: format!(
+                        "budget: projected spend {projected:.2} with this run would exceed the budget of {budget:.2}"
+                    ),
+                });
             }
         }
         let now = now_ms();

@@ -366,7 +366,7 @@ impl Worker {
                         .await
                     }
                     Claim::Lost => Ok(Handled::Dropped("claimed by another worker".into())),
-                    Claim::Held(reason) => {
+                    Claim::Held { detail: reason, .. } => {
                         tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, reason, "new run held back");
                         self.delay(
                             publisher,

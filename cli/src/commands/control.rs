@@ -165,17 +165,13 @@ pub async fn throttle(global: &GlobalOpts, args: ThrottleArgs) -> Result<(), Cli
 
 /// Applies guard flags over `current`, checking every value.
 pub fn merge_guards(current: Guards, flags: &GuardFlags) -> Result<Guards, CliError> {
-    for w in &flags.protected_windows {
-        backfill_worker::freshness::parse_window(w)
-            .map_err(|e| CliError::usage(format!("--protect: {e}")))?;
-    }
     if flags.budget.is_some_and(|b| b < 0.0) || flags.price_per_run_hour.is_some_and(|p| p < 0.0) {
         return Err(CliError::usage(
             "--budget and --price-per-run-hour must not be negative",
         ));
     }
     let mut windows = current.protected_windows;
-    windows.extend(flags.protected_windows.iter().cloned());
+    windows.extend(flags.protected_windows.iter().copied());
     windows.dedup();
     Ok(Guards {
         price_per_run_hour: flags.price_per_run_hour.or(current.price_per_run_hour),

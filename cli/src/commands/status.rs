@@ -151,10 +151,7 @@ fn guard_reason(
         }
     }
     let now = chrono::Utc::now();
-    if let Some(w) = backfill_worker::freshness::open_window(
-        &g.protected_windows,
-        now.hour() * 60 + now.minute(),
-    ) {
+    if let Some(w) = g.open_window(now.hour() * 60 + now.minute()) {
         let why = format!("new runs held: protected window {w} UTC");
         return Some((Some("protected_window"), why));
     }
