@@ -23,7 +23,7 @@ pub struct QueueReplicas {
 impl Cluster {
     /// Boots `size` nodes side by side and joins the others to the first
     /// (`rabbitmqctl join_cluster`). Queue leaders are spread over the nodes
-    /// (`queue_leader_locator = balanced`), as ARCHITECTURE.md advises. Blocking.
+    /// (`queue_leader_locator = balanced`), as docs/design/failures.md advises. Blocking.
     pub fn start(size: usize) -> Self {
         let options = NodeOptions {
             cookie: Some(format!("BFCOOKIE{}", super::unique()).to_uppercase()),
