@@ -4,7 +4,7 @@
 use backfill_broker::BrokerError;
 use backfill_contract::BackfillId;
 use backfill_databricks::ApiError;
-use backfill_ledger::LedgerError;
+use backfill_ledger::{ContractVersion, LedgerError};
 use backfill_producer::ProduceError;
 use backfill_reconciler::ReconcileError;
 
@@ -19,13 +19,32 @@ pub enum OperationError {
     #[error("{0}")]
     Refused(String),
     /// A promotion or rollback job of the contract could not be read from Databricks.
-    #[error("{role} job {job_id}: {source}")]
+    #[error("the {role} job {job_id} could not be read from Databricks")]
     ContractJob {
         role: JobRole,
         job_id: i64,
         #[source]
         source: ApiError,
     },
+    /// Values given for the backfill's promotion contract disagree with the recorded one
+    /// (each disagreement in words).
+    #[error("{}\nbackfill {backfill_id} is governed by its contract version {} (recorded by {}: {})",
+        .disagreements.join("\n"), .recorded.version, .recorded.amended_by, .recorded.reason)]
+    ContractDisagrees {
+        backfill_id: BackfillId,
+        disagreements: Vec<String>,
+        recorded: Box<ContractVersion>,
+    },
+    /// The broker could not be reached (the URL has its password redacted).
+    #[error("cannot reach RabbitMQ at {url}")]
+    BrokerUnreachable {
+        url: String,
+        #[source]
+        source: BrokerError,
+    },
+    /// Publishing a backfill's partitions failed.
+    #[error("publishing partitions")]
+    Publish(#[source] ProduceError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     #[error(transparent)]
@@ -62,7 +81,7 @@ impl OperationError {
     /// command line, exit 2), as opposed to a failure of the ledger, broker or Databricks.
     pub fn is_refused(&self) -> bool {
         match self {
-            Self::UnknownBackfill(_) | Self::Refused(_) => true,
+            Self::UnknownBackfill(_) | Self::Refused(_) | Self::ContractDisagrees { .. } => true,
             Self::ContractJob { source, .. } => source.is_not_found() || source.is_permanent(),
             Self::Reconcile(e) => {
                 matches!(

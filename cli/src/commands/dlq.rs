@@ -6,19 +6,14 @@ use std::time::Duration;
 use backfill_broker::Broker;
 use backfill_operations::dlq::{self, DlqActor, DlqEntry, Replayed};
 
-use super::parse_backfill_id;
-use crate::CliError;
 use crate::args::{DlqArgs, DlqCommand, DlqFilter, GlobalOpts};
+use crate::exit::CliError;
 
 impl DlqFilter {
     fn chosen(&self) -> Result<dlq::DlqFilter, CliError> {
         Ok(dlq::DlqFilter {
             ids: self.ids.clone(),
-            backfill_id: self
-                .backfill_id
-                .as_deref()
-                .map(parse_backfill_id)
-                .transpose()?,
+            backfill_id: self.backfill_id.clone(),
             reason: self.reason.clone(),
         })
     }
