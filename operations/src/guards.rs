@@ -63,3 +63,56 @@ pub async fn change_guards(
     ledger.set_guards(backfill_id, &guards, by).await?;
     Ok(guards)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(text: &str) -> ProtectedWindow {
+        text.parse().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_change_keeps_what_it_does_not_name_and_adds_windows_once() {
+        let current = Guards {
+            price_per_run_hour: Some(3.0),
+            budget: Some(10.0),
+            protected_windows: vec![window("01:00-02:00")],
+            production_job_id: Some(9),
+        };
+        let change = GuardChange {
+            budget: Some(20.0),
+            protected_windows: vec![window("01:00-02:00"), window("05:00-06:00")],
+            ..GuardChange::default()
+        };
+        let merged = merge_guards(current.clone(), &change).ok();
+        assert_eq!(
+            merged,
+            Some(Guards {
+                budget: Some(20.0),
+                protected_windows: vec![window("01:00-02:00"), window("05:00-06:00")],
+                ..current.clone()
+            })
+        );
+        let cleared = GuardChange {
+            clear_windows: true,
+            ..GuardChange::default()
+        };
+        assert_eq!(
+            merge_guards(current.clone(), &cleared)
+                .ok()
+                .map(|g| g.protected_windows),
+            Some(Vec::new())
+        );
+        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+            let change = GuardChange {
+                price_per_run_hour: Some(bad),
+                ..GuardChange::default()
+            };
+            assert!(matches!(
+                merge_guards(current.clone(), &change),
+                Err(OperationError::Refused(_))
+            ));
+        }
+    }
+}

@@ -43,3 +43,26 @@ impl Serialize for StateCounts {
         self.by_word().serialize(serializer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_serialize_by_state_word_in_word_order() {
+        let counts = StateCounts::from(
+            PartitionState::ALL
+                .into_iter()
+                .zip(1..)
+                .collect::<BTreeMap<_, _>>(),
+        );
+        assert_eq!(
+            serde_json::to_string(&counts).ok().as_deref(),
+            Some(
+                r#"{"cancelled":7,"dead_lettered":6,"failed":5,"pending":1,"running":3,"succeeded":4,"triggering":2}"#
+            )
+        );
+        assert_eq!(counts.active(), 5);
+        assert_eq!(counts.get(PartitionState::Failed), 5);
+    }
+}
