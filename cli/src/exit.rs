@@ -2,6 +2,9 @@
 
 use std::process::ExitCode;
 
+use backfill_operations::OperationError;
+use backfill_reconciler::ReconcileError;
+
 /// Why a command did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -37,5 +40,58 @@ impl CliError {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+impl From<OperationError> for CliError {
+    /// An operation's error in the command line's words: refusals are bad usage (exit 2)
+    /// naming the flag that would fix them, failures exit 1.
+    fn from(e: OperationError) -> Self {
+        match e {
+            OperationError::UnknownBackfill(id) => {
+                Self::usage(format!("--backfill-id: no backfill {id} in the ledger"))
+            }
+            OperationError::ContractJob {
+                role,
+                job_id,
+                source,
+            } => {
+                let flag = format!("--{role}-job-id");
+                if source.is_not_found() || source.is_permanent() {
+                    Self::usage(format!("{flag} {job_id}: {source}"))
+                } else {
+                    Self::Failed(anyhow::anyhow!(
+                        "reading {flag} {job_id} from Databricks: {source}"
+                    ))
+                }
+            }
+            OperationError::ContractDisagrees {
+                backfill_id,
+                disagreements,
+                recorded,
+            } => Self::usage(format!(
+                "{}\nbackfill {backfill_id} is governed by its contract version {} (recorded by {}: {}); \
+                 change it with `backfill amend --backfill-id {backfill_id} --reason ...`, or drop the flag",
+                disagreements.join("\n"),
+                recorded.version,
+                recorded.amended_by,
+                recorded.reason
+            )),
+            OperationError::BrokerUnreachable { url, source } => {
+                Self::Failed(anyhow::Error::new(source).context(format!(
+                    "cannot reach RabbitMQ at {url} (--amqp-url / AMQP_URL); is it running? \
+                     Locally: `rabbitmq-server -detached`"
+                )))
+            }
+            e if e.is_refused() => Self::usage(e.to_string()),
+            e => Self::Failed(anyhow::Error::new(e)),
+        }
+    }
+}
+
+impl From<ReconcileError> for CliError {
+    /// A contract refusal is the operator's to fix (exit 2).
+    fn from(e: ReconcileError) -> Self {
+        OperationError::from(e).into()
     }
 }

@@ -3,14 +3,15 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use backfill_broker::{AmqpUrl, Broker, Topology, parse_duration};
+use backfill_broker::{AmqpUrl, Broker, Topology};
 use backfill_databricks::{ClientConfig, DatabricksClient};
 use backfill_ledger::Ledger;
+use backfill_operations::BrokerSource;
 
-use backfill_worker::{ApiBudget, FleetBudget};
+use backfill_worker::FleetBudget;
 
-use crate::CliError;
 use crate::args::GlobalOpts;
+use crate::exit::CliError;
 
 /// The embedded ledger: a SQLite file in the working directory.
 pub const DEFAULT_LEDGER_URL: &str = "sqlite://backfill.db";
@@ -26,18 +27,9 @@ impl GlobalOpts {
             .map_err(|e| CliError::usage(format!("--namespace / BACKFILL_NAMESPACE: {e}")))?;
         match &self.delay_tiers {
             None => Ok(topology),
-            Some(text) => {
-                let tiers = text
-                    .split(',')
-                    .map(parse_duration)
-                    .collect::<Result<Vec<Duration>, _>>()
-                    .map_err(|e| {
-                        CliError::usage(format!("--delay-tiers / BACKFILL_DELAY_TIERS: {e}"))
-                    })?;
-                topology.with_delay_tiers(tiers).map_err(|e| {
-                    CliError::usage(format!("--delay-tiers / BACKFILL_DELAY_TIERS: {e}"))
-                })
-            }
+            Some(tiers) => topology
+                .with_delay_tiers(tiers.0.clone())
+                .map_err(|e| CliError::usage(format!("--delay-tiers / BACKFILL_DELAY_TIERS: {e}"))),
         }
     }
 
@@ -88,13 +80,6 @@ impl GlobalOpts {
             .context("cannot open the ledger (--ledger-url / LEDGER_URL)")?)
     }
 
-    /// The fleet's API budget.
-    pub fn budget(&self) -> Result<ApiBudget, CliError> {
-        self.api_budget
-            .parse()
-            .map_err(|e| CliError::usage(format!("--api-budget / WORKER_API_BUDGET: {e}")))
-    }
-
     /// A Databricks client that takes its share of the fleet's API budget like a worker
     /// (and shares the throttling pauses), for as long as the returned membership lives.
     pub async fn fleet_client(
@@ -104,7 +89,12 @@ impl GlobalOpts {
     ) -> Result<(DatabricksClient, FleetMembership), CliError> {
         let client = self.client()?;
         let id = format!("{role}-{}", std::process::id());
-        let gate = FleetBudget::new(ledger.clone(), &id, self.budget()?, Duration::from_secs(1));
+        let gate = FleetBudget::new(
+            ledger.clone(),
+            &id,
+            self.api_budget.clone(),
+            Duration::from_secs(1),
+        );
         gate.set_max_pause(client.max_retry_after());
         let heartbeat = {
             let gate = gate.clone();
@@ -121,20 +111,17 @@ impl GlobalOpts {
         Ok((client, FleetMembership { heartbeat }))
     }
 
+    /// The broker and namespace the settings name.
+    pub fn broker_source(&self) -> Result<BrokerSource, CliError> {
+        Ok(BrokerSource {
+            url: self.amqp()?,
+            topology: self.topology()?,
+        })
+    }
+
     /// Connects to the broker, retrying for up to `patience`, with advice when it is absent.
     pub async fn broker(&self, name: &str, patience: Duration) -> Result<Broker, CliError> {
-        let url = self.amqp()?;
-        let topology = self.topology()?;
-        Broker::connect(&url, &topology, name, patience)
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot reach RabbitMQ at {} (--amqp-url / AMQP_URL); is it running? \
-                     Locally: `rabbitmq-server -detached`",
-                    url.redacted()
-                )
-            })
-            .map_err(CliError::Failed)
+        Ok(self.broker_source()?.connect(name, patience).await?)
     }
 }
 

@@ -2,12 +2,11 @@
 
 use backfill_reconciler::{ReconcileError, audit_csv, audit_json};
 
-use super::parse_backfill_id;
-use crate::CliError;
 use crate::args::{AuditArgs, AuditFormat, GlobalOpts};
+use crate::exit::CliError;
 
 pub async fn run(global: &GlobalOpts, args: AuditArgs) -> Result<(), CliError> {
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let backfill_id = &args.backfill_id;
     let ledger = global.ledger().await?;
     let not_found = |e: ReconcileError| match e {
         ReconcileError::UnknownBackfill(id) => {
@@ -17,7 +16,7 @@ pub async fn run(global: &GlobalOpts, args: AuditArgs) -> Result<(), CliError> {
     };
     match args.format {
         AuditFormat::Json => {
-            let doc = audit_json(&ledger, &backfill_id).await.map_err(not_found)?;
+            let doc = audit_json(&ledger, backfill_id).await.map_err(not_found)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&doc).map_err(anyhow::Error::new)?
@@ -25,7 +24,7 @@ pub async fn run(global: &GlobalOpts, args: AuditArgs) -> Result<(), CliError> {
         }
         AuditFormat::Csv => print!(
             "{}",
-            audit_csv(&ledger, &backfill_id).await.map_err(not_found)?
+            audit_csv(&ledger, backfill_id).await.map_err(not_found)?
         ),
     }
     Ok(())

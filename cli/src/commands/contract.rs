@@ -1,17 +1,12 @@
-//! The promotion contract at the command line: recorded by `produce`, changed by `amend`,
-//! and only repeated (never overridden) by `reconcile`, `promote` and `rollback`.
+//! The promotion contract at the command line: the values given (a policy file read and
+//! checked), the warning a backfill without a policy gets, and `backfill amend`.
 
 use backfill_contract::BackfillId;
-use backfill_databricks::DatabricksClient;
-use backfill_ledger::{ContractVersion, Ledger, LedgerError, PromotionContract};
-use backfill_reconciler::{ContractFlags, ReconcileError, recorded_job, recorded_policy};
+use backfill_operations::contract::amend as amend_contract;
+use backfill_reconciler::{ContractFlags, recorded_policy};
 
-use super::parse_backfill_id;
-use crate::CliError;
-use crate::args::{
-    AmendArgs, ContractArgs, DEFAULT_PROMOTION_JOB_ID, DEFAULT_ROLLBACK_JOB_ID,
-    DEFAULT_STAGING_TABLE, DEFAULT_TARGET_TABLE, GlobalOpts,
-};
+use crate::args::{AmendArgs, ContractArgs, GlobalOpts};
+use crate::exit::CliError;
 
 /// The values given on the command line (or in the environment), the policy file read and
 /// checked. A file that cannot be read or parsed is bad usage (exit 2).
@@ -58,74 +53,6 @@ pub fn flags(args: &ContractArgs) -> Result<ContractFlags, CliError> {
     })
 }
 
-/// The contract `produce` records: the given values, defaults for the rest, the promotion
-/// and rollback jobs read from Databricks for their settings hashes.
-pub async fn for_produce(
-    client: &DatabricksClient,
-    given: &ContractFlags,
-) -> Result<PromotionContract, CliError> {
-    let job = |flag: &'static str, id: i64| async move {
-        recorded_job(client, id).await.map_err(|e| {
-            if e.is_not_found() || e.is_permanent() {
-                CliError::usage(format!("{flag} {id}: {e}"))
-            } else {
-                CliError::Failed(anyhow::anyhow!("reading {flag} {id} from Databricks: {e}"))
-            }
-        })
-    };
-    Ok(PromotionContract {
-        dq_policy: given.dq_policy.clone(),
-        require_approval: given.require_approval.unwrap_or(false),
-        staging_table: given
-            .staging_table
-            .clone()
-            .unwrap_or_else(|| DEFAULT_STAGING_TABLE.to_owned()),
-        target_table: given
-            .target_table
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TARGET_TABLE.to_owned()),
-        promotion_job: job(
-            "--promotion-job-id",
-            given.promotion_job_id.unwrap_or(DEFAULT_PROMOTION_JOB_ID),
-        )
-        .await?,
-        rollback_job: job(
-            "--rollback-job-id",
-            given.rollback_job_id.unwrap_or(DEFAULT_ROLLBACK_JOB_ID),
-        )
-        .await?,
-    })
-}
-
-/// The recorded contract, after checking that every given value agrees with it: a value
-/// that disagrees is bad usage (exit 2), naming the flag, both values and the way to
-/// change the contract.
-pub async fn recorded_agreeing(
-    ledger: &Ledger,
-    backfill_id: &BackfillId,
-    given: &ContractFlags,
-) -> Result<Option<ContractVersion>, CliError> {
-    let recorded = ledger
-        .contract(backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?;
-    let Some(recorded) = recorded else {
-        return Ok(None);
-    };
-    let disagree = given.disagreements(&recorded.contract);
-    if disagree.is_empty() {
-        return Ok(Some(recorded));
-    }
-    Err(CliError::usage(format!(
-        "{}\nbackfill {backfill_id} is governed by its contract version {} (recorded by {}: {}); \
-         change it with `backfill amend --backfill-id {backfill_id} --reason ...`, or drop the flag",
-        disagree.join("\n"),
-        recorded.version,
-        recorded.amended_by,
-        recorded.reason
-    )))
-}
-
 /// The loud line every promotion of a backfill without a policy prints.
 pub fn warn_without_policy(backfill_id: &BackfillId) {
     eprintln!(
@@ -134,19 +61,9 @@ pub fn warn_without_policy(backfill_id: &BackfillId) {
     );
 }
 
-/// Maps reconciler errors: a contract refusal is the operator's to fix (exit 2).
-pub fn reconcile_error(e: ReconcileError) -> CliError {
-    match e {
-        ReconcileError::Contract(_) | ReconcileError::NotPromoted(_) => {
-            CliError::usage(e.to_string())
-        }
-        other => CliError::Failed(anyhow::Error::new(other)),
-    }
-}
-
 /// `backfill amend`.
 pub async fn amend(global: &GlobalOpts, args: AmendArgs) -> Result<(), CliError> {
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let backfill_id = &args.backfill_id;
     if args.reason.trim().is_empty() {
         return Err(CliError::usage(
             "--reason must say why the contract changes",
@@ -155,50 +72,24 @@ pub async fn amend(global: &GlobalOpts, args: AmendArgs) -> Result<(), CliError>
     let given = flags(&args.contract)?;
     let ledger = global.ledger().await?;
     let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
-    if ledger
-        .backfill(&backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?
-        .is_none()
-    {
-        return Err(CliError::usage(format!(
-            "backfill {backfill_id} is not registered"
-        )));
-    }
-    let current = ledger
-        .contract(&backfill_id)
-        .await
-        .map_err(anyhow::Error::new)?;
-    let (version, amended) = match &current {
-        Some(c) => (
-            c.version,
-            given
-                .amend(&client, &c.contract)
-                .await
-                .map_err(reconcile_error)?,
-        ),
-        // A backfill registered before contracts were recorded gets its first one.
-        None => (0, for_produce(&client, &given).await?),
-    };
-    let new_version = ledger
-        .amend_contract(&backfill_id, version, &amended, &args.by, &args.reason)
-        .await
-        .map_err(|e| match e {
-            LedgerError::Refused(m) => CliError::usage(m),
-            other => CliError::Failed(anyhow::Error::new(other)),
-        })?;
-    let changes = current
-        .map(|c| c.contract.changes_to(&amended))
-        .unwrap_or_else(|| vec!["first contract recorded".to_owned()]);
+    let amended = amend_contract(
+        &ledger,
+        &client,
+        backfill_id,
+        &given,
+        &args.by,
+        &args.reason,
+    )
+    .await?;
     println!(
-        "backfill {backfill_id}: contract version {version} → {new_version} by {} ({}):",
-        args.by, args.reason
+        "backfill {backfill_id}: contract version {} → {} by {} ({}):",
+        amended.from_version, amended.to_version, args.by, args.reason
     );
-    for c in changes {
+    for c in &amended.changes {
         println!("  {c}");
     }
-    if amended.dq_policy.is_none() {
-        warn_without_policy(&backfill_id);
+    if amended.contract.dq_policy.is_none() {
+        warn_without_policy(backfill_id);
     }
     Ok(())
 }

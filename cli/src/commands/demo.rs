@@ -18,9 +18,13 @@ use backfill_simulator::{SimConfig, Simulator};
 use backfill_worker::{Worker, WorkerConfig, run_worker};
 use tokio_util::sync::CancellationToken;
 
-use super::{default_worker_id, shutdown_on_signals};
+use super::signals::shutdown_on_signals;
+use super::sim::{fault_rule, spawn_sim_metrics};
+use super::worker_id::default_worker_id;
 use crate::args::{DemoArgs, GlobalOpts};
-use crate::{CliError, observe};
+use crate::exit::CliError;
+use crate::observe;
+use backfill_operations::contract::contract_for_produce;
 
 const WORKERS: usize = 2;
 /// The shipped policy: the demo gates every partition on it.
@@ -42,8 +46,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let sim = Simulator::spawn(sim_config(&args)?)
         .await
         .context("starting the simulator")?;
-    let sim_metrics =
-        super::sim::spawn_sim_metrics(sim.sim.clone(), metrics.clone(), shutdown.clone());
+    let sim_metrics = spawn_sim_metrics(sim.sim.clone(), metrics.clone(), shutdown.clone());
     let client = DatabricksClient::new(ClientConfig::new(sim.url(), "demo-token"))
         .map_err(anyhow::Error::new)?
         .with_metrics(metrics.clone());
@@ -62,7 +65,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let first = yesterday - chrono::Days::new(u64::from(days - 1));
     let policy = backfill_reconciler::recorded_policy(DEMO_POLICY, "policies/usage-daily.toml")
         .map_err(anyhow::Error::msg)?;
-    let contract = super::contract::for_produce(
+    let contract = contract_for_produce(
         &client,
         &backfill_reconciler::ContractFlags {
             dq_policy: Some(policy),
@@ -102,7 +105,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let collector = observe::spawn_collector(
         metrics.clone(),
         ledger.clone(),
-        Some(observe::BrokerSource {
+        Some(backfill_operations::BrokerSource {
             url: demo_global.amqp()?,
             topology: demo_global.topology()?,
         }),
@@ -286,7 +289,7 @@ pub(super) fn sim_config(args: &DemoArgs) -> Result<SimConfig, CliError> {
         config.running_ms = ms;
     }
     for flag in &args.faults {
-        config.faults.push(super::sim::fault_rule(flag)?);
+        config.faults.push(fault_rule(flag)?);
     }
     Ok(config)
 }

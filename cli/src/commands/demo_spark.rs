@@ -19,9 +19,11 @@ use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::{demo, rehearsal, shutdown_on_signals};
-use crate::CliError;
+use super::signals::shutdown_on_signals;
+use super::{demo, rehearsal};
 use crate::args::{DemoArgs, GlobalOpts};
+use crate::exit::CliError;
+use backfill_operations::contract::contract_for_produce;
 
 const ACTOR: &str = "demo-promoter";
 
@@ -42,13 +44,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let first = yesterday - chrono::Days::new(u64::from(days - 1));
     let gate_day = PartitionDate::new(first - chrono::Days::new(1));
     let dir = rehearsal::sample_dir(&args.engine)?;
-    let spec = rehearsal::sample_spec(
-        dir.clone(),
-        Some(&gate_day.to_string()),
-        days + 1,
-        7,
-        Some(gate_day.to_string()),
-    )?;
+    let spec = rehearsal::sample_spec(dir.clone(), Some(gate_day), days + 1, 7, Some(gate_day))?;
     let (sim, summary) =
         rehearsal::spark_simulator(&args.engine, &spec, demo::sim_config(&args)?).await?;
     let engine = sim.engine().context("the Spark engine stopped")?;
@@ -155,7 +151,7 @@ async fn produce(
     let policy =
         backfill_reconciler::recorded_policy(demo::DEMO_POLICY, "policies/usage-daily.toml")
             .map_err(anyhow::Error::msg)?;
-    let contract = super::contract::for_produce(
+    let contract = contract_for_produce(
         client,
         &backfill_reconciler::ContractFlags {
             dq_policy: Some(policy),

@@ -1,14 +1,17 @@
-//! `backfill promote` and `backfill rollback`, under the backfill's recorded contract.
+//! `backfill promote` and `backfill rollback`, under the backfill's recorded contract:
+//! `backfill_operations::promotion` with its outcome printed.
 
 use std::time::Duration;
 
-use backfill_ledger::NewEvent;
-use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback as roll_back};
+use backfill_contract::BackfillId;
+use backfill_ledger::Action;
+use backfill_operations::contract::recorded_agreeing;
+use backfill_operations::promotion::{PromoteRequest, promote_under, roll_back};
+use backfill_reconciler::{PromotionOutcome, PromotionSettings};
 
-use super::contract::{flags, reconcile_error, recorded_agreeing, warn_without_policy};
-use super::parse_backfill_id;
-use crate::CliError;
+use super::contract::{flags, warn_without_policy};
 use crate::args::{GlobalOpts, PromoteArgs, RollbackArgs, RunWait};
+use crate::exit::CliError;
 
 fn settings(wait: &RunWait, wave_size: usize) -> PromotionSettings {
     PromotionSettings {
@@ -22,10 +25,10 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
     if args.wave_size == 0 {
         return Err(CliError::usage("--wave-size must be at least 1"));
     }
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
+    let backfill_id = &args.backfill_id;
     let given = flags(&args.contract)?;
     let ledger = global.ledger().await?;
-    let Some(contract) = recorded_agreeing(&ledger, &backfill_id, &given).await? else {
+    let Some(contract) = recorded_agreeing(&ledger, backfill_id, &given).await? else {
         return Err(CliError::usage(format!(
             "backfill {backfill_id} has no recorded promotion contract (unknown, or produced before \
              contracts were recorded); record one with `backfill amend --backfill-id {backfill_id} --reason ...`"
@@ -34,44 +37,44 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
     let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
     let actor = format!("promoter-{}", args.by);
     if contract.contract.dq_policy.is_none() {
-        warn_without_policy(&backfill_id);
-        ledger
-            .record_event(
-                &NewEvent::backfill(&actor, &backfill_id, "promoting_without_policy").detail(
-                    format!(
-                        "contract version {} records no data-quality policy: partitions are promoted on run success alone",
-                        contract.version
-                    ),
-                ),
-            )
-            .await
-            .map_err(anyhow::Error::new)?;
+        warn_without_policy(backfill_id);
     }
-    if args.approve {
-        let first = ledger
-            .approve(&backfill_id, contract.version, &args.by)
-            .await
-            .map_err(anyhow::Error::new)?;
-        eprintln!(
-            "promotion of {backfill_id} under contract version {} {} by {}",
-            contract.version,
-            if first {
-                "approved"
-            } else {
-                "was already approved"
-            },
-            args.by
-        );
-    }
-    let outcome = promote(
+    let request = PromoteRequest {
+        actor: &actor,
+        approve_by: args.approve.then_some(args.by.as_str()),
+        settings: settings(&args.wait, args.wave_size),
+    };
+    let outcome = promote_under(
         &ledger,
         &client,
-        &backfill_id,
-        &settings(&args.wait, args.wave_size),
-        &actor,
+        backfill_id,
+        &contract,
+        &request,
+        |first| {
+            eprintln!(
+                "promotion of {backfill_id} under contract version {} {} by {}",
+                contract.version,
+                if first {
+                    "approved"
+                } else {
+                    "was already approved"
+                },
+                args.by
+            );
+        },
     )
-    .await
-    .map_err(reconcile_error)?;
+    .await?;
+    report(backfill_id, contract.version, outcome, args.json)
+}
+
+/// Prints what a promotion came to; anything short of every proven partition promoted
+/// exits 1.
+fn report(
+    backfill_id: &BackfillId,
+    version: i64,
+    outcome: PromotionOutcome,
+    json: bool,
+) -> Result<(), CliError> {
     match outcome {
         PromotionOutcome::Promoted {
             actions,
@@ -80,7 +83,7 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
             elsewhere,
             without_policy,
         } => {
-            if args.json {
+            if json {
                 println!(
                     "{}",
                     serde_json::json!({
@@ -89,37 +92,17 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
                         "rolled_back": rolled_back,
                         "being_promoted_elsewhere": elsewhere,
                         "without_policy": without_policy,
-                        "contract_version": contract.version,
+                        "contract_version": version,
                     })
                 );
             } else {
-                for a in &actions {
-                    println!(
-                        "{}: {} partitions, run {}, {}",
-                        a.action_key,
-                        a.partitions.len(),
-                        a.run_id.unwrap_or_default(),
-                        a.detail
-                    );
-                }
-                let promoted: usize = actions.iter().map(|a| a.partitions.len()).sum();
-                println!(
-                    "backfill {backfill_id}: {promoted} partition attempts promoted now in {} runs, \
-                     {already} were already promoted at their proven snapshot{}{} (contract version {})",
-                    actions.len(),
-                    if rolled_back > 0 {
-                        format!(
-                            ", {rolled_back} were rolled back and stay so (re-run them to promote new numbers)"
-                        )
-                    } else {
-                        String::new()
-                    },
-                    if elsewhere > 0 {
-                        format!(", {elsewhere} are being promoted by another reconciler")
-                    } else {
-                        String::new()
-                    },
-                    contract.version
+                print_promoted(
+                    backfill_id,
+                    version,
+                    &actions,
+                    already,
+                    rolled_back,
+                    elsewhere,
                 );
             }
             if elsewhere > 0 {
@@ -147,24 +130,58 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
     }
 }
 
+fn print_promoted(
+    backfill_id: &BackfillId,
+    version: i64,
+    actions: &[Action],
+    already: usize,
+    rolled_back: usize,
+    elsewhere: usize,
+) {
+    for a in actions {
+        println!(
+            "{}: {} partitions, run {}, {}",
+            a.action_key,
+            a.partitions.len(),
+            a.run_id.unwrap_or_default(),
+            a.detail
+        );
+    }
+    let promoted: usize = actions.iter().map(|a| a.partitions.len()).sum();
+    println!(
+        "backfill {backfill_id}: {promoted} partition attempts promoted now in {} runs, \
+         {already} were already promoted at their proven snapshot{}{} (contract version {version})",
+        actions.len(),
+        if rolled_back > 0 {
+            format!(
+                ", {rolled_back} were rolled back and stay so (re-run them to promote new numbers)"
+            )
+        } else {
+            String::new()
+        },
+        if elsewhere > 0 {
+            format!(", {elsewhere} are being promoted by another reconciler")
+        } else {
+            String::new()
+        },
+    );
+}
+
 pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), CliError> {
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let partitions = super::parse_partitions(&args.partitions)?;
     let given = flags(&args.contract)?;
     let ledger = global.ledger().await?;
-    recorded_agreeing(&ledger, &backfill_id, &given).await?;
+    recorded_agreeing(&ledger, &args.backfill_id, &given).await?;
     let (client, _membership) = global.fleet_client(&ledger, "promote").await?;
     let done = roll_back(
         &ledger,
         &client,
-        &backfill_id,
-        &partitions,
+        &args.backfill_id,
+        &args.partitions,
         &settings(&args.wait, 1),
         "rollback",
     )
-    .await
-    .map_err(reconcile_error)?;
-    for a in &done {
+    .await?;
+    for a in &done.actions {
         println!(
             "{} {}: run {}, {}",
             a.action_key,
@@ -173,7 +190,7 @@ pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), Cli
             a.detail
         );
     }
-    if done.iter().all(|a| a.state == "succeeded") {
+    if done.all_succeeded {
         Ok(())
     } else {
         Err(CliError::Negative(

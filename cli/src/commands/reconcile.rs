@@ -5,15 +5,18 @@ use std::time::Duration;
 use backfill_metrics::Group;
 use backfill_reconciler::{Report, Reverify, ServiceOptions, reconcile_once, run_reconciler};
 
-use super::{parse_backfill_id, shutdown_on_signals};
-use crate::args::{GlobalOpts, ReconcileArgs};
-use crate::{CliError, observe};
+use super::signals::shutdown_on_signals;
+use super::{contract, promote};
+use crate::args::{GlobalOpts, PromoteArgs, ReconcileArgs};
+use crate::exit::CliError;
+use crate::observe;
+use backfill_operations::contract::recorded_agreeing;
 
 pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliError> {
-    let backfill_id = parse_backfill_id(&args.backfill_id)?;
-    let given = super::contract::flags(&args.contract)?;
+    let backfill_id = args.backfill_id.clone();
+    let given = contract::flags(&args.contract)?;
     let ledger = global.ledger().await?;
-    let recorded = super::contract::recorded_agreeing(&ledger, &backfill_id, &given).await?;
+    let recorded = recorded_agreeing(&ledger, &backfill_id, &given).await?;
     if recorded.is_none() && given.dq_policy.is_some() {
         return Err(CliError::usage(format!(
             "--dq-policy: backfill {backfill_id} has no recorded contract to gate on; record one with              `backfill amend --backfill-id {backfill_id} --dq-policy FILE --reason ...`"
@@ -22,11 +25,7 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
     let (client, _membership) = global.fleet_client(&ledger, "reconciler").await?;
     let actor = format!("reconciler-{}", std::process::id());
     let report = if args.once {
-        Some(
-            reconcile_once(&ledger, &client, &backfill_id, &actor)
-                .await
-                .map_err(super::contract::reconcile_error)?,
-        )
+        Some(reconcile_once(&ledger, &client, &backfill_id, &actor).await?)
     } else {
         let shutdown = shutdown_on_signals();
         let metrics = observe::start(
@@ -51,14 +50,14 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
         };
         let report = run_reconciler(&ledger, &client, &backfill_id, options, shutdown).await;
         collector.abort();
-        report.map_err(super::contract::reconcile_error)?
+        report?
     };
     let Some(report) = report else {
         return Err(CliError::Negative("stopped before the first pass".into()));
     };
     print_report(&report, args.json);
     if report.complete && args.promote {
-        let flags = crate::args::PromoteArgs {
+        let flags = PromoteArgs {
             backfill_id: args.backfill_id.clone(),
             approve: false,
             by: actor.clone(),
@@ -67,7 +66,7 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             wait: args.wait.clone(),
             json: args.json,
         };
-        return super::promote::run(global, flags).await;
+        return promote::run(global, flags).await;
     }
     if report.complete {
         Ok(())

@@ -13,8 +13,8 @@ use backfill_ledger::Ledger;
 use backfill_simulator::{SampleSpec, SampleSummary, SimConfig, Simulator, SparkSettings};
 use serde_json::{Value, json};
 
-use crate::CliError;
 use crate::args::{EngineArgs, RehearsalCheckArgs};
+use crate::exit::CliError;
 
 /// The file the check reads what the ledger says, in the sample's directory.
 const EXPECT_FILE: &str = "rehearsal-expect.json";
@@ -91,27 +91,21 @@ pub async fn spark_simulator(
 /// `--sample-start`/`--sample-days` (or the demo's range) as the generator's spec.
 pub fn sample_spec(
     dir: PathBuf,
-    start: Option<&str>,
+    start: Option<PartitionDate>,
     days: u32,
     seed: u64,
-    gate_failing_day: Option<String>,
+    gate_failing_day: Option<PartitionDate>,
 ) -> Result<SampleSpec, CliError> {
     if days == 0 {
         return Err(CliError::usage("--sample-days must be at least 1"));
     }
     let start = match start {
-        Some(s) => s
-            .parse::<PartitionDate>()
-            .map_err(|e| CliError::usage(format!("--sample-start: {e}")))?,
+        Some(s) => s,
         None => {
             let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
             PartitionDate::new(yesterday - chrono::Days::new(u64::from(days - 1)))
         }
     };
-    if let Some(day) = &gate_failing_day {
-        day.parse::<PartitionDate>()
-            .map_err(|e| CliError::usage(format!("--gate-failing-day: {e}")))?;
-    }
     let end = PartitionDate::new(start.date() + chrono::Days::new(u64::from(days - 1)));
     Ok(SampleSpec {
         dir,
@@ -119,7 +113,7 @@ pub fn sample_spec(
         end: end.to_string(),
         days,
         seed,
-        gate_failing_day,
+        gate_failing_day: gate_failing_day.map(|d| d.to_string()),
     })
 }
 
@@ -255,13 +249,9 @@ pub async fn check(
         }
         None => None,
     };
-    let ids = args
-        .backfill_ids
-        .iter()
-        .map(|id| super::parse_backfill_id(id))
-        .collect::<Result<Vec<_>, _>>()?;
+    let ids = &args.backfill_ids;
     let ledger = global.ledger().await?;
-    let expect = expectation(&ledger, &summary, &ids, live).await?;
+    let expect = expectation(&ledger, &summary, ids, live).await?;
     let sample = std::path::absolute(&args.sample).unwrap_or(args.sample.clone());
     let settings = settings(args.python.as_ref(), &args.bundle_dir, 1, &sample);
     if run_check(&settings, &sample, &expect).await? {

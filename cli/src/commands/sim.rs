@@ -13,9 +13,10 @@ use backfill_simulator::{FaultRule, Outcome, SimConfig, Simulator, serve};
 use serde::Deserialize;
 
 use super::rehearsal;
-use super::shutdown_on_signals;
+use super::signals::shutdown_on_signals;
 use crate::args::{Engine, GlobalOpts, SimArgs};
-use crate::{CliError, observe};
+use crate::exit::CliError;
+use crate::observe;
 
 /// Parses `--outcome DATE=kind,kind` flags.
 fn scripted_outcomes(flags: &[String]) -> Result<BTreeMap<String, Vec<Outcome>>, CliError> {
@@ -119,10 +120,10 @@ pub async fn run(global: &GlobalOpts, args: SimArgs) -> Result<(), CliError> {
             let dir = rehearsal::sample_dir(&args.engine)?;
             let spec = rehearsal::sample_spec(
                 dir,
-                args.sample_start.as_deref(),
+                args.sample_start,
                 args.sample_days,
                 args.seed,
-                args.gate_failing_day.clone(),
+                args.gate_failing_day,
             )?;
             let (sim, summary) = rehearsal::spark_simulator(&args.engine, &spec, config).await?;
             println!(

@@ -6,8 +6,8 @@ use anyhow::Context;
 use backfill_broker::{QueueState, Retirement, inspect, retire};
 use serde::Serialize;
 
-use crate::CliError;
 use crate::args::{GlobalOpts, TopologyArgs, TopologyCommand, TopologyDeleteArgs};
+use crate::exit::CliError;
 
 #[derive(Debug, Serialize)]
 struct QueueRow {

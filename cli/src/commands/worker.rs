@@ -9,9 +9,11 @@ use backfill_databricks::{ApiError, DatabricksClient};
 use backfill_metrics::Group;
 use backfill_worker::{ApiBudget, Worker, WorkerConfig, run_worker};
 
-use super::{default_worker_id, shutdown_on_signals};
+use super::signals::shutdown_on_signals;
+use super::worker_id::default_worker_id;
 use crate::args::{GlobalOpts, WorkerArgs};
-use crate::{CliError, observe};
+use crate::exit::CliError;
+use crate::observe;
 
 pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> {
     if args.concurrency == 0 {
@@ -30,7 +32,7 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     config.outage_budget = Duration::from_secs(args.outage_budget_s);
     config.sweep_interval = Duration::from_secs(args.sweep_interval_s.max(1));
     config.retry.base_delay = Duration::from_secs(args.retry_base_s);
-    let budget: ApiBudget = global.budget()?;
+    let budget: ApiBudget = global.api_budget.clone();
     let shutdown = shutdown_on_signals();
     let metrics =
         observe::start(global, "worker", &[Group::Worker, Group::Api, Group::Fleet]).await?;
@@ -38,7 +40,7 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     let collector = observe::spawn_collector(
         metrics.clone(),
         ledger.clone(),
-        Some(observe::BrokerSource {
+        Some(backfill_operations::BrokerSource {
             url: url.clone(),
             topology: topology.clone(),
         }),
