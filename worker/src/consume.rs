@@ -11,7 +11,7 @@ use backfill_broker::{
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{Instrument, Span};
+use tracing::Instrument;
 
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
@@ -257,33 +257,38 @@ async fn handle_delivery(
     delivery: Delivery,
     lost: CancellationToken,
 ) {
-    let received = Received::decode(&publisher, lane, delivery.body(), delivery.sent_ms());
-    let (settled, span) = match received {
+    match Received::decode(&publisher, lane, delivery.body(), delivery.sent_ms()) {
         Ok(m) => {
             let span = m.span();
-            let settled = handle_message(&worker, Arc::new(m), &lost)
-                .instrument(span.clone())
-                .await;
-            (settled, span)
+            async {
+                let settled = handle_message(&worker, Arc::new(m), &lost).await;
+                settle(&worker, lane, delivery, settled).await;
+            }
+            .instrument(span)
+            .await
         }
         Err(invalid) => {
-            let reason = invalid.to_string();
-            let dead = worker.dead_letter_invalid(&publisher, lane, delivery.body(), &reason);
-            match dead.await {
-                Ok(handled) => {
-                    log_handled(&handled, lane);
-                    (true, Span::none())
-                }
-                Err(e) => {
-                    tracing::warn!(lane = lane.key(), error = %e, "could not dead-letter a malformed message; returning it to the queue");
-                    (false, Span::none())
-                }
+            // Nothing in it can be trusted to name a partition: its span names the lane.
+            let span = tracing::error_span!("message", lane = lane.key());
+            async {
+                let reason = invalid.to_string();
+                let dead = worker.dead_letter_invalid(&publisher, lane, delivery.body(), &reason);
+                let settled = match dead.await {
+                    Ok(handled) => {
+                        log_handled(&handled);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not dead-letter a malformed message; returning it to the queue");
+                        false
+                    }
+                };
+                settle(&worker, lane, delivery, settled).await;
             }
+            .instrument(span)
+            .await
         }
-    };
-    settle(&worker, lane, delivery, settled)
-        .instrument(span)
-        .await;
+    }
 }
 
 /// Handles a decoded message in its own task (so a panic cannot take the worker down)
@@ -296,7 +301,7 @@ async fn handle_message(worker: &Arc<Worker>, m: Arc<Received>, lost: &Cancellat
     };
     match outcome {
         Ok(Ok(handled)) => {
-            log_handled(&handled, m.lane);
+            log_handled(&handled);
             true
         }
         Ok(Err(StepError::Foreign(why))) => {
@@ -326,20 +331,19 @@ async fn handle_message(worker: &Arc<Worker>, m: Arc<Received>, lost: &Cancellat
 }
 
 /// Acknowledges a settled delivery; returns an unsettled one to its queue after a pause.
+/// Called in the message's span.
 async fn settle(worker: &Worker, lane: Lane, delivery: Delivery, settled: bool) {
     if settled {
         match delivery.ack().await {
             Ok(true) => worker.metrics().worker.acked(lane.key()),
-            Ok(false) => tracing::info!(
-                lane = lane.key(),
-                "ack not delivered (channel gone); the message will be redelivered"
-            ),
-            Err(BrokerError::Timeout { .. }) => tracing::warn!(
-                lane = lane.key(),
-                "ack timed out; the message will be redelivered"
-            ),
+            Ok(false) => {
+                tracing::info!("ack not delivered (channel gone); the message will be redelivered")
+            }
+            Err(BrokerError::Timeout { .. }) => {
+                tracing::warn!("ack timed out; the message will be redelivered")
+            }
             Err(e) => {
-                tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered")
+                tracing::info!(error = %e, "ack failed; the message will be redelivered")
             }
         }
     } else {
@@ -351,11 +355,9 @@ async fn settle(worker: &Worker, lane: Lane, delivery: Delivery, settled: bool) 
     }
 }
 
-fn log_handled(handled: &Handled, lane: Lane) {
+fn log_handled(handled: &Handled) {
     match handled {
-        Handled::Poisoned(reason) => {
-            tracing::warn!(lane = lane.key(), reason, "malformed message dead-lettered")
-        }
-        other => tracing::debug!(lane = lane.key(), outcome = ?other, "message handled"),
+        Handled::Poisoned(reason) => tracing::warn!(reason, "malformed message dead-lettered"),
+        other => tracing::debug!(outcome = ?other, "message handled"),
     }
 }

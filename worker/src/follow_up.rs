@@ -75,7 +75,10 @@ impl Worker {
     }
 
     /// Sends the same message round the delay tiers of its step's lane for `wait`, saying
-    /// why; `kind` is the metric's `reason` label.
+    /// why. `kind` is the `reason` label of `backfill_messages_delayed_total`: for a
+    /// trigger held back, the [`backfill_ledger::HoldReason`] word (`budget`, `paused`,
+    /// `protected_window`, `production_running`); otherwise what it waits for
+    /// (`at_cap`, `not_active`, `claim_owner`, `ledger_catching_up`).
     pub(crate) async fn delay(
         &self,
         m: &Received,
