@@ -9,7 +9,7 @@ mod support;
 
 use std::time::Duration;
 
-use backfill_broker::{BasicNackOptions, Headers, Lane};
+use backfill_broker::Lane;
 use backfill_ledger::PartitionState;
 use support::fleet::{Fleet, fast_sim};
 use support::process::{run, spawn, text};
@@ -21,7 +21,7 @@ async fn lose_every_trigger(fleet: &Fleet) -> usize {
     let queue = fleet.topology.work_queue(Lane::Trigger);
     let mut lost = 0;
     while let Some(d) = fleet.broker.get(&queue).await.unwrap() {
-        d.ack(Default::default()).await.unwrap();
+        d.ack().await.unwrap();
         lost += 1;
     }
     lost
@@ -61,12 +61,7 @@ async fn a_trigger_dead_lettered_on_the_delivery_limit_is_healed() {
         Duration::from_secs(60),
         || async {
             while let Some(d) = fleet.broker.get(&queue).await.unwrap() {
-                d.nack(BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                })
-                .await
-                .unwrap();
+                d.requeue().await.unwrap();
             }
             (fleet.broker.queue_depth(&dlq).await.unwrap() == 3).then_some(())
         },
@@ -74,15 +69,10 @@ async fn a_trigger_dead_lettered_on_the_delivery_limit_is_healed() {
     .await;
     let d = fleet.broker.get(&dlq).await.unwrap().unwrap();
     assert!(
-        Headers::death_count(d.properties.headers().as_ref(), "delivery_limit") > 0,
+        d.death_count("delivery_limit") > 0,
         "dead-lettered by the broker on its delivery limit"
     );
-    d.nack(BasicNackOptions {
-        requeue: true,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    d.requeue().await.unwrap();
     assert_eq!(
         fleet.count(PartitionState::Pending).await,
         3,
@@ -245,7 +235,7 @@ async fn a_stray_message_from_another_ledger_is_dead_lettered_and_the_fleet_carr
         fleet.broker.get(&dlq).await.unwrap()
     })
     .await;
-    let headers = Headers::from_field_table(d.properties.headers().as_ref());
+    let headers = d.headers();
     assert!(
         headers
             .get("x-backfill-error")

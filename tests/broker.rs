@@ -8,19 +8,17 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use backfill_broker::{
-    AmqpUrl, BasicAckOptions, BasicNackOptions, Broker, BrokerError, Destination, Headers, Lane,
+    AmqpUrl, Broker, BrokerError, Delivery, Destination, Headers, Lane, LaneConsumer,
 };
-use futures_lite::StreamExt;
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use support::chaos_proxy::ChaosProxy;
 
-async fn next_body(consumer: &mut lapin::Consumer, limit: Duration) -> lapin::message::Delivery {
+async fn next_body(consumer: &mut LaneConsumer, limit: Duration) -> Delivery {
     tokio::time::timeout(limit, consumer.next())
         .await
         .expect("a delivery in time")
         .expect("consumer open")
-        .expect("delivery")
 }
 
 #[tokio::test]
@@ -46,17 +44,11 @@ async fn publish_is_confirmed_and_consumed_with_manual_ack() {
         1
     );
     let mut lane = broker.consume(Lane::Trigger, 10, "t").await.unwrap();
-    let d = next_body(&mut lane.consumer, Duration::from_secs(5)).await;
-    assert_eq!(d.data, b"{\"n\":1}");
-    assert_eq!(
-        d.properties.message_id().as_ref().map(|m| m.as_str()),
-        Some("m1")
-    );
-    assert_eq!(
-        Headers::from_field_table(d.properties.headers().as_ref()).get("x-test"),
-        Some("yes")
-    );
-    assert!(d.ack(BasicAckOptions::default()).await.unwrap());
+    let d = next_body(&mut lane, Duration::from_secs(5)).await;
+    assert_eq!(d.body(), b"{\"n\":1}");
+    assert_eq!(d.message_id(), Some("m1"));
+    assert_eq!(d.headers().get("x-test"), Some("yes"));
+    assert!(d.ack().await.unwrap());
     support::teardown(&broker).await;
 }
 
@@ -119,25 +111,17 @@ async fn a_rejected_message_lands_in_the_dlq_with_its_reason() {
         .await
         .unwrap();
     let mut lane = broker.consume(Lane::Trigger, 1, "t").await.unwrap();
-    let d = next_body(&mut lane.consumer, Duration::from_secs(5)).await;
-    d.nack(BasicNackOptions {
-        requeue: false,
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    let d = next_body(&mut lane, Duration::from_secs(5)).await;
+    d.reject().await.unwrap();
     let dead = support::eventually(
         "the rejected message in the DLQ",
         Duration::from_secs(10),
         || async { broker.get(&topology.dead_letter_queue()).await.unwrap() },
     )
     .await;
-    assert_eq!(dead.data, b"poison");
-    assert_eq!(
-        Headers::death_count(dead.properties.headers().as_ref(), "rejected"),
-        1
-    );
-    dead.ack(BasicAckOptions::default()).await.unwrap();
+    assert_eq!(dead.body(), b"poison");
+    assert_eq!(dead.death_count("rejected"), 1);
+    dead.ack().await.unwrap();
     support::teardown(&broker).await;
 }
 
@@ -157,8 +141,8 @@ async fn an_explicit_dead_letter_keeps_the_original_and_its_headers() {
         broker.get(&topology.dead_letter_queue()).await.unwrap()
     })
     .await;
-    let got = Headers::from_field_table(dead.properties.headers().as_ref());
-    assert_eq!(dead.data, b"original");
+    let got = dead.headers();
+    assert_eq!(dead.body(), b"original");
     assert_eq!(got.get("x-backfill-reason"), Some("run_failed"));
     assert_eq!(got.get("x-backfill-run-id"), Some("42"));
     support::teardown(&broker).await;
@@ -180,9 +164,9 @@ async fn a_delay_tier_returns_the_message_to_its_lane_after_the_ttl() {
         )
         .await
         .unwrap();
-    let d = next_body(&mut lane.consumer, Duration::from_secs(10)).await;
+    let d = next_body(&mut lane, Duration::from_secs(10)).await;
     let waited = sent.elapsed();
-    assert_eq!(d.data, b"later");
+    assert_eq!(d.body(), b"later");
     assert!(
         waited >= Duration::from_millis(950),
         "came back after {waited:?}, before the 1 s tier"
@@ -191,7 +175,7 @@ async fn a_delay_tier_returns_the_message_to_its_lane_after_the_ttl() {
         waited < Duration::from_secs(5),
         "came back only after {waited:?}"
     );
-    d.ack(BasicAckOptions::default()).await.unwrap();
+    d.ack().await.unwrap();
     support::teardown(&broker).await;
 }
 
@@ -234,9 +218,9 @@ async fn a_dropped_connection_loses_nothing() {
         .unwrap();
         let mut lane = broker.consume(Lane::Trigger, 5, "flaky").await.unwrap();
         loop {
-            let next = tokio::time::timeout(Duration::from_secs(5), lane.consumer.next()).await;
-            let Ok(Some(Ok(d))) = next else { break };
-            let body = String::from_utf8(d.data.clone()).unwrap();
+            let next = tokio::time::timeout(Duration::from_secs(5), lane.next()).await;
+            let Ok(Ok(d)) = next else { break };
+            let body = String::from_utf8(d.body().to_vec()).unwrap();
             if !severed && seen.len() == N / 2 {
                 // Cut the connection while this delivery is unacknowledged: it must come
                 // back on the next connection.
@@ -245,7 +229,7 @@ async fn a_dropped_connection_loses_nothing() {
                 proxy.sever();
                 break;
             }
-            if d.ack(BasicAckOptions::default()).await.unwrap_or(false) {
+            if d.ack().await.unwrap_or(false) {
                 seen.insert(body);
             }
         }

@@ -41,9 +41,9 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
         },
         "old chain",
     );
-    worker.record_dead_end(&stale.encode(), "panicked").await;
+    worker.record_dead_end(&stale, "panicked").await;
     // A stale trigger of the same attempt changes nothing either.
-    worker.record_dead_end(&trigger.encode(), "panicked").await;
+    worker.record_dead_end(&trigger, "panicked").await;
     let after = fleet.first_partition().await;
     assert_eq!(after.state, PartitionState::Running, "live chain untouched");
     assert!(matches!(
@@ -59,7 +59,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
         },
         "live chain",
     );
-    worker.record_dead_end(&live.encode(), "panicked").await;
+    worker.record_dead_end(&live, "panicked").await;
     let after = fleet.first_partition().await;
     assert_eq!(after.state, PartitionState::DeadLettered);
     assert!(after.last_error.unwrap().contains("panicked"));
@@ -78,14 +78,14 @@ async fn a_panic_on_the_live_trigger_of_a_waiting_partition_dead_letters_it() {
     let mut trigger = fleet.trigger("2026-01-01").await;
     trigger.issue_seq = Some(p.check_seq + 7);
     let worker = fleet.worker("w1");
-    worker.record_dead_end(&trigger.encode(), "panicked").await;
+    worker.record_dead_end(&trigger, "panicked").await;
     assert_eq!(
         fleet.count(PartitionState::Pending).await,
         1,
         "a superseded copy"
     );
     trigger.issue_seq = Some(p.check_seq);
-    worker.record_dead_end(&trigger.encode(), "panicked").await;
+    worker.record_dead_end(&trigger, "panicked").await;
     assert_eq!(fleet.count(PartitionState::DeadLettered).await, 1);
     fleet.stop().await;
 }

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use backfill_broker::{AmqpUrl, Headers, Lane};
+use backfill_broker::{AmqpUrl, Lane};
 use backfill_contract::{Attempt, PartitionMessage, Step};
 use backfill_ledger::PartitionState;
 use backfill_worker::Handled;
@@ -122,7 +122,7 @@ async fn malformed_messages_are_dead_lettered_with_reasons_and_the_worker_carrie
             fleet.broker.get(&dlq).await.unwrap()
         })
         .await;
-        let h = Headers::from_field_table(d.properties.headers().as_ref());
+        let h = d.headers();
         assert_eq!(h.get("x-backfill-reason"), Some("invalid_message"));
         reasons.push(h.get("x-backfill-error").unwrap_or_default().to_owned());
     }
@@ -259,7 +259,7 @@ async fn each_termination_class_ends_as_its_policy_says() {
     let dlq = fleet.topology.dead_letter_queue();
     let mut dead = std::collections::BTreeMap::new();
     while let Some(d) = fleet.broker.get(&dlq).await.unwrap() {
-        let h = Headers::from_field_table(d.properties.headers().as_ref());
+        let h = d.headers();
         assert_eq!(h.get("x-backfill-reason"), Some("run_failed"));
         assert!(
             h.get("x-backfill-run-id").is_some() && h.get("x-backfill-run-url").is_some(),

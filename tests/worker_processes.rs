@@ -110,7 +110,6 @@ async fn broker_restarts_and_forced_closes_lose_nothing_and_duplicate_nothing() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_duplicate() {
     use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane, Topology};
-    use futures_lite::StreamExt;
     let node = tokio::task::spawn_blocking(PrivateBroker::start)
         .await
         .unwrap();
@@ -138,13 +137,13 @@ async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_dup
         .await
         .unwrap();
     let mut held = control.consume(Lane::Check, 1, "holder").await.unwrap();
-    let _delivery = tokio::time::timeout(Duration::from_secs(5), held.consumer.next())
+    let _delivery = tokio::time::timeout(Duration::from_secs(5), held.next())
         .await
         .unwrap();
     support::eventually(
         "the broker to close the holding channel",
         Duration::from_secs(20),
-        || async { (!held.channel.status().connected()).then_some(()) },
+        || async { (!held.is_open()).then_some(()) },
     )
     .await;
     control.close().await;

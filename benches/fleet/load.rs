@@ -4,10 +4,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backfill_broker::{BasicAckOptions, Destination, Headers, Lane};
+use backfill_broker::{Destination, Headers, Lane};
 use backfill_contract::{Attempt, PartitionMessage, Step};
 use backfill_ledger::PartitionState;
-use futures_lite::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::common::{Memory, ProcFleet, memory_mib, sim_config};
@@ -78,8 +77,8 @@ async fn broker_run(n: u32) -> f64 {
         .unwrap();
     let consume = tokio::spawn(async move {
         for _ in 0..n {
-            let delivery = consumer.consumer.next().await.unwrap().unwrap();
-            delivery.ack(BasicAckOptions::default()).await.unwrap();
+            let delivery = consumer.next().await.unwrap();
+            delivery.ack().await.unwrap();
         }
     });
     let permits = Arc::new(Semaphore::new(256));

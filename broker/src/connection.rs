@@ -8,10 +8,10 @@ use std::time::Duration;
 use backon::{ExponentialBuilder, Retryable};
 use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicQosOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties, Consumer};
+use lapin::{Channel, Connection, ConnectionProperties};
 
 use crate::url::NodeUrl;
-use crate::{AmqpUrl, BrokerError, Lane, Publisher, Topology};
+use crate::{AmqpUrl, BrokerError, Delivery, Lane, LaneConsumer, Publisher, Topology};
 
 /// A connected broker with the fleet's topology declared on it.
 pub struct Broker {
@@ -32,13 +32,6 @@ impl fmt::Debug for Broker {
             .field("connected", &self.is_connected())
             .finish()
     }
-}
-
-/// A consumer with the channel it lives on (dropping the channel would end it).
-#[derive(Debug)]
-pub struct LaneConsumer {
-    pub consumer: Consumer,
-    pub channel: Channel,
 }
 
 impl Broker {
@@ -160,12 +153,12 @@ impl Broker {
         )
         .await?
         .map_err(BrokerError::op("basic.consume"))?;
-        Ok(LaneConsumer { consumer, channel })
+        Ok(LaneConsumer::new(consumer, channel, lane))
     }
 
     /// Takes one message from a queue without waiting (manual ack: the caller acks it, or
     /// it returns to the queue when the channel closes). Used by operator tools and tests.
-    pub async fn get(&self, queue: &str) -> Result<Option<lapin::message::Delivery>, BrokerError> {
+    pub async fn get(&self, queue: &str) -> Result<Option<Delivery>, BrokerError> {
         let got = with_timeout(
             "basic.get",
             self.getter
@@ -173,7 +166,7 @@ impl Broker {
         )
         .await?
         .map_err(BrokerError::op("basic.get"))?;
-        Ok(got.map(|m| m.delivery))
+        Ok(got.map(|m| Delivery::new(m.delivery)))
     }
 
     /// The exact number of ready messages in a queue (a passive declare on a throwaway

@@ -21,6 +21,10 @@ pub enum BrokerError {
     Timeout { op: &'static str, seconds: u64 },
     #[error("invalid topology setting: {0}")]
     Config(String),
+    /// A lane's consumer ended: the broker cancelled it (its queue was deleted, or its
+    /// node went down).
+    #[error("consumer of the {lane} lane was cancelled by the broker")]
+    ConsumerCancelled { lane: &'static str },
     /// The broker setting is malformed (the message never quotes it: it may hold a
     /// password).
     #[error("invalid AMQP URL: {0}")]

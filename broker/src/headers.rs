@@ -6,6 +6,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 /// measure its wait in the queue.
 pub const SENT_MS_HEADER: &str = "x-backfill-sent-ms";
 
+/// Why a message was sent (round the delay tiers, or again): the body's `reason`, for
+/// someone reading the queue.
+pub const DELAY_REASON_HEADER: &str = "x-backfill-delay-reason";
+
 /// A small ordered set of string-valued AMQP headers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
@@ -41,7 +45,7 @@ impl Headers {
 
     /// Reads the string and integer headers of a received message; nested tables such as
     /// `x-death` are summarised by [`Headers::death_count`].
-    pub fn from_field_table(table: Option<&FieldTable>) -> Self {
+    pub(crate) fn from_field_table(table: Option<&FieldTable>) -> Self {
         let mut out = Vec::new();
         if let Some(table) = table {
             for (k, v) in table.inner() {
@@ -62,7 +66,7 @@ impl Headers {
 
     /// The number of times a message was dead-lettered for `reason` ("rejected",
     /// "delivery_limit", ...) according to its `x-death` header.
-    pub fn death_count(table: Option<&FieldTable>, reason: &str) -> i64 {
+    pub(crate) fn death_count(table: Option<&FieldTable>, reason: &str) -> i64 {
         let Some(AMQPValue::FieldArray(deaths)) = table.and_then(|t| t.inner().get("x-death"))
         else {
             return 0;

@@ -2,9 +2,7 @@
 //! taken unacknowledged and only acknowledged once dealt with, so a tool killed midway
 //! leaves every message it had not finished in the queue.
 
-use std::time::Duration;
-
-use backfill_broker::{BasicAckOptions, BasicNackOptions, Broker, BrokerError, Delivery, Headers};
+use backfill_broker::{Broker, BrokerError, DeadLetterHeaders, Delivery};
 use backfill_contract::{BackfillId, PartitionMessage};
 use backfill_ledger::{Ledger, NewEvent, PartitionKey, PartitionState, now_ms};
 use serde::Serialize;
@@ -27,12 +25,10 @@ pub struct DlqEntry {
 }
 
 fn entry(d: &Delivery, n: usize) -> DlqEntry {
-    let table = d.properties.headers().as_ref();
-    let h = Headers::from_field_table(table);
-    let msg = PartitionMessage::decode(&d.data).ok();
-    let get = |k: &str| h.get(k).map(str::to_owned);
-    let reason = get("x-backfill-reason").unwrap_or_else(|| {
-        if Headers::death_count(table, "delivery_limit") > 0 {
+    let h = DeadLetterHeaders::read(&d.headers());
+    let msg = PartitionMessage::decode(d.body()).ok();
+    let reason = h.reason.unwrap_or_else(|| {
+        if d.death_count("delivery_limit") > 0 {
             "delivery_limit".into()
         } else {
             "rejected".into()
@@ -40,24 +36,24 @@ fn entry(d: &Delivery, n: usize) -> DlqEntry {
     });
     DlqEntry {
         id: d
-            .properties
             .message_id()
-            .as_ref()
-            .map_or_else(|| format!("#{n}"), |m| m.to_string()),
+            .map_or_else(|| format!("#{n}"), str::to_owned),
         reason,
-        error: get("x-backfill-error").unwrap_or_default(),
-        backfill_id: get("x-backfill-id")
+        error: h.error.unwrap_or_default(),
+        backfill_id: h
+            .backfill_id
             .or_else(|| msg.as_ref().map(|m| m.backfill_id.to_string())),
-        partition: get("x-backfill-partition")
+        partition: h
+            .partition
             .or_else(|| msg.as_ref().map(|m| m.partition_date.to_string())),
-        attempt: get("x-backfill-attempt").or_else(|| msg.as_ref().map(|m| m.attempt.to_string())),
-        run_id: get("x-backfill-run-id"),
-        run_url: get("x-backfill-run-url"),
-        age_s: h
-            .get("x-backfill-dead-lettered-at-ms")
-            .and_then(|t| t.parse::<i64>().ok())
-            .map(|t| (now_ms() - t) / 1000),
-        body: String::from_utf8_lossy(&d.data)
+        attempt: h
+            .attempt
+            .map(|a| a.to_string())
+            .or_else(|| msg.as_ref().map(|m| m.attempt.to_string())),
+        run_id: h.run_id.map(|r| r.to_string()),
+        run_url: h.run_url,
+        age_s: h.dead_lettered_at_ms.map(|t| (now_ms() - t) / 1000),
+        body: String::from_utf8_lossy(d.body())
             .chars()
             .take(2_000)
             .collect(),
@@ -112,25 +108,19 @@ async fn take(broker: &Broker, limit: usize) -> Result<Vec<(Delivery, DlqEntry)>
 }
 
 async fn put_back(d: Delivery) {
-    let _ = tokio::time::timeout(
-        Duration::from_secs(10),
-        d.nack(BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        }),
-    )
-    .await;
+    // A channel already gone returns the message to the queue too.
+    let _ = d.requeue().await;
 }
 
 async fn remove(d: Delivery) -> Result<(), OperationError> {
-    tokio::time::timeout(Duration::from_secs(10), d.ack(BasicAckOptions::default()))
-        .await
-        .map_err(|_| OperationError::Timeout("acknowledging a DLQ message"))?
-        .map_err(|source| BrokerError::Operation {
-            op: "basic.ack",
-            source,
-        })?;
-    Ok(())
+    match d.ack().await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(OperationError::Unsettled("acknowledging a DLQ message")),
+        Err(BrokerError::Timeout { .. }) => {
+            Err(OperationError::Timeout("acknowledging a DLQ message"))
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// What `list` saw: the chosen messages, and how many it looked at.
@@ -251,7 +241,7 @@ async fn replay_one(
     by: &str,
     why: &str,
 ) -> Result<Result<u32, String>, OperationError> {
-    let Ok(msg) = PartitionMessage::decode(&d.data) else {
+    let Ok(msg) = PartitionMessage::decode(d.body()) else {
         return Ok(Err("not a valid partition message (purge it)".into()));
     };
     let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);

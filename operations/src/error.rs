@@ -58,6 +58,9 @@ pub enum OperationError {
     /// The broker did not answer in time (an acknowledgement, a requeue).
     #[error("{0} timed out")]
     Timeout(&'static str),
+    /// The broker's channel closed before a message was settled; it stays in its queue.
+    #[error("{0}: the broker channel closed first; the message stays in its queue")]
+    Unsettled(&'static str),
 }
 
 /// Which of a contract's jobs.

@@ -1,6 +1,6 @@
 //! An operator's deliberate re-run of a partition as a new attempt.
 
-use backfill_broker::{Destination, Headers, Lane, Publisher};
+use backfill_broker::{DELAY_REASON_HEADER, Destination, Headers, Lane, Publisher};
 use backfill_contract::{BackfillId, PartitionDate, PartitionMessage, Step};
 use backfill_ledger::{Ledger, PartitionKey};
 
@@ -48,10 +48,7 @@ pub async fn request_rerun(
     // request_rerun keeps the sequence: this is the live trigger of the new attempt.
     msg.issue_seq = Some(p.check_seq);
     msg.ledger_id = Some(ledger.ledger_id().await?);
-    let headers = Headers::new().with(
-        "x-backfill-delay-reason",
-        msg.reason.clone().unwrap_or_default(),
-    );
+    let headers = Headers::new().with(DELAY_REASON_HEADER, msg.reason.clone().unwrap_or_default());
     publisher
         .publish(
             Destination::Lane(Lane::Trigger),

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_broker::{
-    AmqpUrl, BasicAckOptions, BasicNackOptions, Broker, BrokerError, Delivery, Headers, Lane,
-    LaneConsumer, Publisher, SENT_MS_HEADER, Topology,
+    AmqpUrl, Broker, BrokerError, Delivery, Lane, LaneConsumer, Publisher, Topology,
 };
-use futures_lite::StreamExt;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
-use crate::dead_letter::DeadLetter;
+use crate::received::Received;
 use crate::{Handled, StepError, Worker};
 
 /// Runs a worker until `shutdown` is cancelled: connects (retrying with backoff), serves
@@ -208,10 +207,6 @@ fn publisher_lost() -> BrokerError {
     BrokerError::Config("the publishing channel failed; reconnecting".into())
 }
 
-/// A bound on acks, nacks and cancels, which lapin may otherwise await forever on a
-/// half-dead connection.
-const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
-
 async fn lane_loop(
     worker: &Arc<Worker>,
     publisher: &Publisher,
@@ -231,25 +226,10 @@ async fn lane_loop(
             () = shutdown.cancelled() => break,
             () = lost.cancelled() => return Err(publisher_lost()),
         };
-        let next = tokio::select! {
-            d = lane_consumer.consumer.next() => d,
+        let delivery = tokio::select! {
+            d = lane_consumer.next() => d?,
             () = shutdown.cancelled() => break,
             () = lost.cancelled() => return Err(publisher_lost()),
-        };
-        let delivery = match next {
-            Some(Ok(d)) => d,
-            Some(Err(e)) => {
-                return Err(BrokerError::Operation {
-                    op: "consume",
-                    source: e,
-                });
-            }
-            None => {
-                return Err(BrokerError::Config(format!(
-                    "consumer of the {} lane was cancelled by the broker",
-                    lane.key()
-                )));
-            }
         };
         worker.metrics().worker.consumed(lane.key());
         let worker = worker.clone();
@@ -263,16 +243,13 @@ async fn lane_loop(
     // Stop receiving: prefetched deliveries not yet handed out return to the queue, and
     // in-flight ones can still be acknowledged on their own channel... which stays open
     // until the connection closes after the grace period.
-    let tag = lane_consumer.consumer.tag();
-    let cancel = lane_consumer
-        .channel
-        .basic_cancel(tag, backfill_broker::BasicCancelOptions::default());
-    let _ = tokio::time::timeout(SETTLE_TIMEOUT, cancel).await;
+    lane_consumer.cancel().await;
     Ok(())
 }
 
-/// Processes one delivery in its own task (so a panic cannot take the worker down), then
-/// acknowledges it, or returns it to the queue when its follow-ups could not be published.
+/// Handles one delivery, then acknowledges it, or returns it to the queue when its
+/// follow-ups could not be published. A malformed message is dead-lettered here; every
+/// other is handled in its message's span.
 async fn handle_delivery(
     worker: Arc<Worker>,
     publisher: Publisher,
@@ -280,18 +257,51 @@ async fn handle_delivery(
     delivery: Delivery,
     lost: CancellationToken,
 ) {
-    let body = Arc::new(delivery.data.clone());
-    let sent_ms = Headers::from_field_table(delivery.properties.headers().as_ref())
-        .get(SENT_MS_HEADER)
-        .and_then(|v| v.parse::<i64>().ok());
-    let outcome = {
-        let (worker, publisher, body) = (worker.clone(), publisher.clone(), body.clone());
-        tokio::spawn(async move { worker.process_sent(&publisher, lane, &body, sent_ms).await })
+    match Received::decode(&publisher, lane, delivery.body(), delivery.sent_ms()) {
+        Ok(m) => {
+            let span = m.span();
+            async {
+                let settled = handle_message(&worker, Arc::new(m), &lost).await;
+                settle(&worker, lane, delivery, settled).await;
+            }
+            .instrument(span)
             .await
+        }
+        Err(invalid) => {
+            // Nothing in it can be trusted to name a partition: its span names the lane.
+            let span = tracing::error_span!("message", lane = lane.key());
+            async {
+                let reason = invalid.to_string();
+                let dead = worker.dead_letter_invalid(&publisher, lane, delivery.body(), &reason);
+                let settled = match dead.await {
+                    Ok(handled) => {
+                        log_handled(&handled);
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not dead-letter a malformed message; returning it to the queue");
+                        false
+                    }
+                };
+                settle(&worker, lane, delivery, settled).await;
+            }
+            .instrument(span)
+            .await
+        }
+    }
+}
+
+/// Handles a decoded message in its own task (so a panic cannot take the worker down)
+/// and decides what follows a failure. Returns whether the delivery is settled (to be
+/// acknowledged) or goes back to its queue.
+async fn handle_message(worker: &Arc<Worker>, m: Arc<Received>, lost: &CancellationToken) -> bool {
+    let outcome = {
+        let (worker, m) = (worker.clone(), m.clone());
+        tokio::spawn(async move { worker.handle(&m).await }.in_current_span()).await
     };
-    let settled = match outcome {
+    match outcome {
         Ok(Ok(handled)) => {
-            log_handled(&handled, lane);
+            log_handled(&handled);
             true
         }
         Ok(Err(StepError::Foreign(why))) => {
@@ -304,8 +314,8 @@ async fn handle_delivery(
             false
         }
         Ok(Err(error)) => {
-            tracing::warn!(lane = lane.key(), error = %error, "could not handle message now; it will come back");
-            match worker.after_error(&publisher, lane, &body, &error).await {
+            tracing::warn!(error = %error, "could not handle message now; it will come back");
+            match worker.after_error(&m, &error).await {
                 Ok(()) => true,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not delay message either; returning it to the queue");
@@ -316,57 +326,38 @@ async fn handle_delivery(
                 }
             }
         }
-        Err(join_error) => {
-            let reason = format!("worker panicked handling this message: {join_error}");
-            tracing::error!(lane = lane.key(), reason, "message handler panicked");
-            worker.record_dead_end(&body, &reason).await;
-            let dead = DeadLetter {
-                kind: "handler_panicked",
-                error: &reason,
-                source_lane: lane.key(),
-                worker_id: worker.id(),
-                ..Default::default()
-            };
-            worker
-                .send_dead_letter(&publisher, &body, dead)
-                .await
-                .is_ok()
-        }
-    };
+        Err(join_error) => worker.after_panic(&m, &join_error.to_string()).await,
+    }
+}
+
+/// Acknowledges a settled delivery; returns an unsettled one to its queue after a pause.
+/// Called in the message's span.
+async fn settle(worker: &Worker, lane: Lane, delivery: Delivery, settled: bool) {
     if settled {
-        let ack = tokio::time::timeout(SETTLE_TIMEOUT, delivery.ack(BasicAckOptions::default()));
-        match ack.await {
-            Ok(Ok(true)) => worker.metrics().worker.acked(lane.key()),
-            Ok(Ok(false)) => tracing::info!(
-                lane = lane.key(),
-                "ack not delivered (channel gone); the message will be redelivered"
-            ),
-            Ok(Err(e)) => {
-                tracing::info!(lane = lane.key(), error = %e, "ack failed; the message will be redelivered")
+        match delivery.ack().await {
+            Ok(true) => worker.metrics().worker.acked(lane.key()),
+            Ok(false) => {
+                tracing::info!("ack not delivered (channel gone); the message will be redelivered")
             }
-            Err(_) => tracing::warn!(
-                lane = lane.key(),
-                "ack timed out; the message will be redelivered"
-            ),
+            Err(BrokerError::Timeout { .. }) => {
+                tracing::warn!("ack timed out; the message will be redelivered")
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "ack failed; the message will be redelivered")
+            }
         }
     } else {
         // Pause first: a broker that refuses publishes (an alarm, a full queue) would
         // otherwise get the message straight back in a hot loop.
         tokio::time::sleep(worker.config.outage_delay).await;
-        let requeue = BasicNackOptions {
-            requeue: true,
-            ..Default::default()
-        };
         worker.metrics().worker.requeued(lane.key());
-        let _ = tokio::time::timeout(SETTLE_TIMEOUT, delivery.nack(requeue)).await;
+        let _ = delivery.requeue().await;
     }
 }
 
-fn log_handled(handled: &Handled, lane: Lane) {
+fn log_handled(handled: &Handled) {
     match handled {
-        Handled::Poisoned(reason) => {
-            tracing::warn!(lane = lane.key(), reason, "malformed message dead-lettered")
-        }
-        other => tracing::debug!(lane = lane.key(), outcome = ?other, "message handled"),
+        Handled::Poisoned(reason) => tracing::warn!(reason, "malformed message dead-lettered"),
+        other => tracing::debug!(outcome = ?other, "message handled"),
     }
 }

@@ -3,46 +3,38 @@
 //! budget or a panic dead-letters the message and, where the message still owns it, its
 //! partition (invariant 11: every error has an end).
 
-use backfill_broker::{Lane, Publisher};
 use backfill_contract::{PartitionMessage, Step};
 use backfill_ledger::{Partition, PartitionKey, PartitionState, now_ms};
 
 use crate::dead_letter::DeadLetter;
+use crate::follow_up::Due;
 use crate::policy::superseded_trigger;
+use crate::received::Received;
 use crate::{StepError, Worker};
 
 impl Worker {
-    /// After a failure while handling `body`: a permanent one, or an outage that has
-    /// lasted longer than the outage budget, dead-letters the message with the reason; any
-    /// other is sent round again after a pause, so it is neither lost nor retried in a hot
-    /// loop. Returns `Err` only when the message could be neither delayed nor
-    /// dead-lettered (it then goes back to its queue).
+    /// After a failure while handling `m`: a permanent one, or an outage that has lasted
+    /// longer than the outage budget, dead-letters the message with the reason; any other
+    /// is sent round again after a pause, so it is neither lost nor retried in a hot loop.
+    /// Returns `Err` only when the message could be neither delayed nor dead-lettered (it
+    /// then goes back to its queue).
     pub(crate) async fn after_error(
         &self,
-        publisher: &Publisher,
-        lane: Lane,
-        body: &[u8],
+        m: &Received,
         error: &StepError,
     ) -> Result<(), StepError> {
-        let Ok(msg) = PartitionMessage::decode(body) else {
-            return Err(StepError::Undeliverable(
-                "an undecodable message could not be dead-lettered".into(),
-            ));
-        };
-        let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        let msg = &m.msg;
         // A copy the live message has superseded (the sweep re-issued it while this one
         // was failing) is only dropped: the live one meets the same error and ends it.
-        if let Ok(Some(p)) = self.ledger.partition(&key).await
-            && !owns(&p, &msg)
+        if let Ok(Some(p)) = self.ledger.partition(&m.key).await
+            && !owns(&p, msg)
         {
-            tracing::info!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, error = %error, "superseded message dropped after an error");
+            tracing::info!(error = %error, "superseded message dropped after an error");
             return Ok(());
         }
         if error.is_permanent() {
             let reason = format!("permanent {} error: {error}", error.kind());
-            return self
-                .dead_end(publisher, lane, body, &msg, "permanent_error", &reason)
-                .await;
+            return self.dead_end(m, "permanent_error", &reason).await;
         }
         let now = now_ms();
         // The outage's start is kept in the ledger too, so a re-issued message (the sweep
@@ -50,7 +42,7 @@ impl Worker {
         // message's own record covers a ledger that is the thing unavailable.
         let noted = self
             .ledger
-            .note_outage(&key, msg.attempt, now)
+            .note_outage(&m.key, msg.attempt, now)
             .await
             .ok()
             .flatten();
@@ -67,9 +59,7 @@ impl Worker {
                 (now - since) / 1000,
                 budget / 1000
             );
-            return self
-                .dead_end(publisher, lane, body, &msg, "outage_budget_spent", &reason)
-                .await;
+            return self.dead_end(m, "outage_budget_spent", &reason).await;
         }
         let reason = format!("{} outage: {error}", error.kind());
         let mut again = msg.follow_up(msg.attempt, msg.step.clone(), &reason);
@@ -82,44 +72,39 @@ impl Worker {
         .map_or(self.config.outage_delay, |after| {
             after.max(self.config.outage_delay)
         });
-        self.delay_follow_up(publisher, &msg, again, lane, error.kind(), wait, true)
+        self.delay_follow_up(m, again, m.lane, error.kind(), wait, Due::Record)
             .await?;
         Ok(())
+    }
+
+    /// After a panic while handling `m` (caught by its task): the partition's dead end
+    /// is recorded where the message owns it, then the message is dead-lettered. Returns
+    /// whether it was (else it goes back to its queue).
+    pub(crate) async fn after_panic(&self, m: &Received, panic: &str) -> bool {
+        let reason = format!("worker panicked handling this message: {panic}");
+        tracing::error!(reason, "message handler panicked");
+        self.record_dead_end_at(&m.key, &m.msg, &reason).await;
+        let dead = DeadLetter::new("handler_panicked", &reason, m.lane);
+        self.send_dead_letter(&m.publisher, &m.body, dead)
+            .await
+            .is_ok()
     }
 
     /// The message goes to the dead-letter queue with the reason (confirmed first), then
     /// the ledger records the dead end where the message still owns its partition.
     async fn dead_end(
         &self,
-        publisher: &Publisher,
-        lane: Lane,
-        body: &[u8],
-        msg: &PartitionMessage,
+        m: &Received,
         kind: &'static str,
         reason: &str,
     ) -> Result<(), StepError> {
-        let run_id = match msg.step {
-            Step::Check { run_id, .. } => Some(run_id),
-            Step::Trigger => None,
-        };
-        self.send_dead_letter(
-            publisher,
-            body,
-            DeadLetter {
-                kind,
-                error: reason,
-                backfill_id: Some(msg.backfill_id.as_str()),
-                partition_date: Some(msg.partition_date.to_string()),
-                attempt: Some(msg.attempt.get()),
-                run_id,
-                source_lane: lane.key(),
-                worker_id: self.id(),
-                ..Default::default()
-            },
-        )
-        .await?;
-        self.record_dead_end(body, reason).await;
-        tracing::warn!(backfill_id = %msg.backfill_id, partition = %msg.partition_date, attempt = %msg.attempt, reason, "message dead-lettered");
+        let mut dead = DeadLetter::new(kind, reason, m.lane).about(&m.msg);
+        if let Step::Check { run_id, .. } = m.msg.step {
+            dead = dead.run(run_id, None);
+        }
+        self.send_dead_letter(&m.publisher, &m.body, dead).await?;
+        self.record_dead_end_at(&m.key, &m.msg, reason).await;
+        tracing::warn!(reason, "message dead-lettered");
         Ok(())
     }
 
@@ -130,25 +115,27 @@ impl Worker {
     /// (whose run is then cancelled: nothing follows it any more), a trigger only while
     /// it is the live trigger of a partition whose run is not recorded (a claimed one is
     /// recorded with its token: its run may exist). A superseded message changes nothing.
-    pub async fn record_dead_end(&self, body: &[u8], reason: &str) {
-        let Ok(msg) = PartitionMessage::decode(body) else {
-            return;
-        };
+    pub async fn record_dead_end(&self, msg: &PartitionMessage, reason: &str) {
         let key = PartitionKey::new(msg.backfill_id.clone(), msg.partition_date);
+        self.record_dead_end_at(&key, msg, reason).await;
+    }
+
+    /// [`Worker::record_dead_end`] with the message's partition key already built.
+    async fn record_dead_end_at(&self, key: &PartitionKey, msg: &PartitionMessage, reason: &str) {
         let recorded = match msg.step {
             Step::Check { run_id, check_seq } => {
                 let dead = self
                     .ledger
-                    .dead_letter_check(&key, msg.attempt, run_id, check_seq, reason, self.id())
+                    .dead_letter_check(key, msg.attempt, run_id, check_seq, reason, self.id())
                     .await;
                 if matches!(dead, Ok(true))
                     && let Err(e) = self.client.cancel_run(run_id).await
                 {
-                    tracing::warn!(run_id, error = %e, "could not cancel the run of a dead-lettered partition");
+                    tracing::warn!(error = %e, "could not cancel the run of a dead-lettered partition");
                 }
                 dead.map(|_| ())
             }
-            Step::Trigger => match self.ledger.partition(&key).await {
+            Step::Trigger => match self.ledger.partition(key).await {
                 Ok(Some(p))
                     if p.attempt == msg.attempt
                         && matches!(
@@ -169,7 +156,7 @@ impl Worker {
                     };
                     self.ledger
                         .dead_letter_waiting(
-                            &key,
+                            key,
                             p.attempt,
                             p.state,
                             p.check_seq,

@@ -6,8 +6,10 @@ use std::time::Duration;
 use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{PartitionMessage, Step};
 use backfill_ledger::{Partition, PartitionState, now_ms};
+use tracing::Instrument;
 
 use crate::dead_letter::DeadLetter;
+use crate::received::{Received, partition_span};
 use crate::{StepError, Worker};
 
 impl Worker {
@@ -35,17 +37,20 @@ impl Worker {
             else {
                 continue;
             };
-            let msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
-            self.schedule_check(
+            let m = Received::issued(
                 publisher,
-                &msg,
-                run_id,
-                seq,
-                Duration::ZERO,
-                "overdue check re-issued",
-            )
+                fresh_trigger(&p, &backfill.manifest_id, &ledger_id),
+            );
+            let span = partition_span(Lane::Check, &p, Some(run_id));
+            async {
+                let reason = "overdue check re-issued";
+                self.schedule_check(&m, run_id, seq, Duration::ZERO, reason)
+                    .await?;
+                tracing::warn!("re-issued an overdue check");
+                Ok::<_, StepError>(())
+            }
+            .instrument(span)
             .await?;
-            tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, run_id, "re-issued an overdue check");
             self.metrics.worker.checks_reissued(1);
             reissued += 1;
         }
@@ -71,68 +76,75 @@ impl Worker {
             let Some(backfill) = self.ledger.backfill(&p.backfill_id).await? else {
                 continue;
             };
-            let key = p.key();
-            let Some(r) = self
-                .ledger
-                .reissue_trigger(&key, p.attempt, p.state, p.check_seq, before, self.id())
+            let msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
+            let span = partition_span(Lane::Trigger, &p, None);
+            if self
+                .reissue_trigger(publisher, &p, msg, before)
+                .instrument(span)
                 .await?
-            else {
-                continue;
-            };
-            let mut msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
-            msg.issue_seq = Some(r.issue_seq);
-            // A claimed partition is never given up here: its run may exist (a slow
-            // run-now), so its re-issued trigger re-attaches with the recorded token, and
-            // only the claim holder's refused run-now dead-letters it.
-            if p.state != PartitionState::Triggering
-                && r.reissues > i64::from(self.config.max_trigger_reissues)
             {
-                let reason = format!(
-                    "trigger lost {} times in a row while {} (broker delivery limit, lost \
-                     publishes, or a worker of another fleet taking it)",
-                    r.reissues - 1,
-                    p.state
-                );
-                self.send_dead_letter(
-                    publisher,
-                    &msg.encode(),
-                    DeadLetter {
-                        kind: "trigger_lost",
-                        error: &reason,
-                        backfill_id: Some(p.backfill_id.as_str()),
-                        partition_date: Some(p.date.to_string()),
-                        attempt: Some(p.attempt.get()),
-                        source_lane: Lane::Trigger.key(),
-                        worker_id: self.id(),
-                        ..Default::default()
-                    },
-                )
-                .await?;
-                // Only from the state the sweep saw, with its sequence: a trigger that claimed
-                // the partition meanwhile wins, and the DLQ copy is then stale.
-                if self
-                    .ledger
-                    .dead_letter_waiting(&key, p.attempt, p.state, r.issue_seq, &reason, self.id())
-                    .await?
-                {
-                    tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, attempt = %p.attempt, reason, "partition dead-lettered");
-                }
-                continue;
+                self.metrics.worker.triggers_reissued(1);
+                reissued += 1;
             }
-            msg.reason = Some(format!("trigger re-issued: none handled while {}", p.state));
-            publisher
-                .publish(
-                    Destination::Lane(Lane::Trigger),
-                    &msg.encode(),
-                    &msg.message_id.to_string(),
-                    &Headers::new().with(SENT_MS_HEADER, now_ms()),
-                )
-                .await?;
-            tracing::warn!(backfill_id = %p.backfill_id, partition = %p.date, attempt = %p.attempt, state = %p.state, "re-issued an overdue trigger");
-            self.metrics.worker.triggers_reissued(1);
-            reissued += 1;
         }
         Ok(reissued)
+    }
+
+    /// Re-issues one waiting partition's trigger `msg`, or dead-letters the partition
+    /// once its trigger was lost too many times in a row. Returns whether it re-issued.
+    async fn reissue_trigger(
+        &self,
+        publisher: &Publisher,
+        p: &Partition,
+        mut msg: PartitionMessage,
+        before: i64,
+    ) -> Result<bool, StepError> {
+        let key = p.key();
+        let Some(r) = self
+            .ledger
+            .reissue_trigger(&key, p.attempt, p.state, p.check_seq, before, self.id())
+            .await?
+        else {
+            return Ok(false);
+        };
+        msg.issue_seq = Some(r.issue_seq);
+        // A claimed partition is never given up here: its run may exist (a slow
+        // run-now), so its re-issued trigger re-attaches with the recorded token, and
+        // only the claim holder's refused run-now dead-letters it.
+        if p.state != PartitionState::Triggering
+            && r.reissues > i64::from(self.config.max_trigger_reissues)
+        {
+            let reason = format!(
+                "trigger lost {} times in a row while {} (broker delivery limit, lost \
+                 publishes, or a worker of another fleet taking it)",
+                r.reissues - 1,
+                p.state
+            );
+            let dead = DeadLetter::new("trigger_lost", &reason, Lane::Trigger).about(&msg);
+            self.send_dead_letter(publisher, &msg.encode(), dead)
+                .await?;
+            // Only from the state the sweep saw, with its sequence: a trigger that claimed
+            // the partition meanwhile wins, and the DLQ copy is then stale.
+            if self
+                .ledger
+                .dead_letter_waiting(&key, p.attempt, p.state, r.issue_seq, &reason, self.id())
+                .await?
+            {
+                tracing::warn!(reason, "partition dead-lettered");
+            }
+            return Ok(false);
+        }
+        msg.reason = Some(format!("trigger re-issued: none handled while {}", p.state));
+        publisher
+            .publish(
+                Destination::Lane(Lane::Trigger),
+                &msg.encode(),
+                &msg.message_id.to_string(),
+                &Headers::new().with(SENT_MS_HEADER, now_ms()),
+            )
+            .await?;
+        tracing::warn!(state = %p.state, "re-issued an overdue trigger");
+        Ok(true)
     }
 }
 

@@ -1,0 +1,33 @@
+//! What handling a message did, for logs and metrics. Whatever it did, the delivery is
+//! acknowledged.
+
+/// What handling a message did; the delivery is acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// A run was started (or found by its token) and its first check scheduled.
+    Triggered {
+        run_id: i64,
+    },
+    /// A fresh chain of checks was started for an existing run.
+    ChecksRestarted {
+        run_id: i64,
+    },
+    /// Sent round the delay tiers again, for this reason.
+    Delayed(String),
+    /// The run is still going; the next check is scheduled.
+    StillRunning {
+        state: String,
+        known: bool,
+    },
+    Succeeded {
+        run_id: i64,
+    },
+    RetryScheduled {
+        next_attempt: u32,
+    },
+    DeadLettered(String),
+    /// Nothing to do (stale or already done).
+    Dropped(String),
+    /// The message itself was bad and went to the dead-letter queue.
+    Poisoned(String),
+}

@@ -1,0 +1,395 @@
+use super::*;
+
+#[test]
+fn admission_waits_spread_with_the_backlog_and_keep_claims_near_cap_per_base() {
+    let base = Duration::from_secs(5);
+    // A backlog up to four times the cap asks again after about `base`.
+    assert_eq!(admission_wait(base, 10, 50, 0.5), base);
+    assert_eq!(admission_wait(base, 0, 50, 0.5), base);
+    assert_eq!(admission_wait(base, 200, 50, 0.5), base);
+    // Jitter spreads the wait over zero to twice its mean, at least a tenth of base.
+    assert_eq!(admission_wait(base, 10, 50, 0.0), base / 10);
+    assert_eq!(admission_wait(base, 10, 50, 0.25), base / 2);
+    assert_eq!(admission_wait(base, 10, 50, 1.0), base * 2);
+    // 10,000 waiting at a cap of 50: 50 times the base; 100,000: capped at 120 times.
+    assert_eq!(admission_wait(base, 1000, 50, 0.5), base * 5);
+    assert_eq!(admission_wait(base, 10_000, 50, 0.5), base * 50);
+    assert_eq!(admission_wait(base, 100_000, 50, 0.5), base * 120);
+    // Claims per second stay near 4 * cap / base whatever the backlog (until the limit).
+    for waiting in [400, 2000, 10_000, 24_000] {
+        let mean = admission_wait(base, waiting, 50, 0.5).as_secs_f64();
+        let claims = waiting as f64 / mean;
+        assert!((claims - 40.0).abs() < 1e-9, "{waiting}: {claims}");
+    }
+    // A cap of 0 (nothing may start) does not divide by zero.
+    assert_eq!(admission_wait(base, 10, 0, 0.5), base);
+}
+
+fn partition(state: PartitionState, attempt: u32) -> Partition {
+    Partition {
+        backfill_id: "bf".parse().unwrap(),
+        date: "2026-01-01".parse().unwrap(),
+        state,
+        attempt: Attempt::try_from(attempt).unwrap(),
+        idempotency_token: None,
+        run_id: (state == PartitionState::Running).then_some(77),
+        run_url: None,
+        check_seq: 3,
+        check_due_ms: None,
+        enqueued: true,
+        owner: Some("w1".into()),
+        last_error: None,
+        triggered_at_ms: Some(1_000),
+        run_started_ms: None,
+        run_ended_ms: None,
+        verified_at_ms: None,
+        updated_at_ms: 0,
+    }
+}
+
+fn a(n: u32) -> Attempt {
+    Attempt::try_from(n).unwrap()
+}
+
+#[test]
+fn only_the_newest_trigger_of_an_attempt_acts() {
+    use PartitionState::*;
+    let p = partition(Pending, 2); // check_seq 3
+    assert!(
+        !superseded_trigger(&p, a(2), None),
+        "unstamped triggers stay valid"
+    );
+    assert!(!superseded_trigger(&p, a(2), Some(3)));
+    assert!(superseded_trigger(&p, a(2), Some(2)), "re-issued since");
+    // Another attempt's trigger is judged by the attempt rules, not by the sequence.
+    assert!(!superseded_trigger(&p, a(3), Some(0)));
+    assert!(superseded_trigger(&partition(Running, 2), a(2), Some(2)));
+}
+
+#[test]
+fn trigger_decisions() {
+    use PartitionState::*;
+    use TriggerAction as T;
+    let lease = Duration::from_secs(10);
+    let cases: Vec<(&str, PartitionState, u32, u32, &str, i64, T)> = vec![
+        (
+            "fresh partition is claimed",
+            Pending,
+            1,
+            1,
+            "w2",
+            2_000,
+            T::Claim,
+        ),
+        (
+            "failed partition's next attempt is claimed",
+            Failed,
+            2,
+            2,
+            "w2",
+            2_000,
+            T::Claim,
+        ),
+        (
+            "own claim re-attaches",
+            Triggering,
+            1,
+            1,
+            "w1",
+            2_000,
+            T::ReAttach,
+        ),
+        (
+            "other's fresh claim waits",
+            Triggering,
+            1,
+            1,
+            "w2",
+            2_000,
+            T::WaitForOwner("being triggered by w1".into()),
+        ),
+        (
+            "other's expired claim re-attaches",
+            Triggering,
+            1,
+            1,
+            "w2",
+            11_000,
+            T::ReAttach,
+        ),
+        (
+            "running restarts checks",
+            Running,
+            1,
+            1,
+            "w2",
+            2_000,
+            T::RestartChecks { run_id: 77 },
+        ),
+        (
+            "succeeded drops",
+            Succeeded,
+            1,
+            1,
+            "w2",
+            2_000,
+            T::Drop("partition already succeeded".into()),
+        ),
+        (
+            "cancelled drops",
+            Cancelled,
+            1,
+            1,
+            "w2",
+            2_000,
+            T::Drop("partition already cancelled".into()),
+        ),
+        (
+            "older attempt drops",
+            Pending,
+            3,
+            2,
+            "w2",
+            2_000,
+            T::Drop("attempt 2 superseded by 3".into()),
+        ),
+        (
+            "next attempt waits for the ledger",
+            Running,
+            1,
+            2,
+            "w2",
+            2_000,
+            T::WaitForLedger,
+        ),
+        (
+            "far-ahead attempt is poison",
+            Pending,
+            1,
+            5,
+            "w2",
+            2_000,
+            T::Poison("attempt 5 is ahead of the ledger's attempt 1".into()),
+        ),
+    ];
+    for (name, state, ledger_attempt, msg_attempt, me, now, want) in cases {
+        let got = decide_trigger(
+            &partition(state, ledger_attempt),
+            a(msg_attempt),
+            Some(1_000),
+            me,
+            now,
+            lease,
+        );
+        assert_eq!(got, want, "{name}");
+    }
+    // A re-run's trigger may arrive before the ledger records its attempt, even on a
+    // finished partition; it waits, but not forever.
+    let done = partition(Succeeded, 1);
+    assert_eq!(
+        decide_trigger(&done, a(2), Some(1_000), "w", 2_000, lease),
+        T::WaitForLedger
+    );
+    let late = 1_000 + LEDGER_CATCH_UP.as_millis() as i64;
+    assert_eq!(
+        decide_trigger(&done, a(2), Some(1_000), "w", late, lease),
+        T::Drop("attempt 2 was never recorded".into())
+    );
+}
+
+#[test]
+fn check_decisions() {
+    let p = partition(PartitionState::Running, 1);
+    assert_eq!(decide_check(&p, a(1), 77, 3), CheckAction::Look);
+    assert_eq!(
+        decide_check(&p, a(1), 77, 2),
+        CheckAction::Drop("superseded check".into())
+    );
+    assert_eq!(
+        decide_check(&p, a(1), 78, 3),
+        CheckAction::Drop("superseded check".into())
+    );
+    assert_eq!(
+        decide_check(&p, a(2), 77, 3),
+        CheckAction::Drop("superseded check".into())
+    );
+    let done = partition(PartitionState::Succeeded, 1);
+    assert_eq!(
+        decide_check(&done, a(1), 77, 3),
+        CheckAction::Drop("partition is succeeded".into())
+    );
+}
+
+#[test]
+fn messages_wait_until_due() {
+    assert_eq!(remaining_wait(None, 1_000), None);
+    assert_eq!(
+        remaining_wait(Some(5_000), 1_000),
+        Some(Duration::from_secs(4))
+    );
+    assert_eq!(remaining_wait(Some(1_020), 1_000), None);
+    assert_eq!(remaining_wait(Some(500), 1_000), None);
+}
+
+#[test]
+fn failure_decisions_follow_class_budgets() {
+    let policy = RetryPolicy::default();
+    let f = |class| Failure {
+        class,
+        code: "CODE".into(),
+        message: String::new(),
+    };
+    let retry = |d: FailureDecision| matches!(d, FailureDecision::Retry { .. });
+    assert!(retry(decide_failure(
+        &f(FailureClass::Transient),
+        a(1),
+        &policy,
+        0.0
+    )));
+    assert!(retry(decide_failure(
+        &f(FailureClass::Transient),
+        a(4),
+        &policy,
+        0.0
+    )));
+    assert!(!retry(decide_failure(
+        &f(FailureClass::Transient),
+        a(5),
+        &policy,
+        0.0
+    )));
+    assert!(retry(decide_failure(
+        &f(FailureClass::UserCode),
+        a(1),
+        &policy,
+        0.0
+    )));
+    assert!(!retry(decide_failure(
+        &f(FailureClass::UserCode),
+        a(2),
+        &policy,
+        0.0
+    )));
+    assert!(!retry(decide_failure(
+        &f(FailureClass::Configuration),
+        a(1),
+        &policy,
+        0.0
+    )));
+    assert!(!retry(decide_failure(
+        &f(FailureClass::Unknown),
+        a(1),
+        &policy,
+        0.0
+    )));
+    match decide_failure(&f(FailureClass::Cancelled), a(1), &policy, 0.0) {
+        FailureDecision::DeadLetter { reason } => {
+            assert!(reason.contains("never retried"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Backoff doubles, is capped, and jitter stays within its fraction.
+    assert_eq!(
+        decide_failure(&f(FailureClass::Transient), a(3), &policy, 0.0),
+        FailureDecision::Retry {
+            after: Duration::from_secs(120)
+        }
+    );
+    assert_eq!(
+        decide_failure(&f(FailureClass::Transient), a(2), &policy, 1.0),
+        FailureDecision::Retry {
+            after: Duration::from_secs(72)
+        }
+    );
+    let capped = RetryPolicy {
+        transient_attempts: 40,
+        ..policy.clone()
+    };
+    assert_eq!(
+        decide_failure(&f(FailureClass::Transient), a(30), &capped, 0.0),
+        FailureDecision::Retry {
+            after: policy.max_delay
+        }
+    );
+}
+
+#[test]
+fn without_history_polling_starts_soon_and_slows_with_age() {
+    let p = PollPolicy::default();
+    let none = RunHistory::default();
+    let at = |s: u64| next_check_in(Duration::from_secs(s), &p, none);
+    assert_eq!(at(0), Duration::from_secs(1));
+    assert_eq!(at(60), Duration::from_secs(15));
+    assert_eq!(at(20 * 60), Duration::from_secs(300));
+    assert_eq!(at(10 * 3600), Duration::from_secs(600));
+    // Too little history is no history.
+    let few = RunHistory {
+        finished: 4,
+        shortest: Duration::from_secs(900),
+        mean: Duration::from_secs(1200),
+    };
+    assert_eq!(
+        next_check_in(Duration::from_secs(60), &p, few),
+        Duration::from_secs(15)
+    );
+}
+
+#[test]
+fn with_history_polling_is_sparse_until_runs_end_then_close() {
+    let p = PollPolicy::default();
+    let h = RunHistory {
+        finished: 20,
+        shortest: Duration::from_secs(1000),
+        mean: Duration::from_secs(1200),
+    };
+    let at = |s: u64| next_check_in(Duration::from_secs(s), &p, h);
+    // Early: each check at eight times the age of the last...
+    assert_eq!(at(1), Duration::from_secs(7));
+    assert_eq!(at(64), Duration::from_secs(448));
+    // ...landing exactly on the window's start: 0.8 x mean = 960 s < shortest.
+    assert_eq!(at(512), Duration::from_secs(448));
+    // In the window: every 4% of the age.
+    assert_eq!(at(960), Duration::from_millis(38_400));
+    assert_eq!(at(1200), Duration::from_secs(48));
+    // A shortest run sooner than 0.8 x mean opens the window there.
+    let spread = RunHistory {
+        shortest: Duration::from_secs(600),
+        ..h
+    };
+    assert_eq!(
+        next_check_in(Duration::from_secs(512), &p, spread),
+        Duration::from_secs(88)
+    );
+}
+
+/// The calls a 20-minute run costs and how late its end is seen, with and without
+/// history, by walking the policy the way a chain of checks does.
+#[test]
+fn twenty_minute_runs_cost_a_third_of_a_30s_poll_and_are_seen_within_5_percent() {
+    let p = PollPolicy::default();
+    let walk = |run: Duration, h: RunHistory| {
+        let (mut age, mut calls) = (p.first, 1u32);
+        while age < run {
+            age += next_check_in(age, &p, h);
+            calls += 1;
+        }
+        (calls, age - run)
+    };
+    let h = RunHistory {
+        finished: 50,
+        shortest: Duration::from_secs(960),
+        mean: Duration::from_secs(1200),
+    };
+    // Runs of 20 minutes +-20%, every 12 s of length.
+    let mut total = 0;
+    for secs in (960u64..=1440).step_by(12) {
+        let run = Duration::from_secs(secs);
+        let (calls, late) = walk(run, h);
+        assert!(calls <= 16, "{secs} s: {calls} calls");
+        assert!(late <= run.mul_f64(0.05), "{secs} s: seen {late:?} late");
+        total += calls;
+    }
+    assert!(total * 3 <= 41 * 40, "{total} calls for 41 runs");
+    let (calls, _) = walk(Duration::from_secs(1200), h);
+    assert!(calls * 3 <= 40, "{calls} calls against 40 for a 30 s poll");
+}
