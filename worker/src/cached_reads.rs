@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_contract::BackfillId;
-use backfill_ledger::{Backfill, Guards, LedgerError, PartitionState};
+use backfill_ledger::{Backfill, Guards, Ledger, LedgerError, PartitionState};
 
+use crate::StepError;
 use crate::expiring::Expiring;
 use crate::policy::RunHistory;
-use crate::{StepError, Worker};
 
 /// The worker's caches of ledger reads, by backfill.
 #[derive(Debug)]
@@ -36,35 +36,43 @@ impl Default for CachedReads {
     }
 }
 
-impl Worker {
+impl CachedReads {
     /// The backfill's immutable fields (job, parameters, manifest), read once.
-    pub(crate) async fn backfill(&self, id: &BackfillId) -> Result<Arc<Backfill>, StepError> {
+    pub(crate) async fn backfill(
+        &self,
+        ledger: &Ledger,
+        id: &BackfillId,
+    ) -> Result<Arc<Backfill>, StepError> {
         let read = async {
-            match self.ledger.backfill(id).await? {
+            match ledger.backfill(id).await? {
                 Some(b) => Ok(Arc::new(b)),
                 None => Err(StepError::Ledger(LedgerError::Corrupt(format!(
                     "partition of unknown backfill {id}"
                 )))),
             }
         };
-        self.cached.backfills.get_or_read(id, read).await
+        self.backfills.get_or_read(id, read).await
     }
 
     /// The backfill's guards, re-read at most every second: they change at any time, so
     /// they are not taken from the immutable fields.
-    pub(crate) async fn guards(&self, id: &BackfillId) -> Result<Guards, StepError> {
+    pub(crate) async fn guards(
+        &self,
+        ledger: &Ledger,
+        id: &BackfillId,
+    ) -> Result<Guards, StepError> {
         let read = async {
-            let backfill = self.ledger.backfill(id).await?;
+            let backfill = ledger.backfill(id).await?;
             Ok(backfill.map(|b| b.guards).unwrap_or_default())
         };
-        self.cached.guards.get_or_read(id, read).await
+        self.guards.get_or_read(id, read).await
     }
 
     /// The backfill's run lengths so far, re-read at most every 30 s (a failed read
     /// keeps the last known, or none: polling without history is only costlier).
-    pub(crate) async fn run_history(&self, id: &BackfillId) -> RunHistory {
+    pub(crate) async fn run_history(&self, ledger: &Ledger, id: &BackfillId) -> RunHistory {
         let read = async {
-            let (n, shortest, mean) = self.ledger.run_lengths(id).await?;
+            let (n, shortest, mean) = ledger.run_lengths(id).await?;
             Ok::<_, LedgerError>(RunHistory {
                 finished: u32::try_from(n).unwrap_or(u32::MAX),
                 shortest: Duration::from_millis(shortest.max(0) as u64),
@@ -74,18 +82,15 @@ impl Worker {
         let failed = |e: LedgerError| {
             tracing::debug!(error = %e, "run history unavailable; polling without it");
         };
-        self.cached
-            .histories
-            .get_or_read_or_last(id, read, failed)
-            .await
+        self.histories.get_or_read_or_last(id, read, failed).await
     }
 
     /// How many partitions of the backfill wait to start, re-counted at most every 2 s (a
     /// failed count keeps the last known, or none: the triggers then ask every
     /// `admission_delay`, as often as they ever did).
-    pub(crate) async fn backlog(&self, id: &BackfillId) -> i64 {
+    pub(crate) async fn backlog(&self, ledger: &Ledger, id: &BackfillId) -> i64 {
         let read = async {
-            let counts = self.ledger.state_counts(id).await?;
+            let counts = ledger.state_counts(id).await?;
             Ok::<_, LedgerError>(
                 [PartitionState::Pending, PartitionState::Failed]
                     .iter()
@@ -96,9 +101,6 @@ impl Worker {
         let failed = |e: LedgerError| {
             tracing::debug!(error = %e, "backlog unavailable; asking at the base delay");
         };
-        self.cached
-            .backlogs
-            .get_or_read_or_last(id, read, failed)
-            .await
+        self.backlogs.get_or_read_or_last(id, read, failed).await
     }
 }

@@ -91,7 +91,10 @@ impl Worker {
         let age = Duration::from_millis(
             (now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64,
         );
-        let history = self.run_history(&m.msg.backfill_id).await;
+        let history = self
+            .cached
+            .run_history(&self.ledger, &m.msg.backfill_id)
+            .await;
         let wait = next_check_in(age, &self.config.poll, history);
         let due = now_ms() + wait.as_millis() as i64;
         // Hand the chain on first: a duplicate of this check fails here and dies.

@@ -20,7 +20,7 @@ impl Worker {
     /// back to re-attach with the same token.
     pub(crate) async fn start_run(&self, m: &Received, token: &str) -> Result<Handled, StepError> {
         let msg = &m.msg;
-        let backfill = self.backfill(&msg.backfill_id).await?;
+        let backfill = self.cached.backfill(&self.ledger, &msg.backfill_id).await?;
         let mut params: BTreeMap<String, String> = backfill.params.clone();
         params.insert(param::PARTITION_DATE.into(), msg.partition_date.to_string());
         params.insert(param::BACKFILL_ID.into(), msg.backfill_id.to_string());

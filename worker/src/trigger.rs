@@ -95,7 +95,7 @@ impl Worker {
         let admission = self.config.admission_delay;
         // Guards change at any time: read them at most a second old, not from the cache
         // of immutable backfill fields (the budget is checked inside the claim itself).
-        let guards = self.guards(&msg.backfill_id).await?;
+        let guards = self.cached.guards(&self.ledger, &msg.backfill_id).await?;
         if let Some(hold) = self.production.hold(&self.client, &guards).await? {
             return self
                 .delay(m, hold.reason.as_str(), admission, &hold.detail)
@@ -110,7 +110,7 @@ impl Worker {
             Claim::Claimed => self.start_run(m, &token).await,
             Claim::AtCapacity { active, cap } => {
                 let reason = format!("concurrency cap {cap} reached ({active} active)");
-                let waiting = self.backlog(&msg.backfill_id).await;
+                let waiting = self.cached.backlog(&self.ledger, &msg.backfill_id).await;
                 let sample = rand::rng().random_range(0.0..1.0);
                 let wait = admission_wait(admission, waiting, cap, sample);
                 self.delay(m, "at_cap", wait, &reason).await
