@@ -51,6 +51,7 @@ impl From<OperationError> for CliError {
             OperationError::UnknownBackfill(id) => {
                 Self::usage(format!("--backfill-id: no backfill {id} in the ledger"))
             }
+            OperationError::Request(problem) => Self::usage(request_problem(&problem)),
             OperationError::ContractJob {
                 role,
                 job_id,
@@ -93,5 +94,18 @@ impl From<ReconcileError> for CliError {
     /// A contract refusal is the operator's to fix (exit 2).
     fn from(e: ReconcileError) -> Self {
         OperationError::from(e).into()
+    }
+}
+
+/// A refused backfill request in the flags' words.
+pub(crate) fn request_problem(problem: &backfill_producer::RequestProblem) -> String {
+    use backfill_producer::RequestProblem;
+    match problem {
+        RequestProblem::EndBeforeStart { start, end } => {
+            format!("--end {end} is before --start {start}")
+        }
+        RequestProblem::JobId(_) => "--job-id must be a positive number".into(),
+        RequestProblem::ConcurrencyCap(_) => "--concurrency-cap must be at least 1".into(),
+        RequestProblem::ReservedParam(p) => format!("--param {p} is set by the fleet itself"),
     }
 }

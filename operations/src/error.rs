@@ -5,7 +5,7 @@ use backfill_broker::BrokerError;
 use backfill_contract::BackfillId;
 use backfill_databricks::ApiError;
 use backfill_ledger::{ContractVersion, LedgerError};
-use backfill_producer::ProduceError;
+use backfill_producer::{ProduceError, RequestProblem};
 use backfill_reconciler::ReconcileError;
 
 /// Why an operation failed.
@@ -18,6 +18,9 @@ pub enum OperationError {
     /// state of the backfill); the message says why.
     #[error("{0}")]
     Refused(String),
+    /// A backfill request the producer refuses, by the value at fault.
+    #[error("invalid request: {0}")]
+    Request(RequestProblem),
     /// A promotion or rollback job of the contract could not be read from Databricks.
     #[error("the {role} job {job_id} could not be read from Databricks")]
     ContractJob {
@@ -84,7 +87,10 @@ impl OperationError {
     /// command line, exit 2), as opposed to a failure of the ledger, broker or Databricks.
     pub fn is_refused(&self) -> bool {
         match self {
-            Self::UnknownBackfill(_) | Self::Refused(_) | Self::ContractDisagrees { .. } => true,
+            Self::UnknownBackfill(_)
+            | Self::Refused(_)
+            | Self::Request(_)
+            | Self::ContractDisagrees { .. } => true,
             Self::ContractJob { source, .. } => source.is_not_found() || source.is_permanent(),
             Self::Reconcile(e) => {
                 matches!(
@@ -102,6 +108,7 @@ impl From<ProduceError> for OperationError {
     fn from(e: ProduceError) -> Self {
         match e {
             ProduceError::Invalid(m) => Self::Refused(m),
+            ProduceError::Request(problem) => Self::Request(problem),
             other => Self::Produce(other),
         }
     }

@@ -8,11 +8,13 @@
 mod manifest;
 mod plan;
 mod publish;
+mod register;
 mod request;
 mod rerun;
 
 pub use manifest::{Manifest, settings_hash};
-pub use plan::{Plan, PlanInput, plan};
+pub use plan::{Plan, PlanInput, PlanProblem, plan};
 pub use publish::publish_pending;
-pub use request::{Order, ProduceError, ProduceRequest, register};
+pub use register::register;
+pub use request::{Order, ProduceError, ProduceRequest, RequestProblem};
 pub use rerun::request_rerun;

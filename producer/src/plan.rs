@@ -31,23 +31,37 @@ pub struct Plan {
     pub warnings: Vec<String>,
 }
 
+/// The input of a plan that makes no sense, by the value at fault (the command line names
+/// its flag).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PlanProblem {
+    #[error("the number of partitions must be at least 1")]
+    Partitions,
+    #[error("the concurrency must be at least 1")]
+    Concurrency,
+    #[error("the run length must be above 0")]
+    RunLength,
+    #[error("prices, budgets and windows must be positive")]
+    Amounts,
+}
+
 /// Plans a backfill, or names the input that makes no sense.
-pub fn plan(input: &PlanInput) -> Result<Plan, String> {
+pub fn plan(input: &PlanInput) -> Result<Plan, PlanProblem> {
     if input.partitions == 0 {
-        return Err("--partitions must be at least 1".into());
+        return Err(PlanProblem::Partitions);
     }
     if input.concurrency == 0 {
-        return Err("--concurrency must be at least 1".into());
+        return Err(PlanProblem::Concurrency);
     }
     if !input.run_hours.is_finite() || input.run_hours <= 0.0 {
-        return Err("--run-minutes must be above 0".into());
+        return Err(PlanProblem::RunLength);
     }
     if input.price_per_run_hour < 0.0
         || input.budget.is_some_and(|b| b < 0.0)
         || !input.window_hours.is_finite()
         || input.window_hours <= 0.0
     {
-        return Err("prices, budgets and windows must be positive".into());
+        return Err(PlanProblem::Amounts);
     }
     let waves = input.partitions.div_ceil(input.concurrency);
     let makespan_hours = waves as f64 * input.run_hours;
@@ -146,20 +160,8 @@ mod tests {
 
     #[test]
     fn nonsense_inputs_are_named() {
-        assert!(
-            plan(&input(0, 1, 1.0, 1.0, None))
-                .unwrap_err()
-                .contains("--partitions")
-        );
-        assert!(
-            plan(&input(1, 0, 1.0, 1.0, None))
-                .unwrap_err()
-                .contains("--concurrency")
-        );
-        assert!(
-            plan(&input(1, 1, 0.0, 1.0, None))
-                .unwrap_err()
-                .contains("--run-minutes")
-        );
+        assert!(plan(&input(0, 1, 1.0, 1.0, None)).unwrap_err() == PlanProblem::Partitions);
+        assert!(plan(&input(1, 0, 1.0, 1.0, None)).unwrap_err() == PlanProblem::Concurrency);
+        assert!(plan(&input(1, 1, 0.0, 1.0, None)).unwrap_err() == PlanProblem::RunLength);
     }
 }

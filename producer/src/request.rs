@@ -3,10 +3,8 @@
 use std::collections::BTreeMap;
 
 use backfill_contract::{BackfillId, PartitionDate};
-use backfill_databricks::{ApiError, DatabricksClient};
-use backfill_ledger::{Ledger, LedgerError, NewBackfill, PromotionContract, Registration};
-
-use crate::Manifest;
+use backfill_databricks::ApiError;
+use backfill_ledger::{LedgerError, PromotionContract};
 
 /// Which partitions go first. Newest first by default: recent data is fixed first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -48,6 +46,9 @@ pub struct ProduceRequest {
 /// Why a request was refused or could not be registered.
 #[derive(Debug, thiserror::Error)]
 pub enum ProduceError {
+    /// The request itself is wrong (the operator's to fix).
+    #[error("invalid request: {0}")]
+    Request(RequestProblem),
     #[error("invalid request: {0}")]
     Invalid(String),
     #[error("could not read job {job_id} from Databricks: {source}")]
@@ -62,6 +63,22 @@ pub enum ProduceError {
     Broker(#[from] backfill_broker::BrokerError),
 }
 
+/// What is wrong with a request, by the value at fault (the command line names its flag).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RequestProblem {
+    #[error("the end {end} is before the start {start}")]
+    EndBeforeStart {
+        start: PartitionDate,
+        end: PartitionDate,
+    },
+    #[error("job id {0} must be a positive number")]
+    JobId(i64),
+    #[error("concurrency cap {0} must be at least 1")]
+    ConcurrencyCap(i64),
+    #[error("parameter {0} is set by the fleet itself")]
+    ReservedParam(String),
+}
+
 /// Job parameters the fleet sets itself; a request may not set them.
 pub const RESERVED_PARAMS: [&str; 5] = backfill_contract::jobs::backfill::FLEET_PARAMS;
 
@@ -69,28 +86,26 @@ impl ProduceRequest {
     /// Checks the request, naming the first problem.
     pub fn validate(&self) -> Result<(), ProduceError> {
         if self.end < self.start {
-            return Err(ProduceError::Invalid(format!(
-                "--end {} is before --start {}",
-                self.end, self.start
-            )));
+            return Err(ProduceError::Request(RequestProblem::EndBeforeStart {
+                start: self.start,
+                end: self.end,
+            }));
         }
         if self.job_id <= 0 {
-            return Err(ProduceError::Invalid(
-                "--job-id must be a positive number".into(),
-            ));
+            return Err(ProduceError::Request(RequestProblem::JobId(self.job_id)));
         }
         if self.concurrency_cap < 1 {
-            return Err(ProduceError::Invalid(
-                "--concurrency-cap must be at least 1".into(),
-            ));
+            return Err(ProduceError::Request(RequestProblem::ConcurrencyCap(
+                self.concurrency_cap,
+            )));
         }
         if let Some(p) = self
             .params
             .keys()
             .find(|k| RESERVED_PARAMS.contains(&k.as_str()))
         {
-            return Err(ProduceError::Invalid(format!(
-                "--param {p} is set by the fleet itself"
+            return Err(ProduceError::Request(RequestProblem::ReservedParam(
+                p.clone(),
             )));
         }
         Ok(())
@@ -117,48 +132,6 @@ impl ProduceRequest {
         }
         dates
     }
-}
-
-/// Validates the request, reads the job to pin its settings in the manifest, and
-/// registers the backfill and its partitions. Returns the manifest id with what changed.
-pub async fn register(
-    ledger: &Ledger,
-    client: &DatabricksClient,
-    request: &ProduceRequest,
-) -> Result<(String, Registration), ProduceError> {
-    request.validate()?;
-    let job = client
-        .get_job(request.job_id)
-        .await
-        .map_err(|source| ProduceError::Job {
-            job_id: request.job_id,
-            source,
-        })?;
-    let job_cap = job.settings.max_concurrent_runs.unwrap_or(1);
-    if job_cap < request.concurrency_cap {
-        tracing::warn!(
-            job_id = request.job_id,
-            job_max_concurrent_runs = job_cap,
-            concurrency_cap = request.concurrency_cap,
-            "the job allows fewer concurrent runs than the backfill's cap; runs beyond it will queue or be skipped"
-        );
-    }
-    let manifest = Manifest::new(request, &job);
-    let manifest_id = manifest.id();
-    let new = NewBackfill {
-        backfill_id: request.backfill_id.clone(),
-        job_id: request.job_id,
-        start: request.start,
-        end: request.end,
-        params: request.run_params(),
-        concurrency_cap: request.concurrency_cap,
-        manifest_id: manifest_id.clone(),
-        manifest: serde_json::to_value(&manifest).unwrap_or_default(),
-        contract: request.contract.clone(),
-        created_by: request.created_by.clone(),
-    };
-    let registration = ledger.register_backfill(&new).await?;
-    Ok((manifest_id, registration))
 }
 
 #[cfg(test)]
@@ -200,17 +173,18 @@ mod tests {
             end: "2025-12-31".parse().unwrap(),
             ..request()
         };
-        assert!(r.validate().unwrap_err().to_string().contains("--end"));
+        assert!(matches!(
+            r.validate(),
+            Err(ProduceError::Request(RequestProblem::EndBeforeStart { .. }))
+        ));
         let r = ProduceRequest {
             concurrency_cap: 0,
             ..request()
         };
-        assert!(
-            r.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("--concurrency-cap")
-        );
+        assert!(matches!(
+            r.validate(),
+            Err(ProduceError::Request(RequestProblem::ConcurrencyCap(0)))
+        ));
         let mut r = request();
         r.params.insert("partition_date".into(), "x".into());
         assert!(

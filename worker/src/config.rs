@@ -103,6 +103,10 @@ pub struct WorkerConfig {
     /// How long one step of a partition may keep failing for outages (Databricks or the
     /// ledger unreachable, throttled) before it is dead-lettered with the last error.
     pub outage_budget: Duration,
+    /// The settings that decide which fleet a worker serves, in the words its operator
+    /// uses (the command line gives its flags and variables); named when a message of
+    /// another fleet shows them wrong.
+    pub fleet_settings: String,
 }
 
 impl WorkerConfig {
@@ -120,6 +124,7 @@ impl WorkerConfig {
             check_grace: Duration::from_secs(60),
             max_trigger_reissues: 5,
             outage_budget: Duration::from_secs(3600),
+            fleet_settings: "the ledger or the namespace setting".into(),
         }
     }
 }

@@ -56,8 +56,8 @@ impl Worker {
             if *theirs != mine {
                 return Err(StepError::Foreign(format!(
                     "a message of the fleet whose ledger is {theirs} reached this worker, whose \
-                     ledger is {mine}: --ledger-url / LEDGER_URL or --namespace / \
-                     BACKFILL_NAMESPACE points at another fleet"
+                     ledger is {mine}: {} points at another fleet",
+                    self.config.fleet_settings
                 )));
             }
         }

@@ -19,7 +19,15 @@ pub fn run(args: PlanArgs) -> Result<(), CliError> {
         budget: args.budget,
         window_hours: args.window_hours,
     };
-    let plan = backfill_producer::plan(&input).map_err(CliError::usage)?;
+    let plan = backfill_producer::plan(&input).map_err(|problem| {
+        use backfill_producer::PlanProblem;
+        CliError::usage(match problem {
+            PlanProblem::Partitions => "--partitions must be at least 1",
+            PlanProblem::Concurrency => "--concurrency must be at least 1",
+            PlanProblem::RunLength => "--run-minutes must be above 0",
+            PlanProblem::Amounts => "prices, budgets and windows must be positive",
+        })
+    })?;
     if args.json {
         println!(
             "{}",

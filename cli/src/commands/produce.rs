@@ -49,9 +49,13 @@ pub fn request_from(args: &ProduceArgs) -> Result<ProduceRequest, CliError> {
         created_by: args.created_by.clone(),
         contract: None,
     };
-    request
-        .validate()
-        .map_err(|e| CliError::usage(e.to_string()))?;
+    request.validate().map_err(|e| match e {
+        backfill_producer::ProduceError::Request(problem) => CliError::usage(format!(
+            "invalid request: {}",
+            crate::exit::request_problem(&problem)
+        )),
+        e => CliError::usage(e.to_string()),
+    })?;
     Ok(request)
 }
 
