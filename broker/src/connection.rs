@@ -10,6 +10,7 @@ use lapin::options::{BasicConsumeOptions, BasicGetOptions, BasicQosOptions, Queu
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 
+use crate::timeout::with_timeout;
 use crate::url::NodeUrl;
 use crate::{AmqpUrl, BrokerError, Delivery, Lane, LaneConsumer, Publisher, Topology};
 
@@ -210,17 +211,4 @@ async fn open_channel(connection: &Connection) -> Result<Channel, BrokerError> {
     with_timeout("channel.open", connection.create_channel())
         .await?
         .map_err(BrokerError::op("channel.open"))
-}
-
-pub(crate) async fn with_timeout<T>(
-    op: &'static str,
-    fut: impl std::future::Future<Output = T>,
-) -> Result<T, BrokerError> {
-    const LIMIT: Duration = Duration::from_secs(10);
-    tokio::time::timeout(LIMIT, fut)
-        .await
-        .map_err(|_| BrokerError::Timeout {
-            op,
-            seconds: LIMIT.as_secs(),
-        })
 }

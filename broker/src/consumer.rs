@@ -4,7 +4,7 @@ use futures_lite::StreamExt;
 use lapin::options::BasicCancelOptions;
 use lapin::{Channel, Consumer};
 
-use crate::connection::with_timeout;
+use crate::timeout::with_timeout;
 use crate::{BrokerError, Delivery, Lane};
 
 /// A consumer with the channel it lives on (dropping the channel would end it).

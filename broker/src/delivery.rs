@@ -6,7 +6,7 @@ use std::fmt;
 
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 
-use crate::connection::with_timeout;
+use crate::timeout::with_timeout;
 use crate::{BrokerError, Headers, SENT_MS_HEADER};
 
 /// One delivery, unacknowledged until it is settled. Settling consumes it: a delivery is

@@ -21,6 +21,7 @@ mod error;
 mod headers;
 mod publisher;
 mod retire;
+mod timeout;
 mod topology;
 mod url;
 

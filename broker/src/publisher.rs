@@ -6,7 +6,7 @@ use std::time::Duration;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
-use crate::connection::with_timeout;
+use crate::timeout::with_timeout;
 use crate::{BrokerError, Headers, Lane, Topology};
 
 /// Where a message goes.

@@ -6,7 +6,7 @@ use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 
-use crate::connection::with_timeout;
+use crate::timeout::with_timeout;
 use crate::{AmqpUrl, BrokerError, Topology};
 
 /// One queue of a namespace as the broker sees it.
