@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use backfill_broker::{AmqpUrl, Broker, Lane, Topology};
-use backfill_ledger::{Ledger, PartitionState};
+use backfill_ledger::{ActionKind, ActionState, Ledger, PartitionState};
 use backfill_metrics::{BackfillSnapshot, Group, Metrics, serve};
 use tokio_util::sync::CancellationToken;
 
@@ -111,19 +111,13 @@ async fn snapshot(
     let failing = ledger.dq_failing(id).await.map_err(anyhow::Error::new)?;
     // Every (kind, state) pair is reported, zero included, so that series do not vanish.
     let mut actions: BTreeMap<(&'static str, &'static str), i64> = BTreeMap::new();
-    for kind in ["promote", "rollback"] {
-        for state in ["requested", "running", "succeeded", "failed"] {
-            actions.insert((kind, state), 0);
+    for kind in ActionKind::ALL {
+        for state in ActionState::ALL {
+            actions.insert((kind.as_str(), state.as_str()), 0);
         }
     }
     for (kind, state, n) in ledger.action_counts(id).await.map_err(anyhow::Error::new)? {
-        let key = actions
-            .keys()
-            .find(|(k, s)| *k == kind && *s == state)
-            .copied();
-        if let Some(key) = key {
-            *actions.entry(key).or_default() += n;
-        }
+        *actions.entry((kind.as_str(), state.as_str())).or_default() += n;
     }
     Ok(BackfillSnapshot {
         backfill: id.to_string(),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use backfill_ledger::NewEvent;
+use backfill_ledger::{ActionState, NewEvent};
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback as roll_back};
 
 use super::contract::{flags, reconcile_error, recorded_agreeing, warn_without_policy};
@@ -173,7 +173,7 @@ pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), Cli
             a.detail
         );
     }
-    if done.iter().all(|a| a.state == "succeeded") {
+    if done.iter().all(|a| a.state == ActionState::Succeeded) {
         Ok(())
     } else {
         Err(CliError::Negative(
