@@ -55,7 +55,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let handle = sim.serve_here().await.context("serving the simulator")?;
     let client = DatabricksClient::new(ClientConfig::new(handle.url(), "demo-token"))
         .map_err(anyhow::Error::new)?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.api.clone());
     let ledger = demo_global.ledger().await?;
     let broker = demo_global
         .broker("backfill demo", Duration::from_secs(10))
