@@ -11,7 +11,8 @@ use futures_lite::StreamExt;
 use tokio::sync::Semaphore;
 
 use crate::common::{Memory, ProcFleet, memory_mib, sim_config};
-use crate::{Sizes, median, support};
+use crate::sizes::{Sizes, median};
+use crate::support;
 
 /// One end-to-end run: its rate and where the time went.
 pub(crate) struct FleetRun {
