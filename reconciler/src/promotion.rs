@@ -1,5 +1,6 @@
-//! Promotion of proven partition attempts into production, and partition-scoped rollback
-//! (SPEC invariant 10): what governs both is the backfill's recorded contract.
+//! Promotion of proven partition attempts into production (SPEC invariant 10): what
+//! governs it is the backfill's recorded contract (rollback, under the same contract, is
+//! in `rollback`).
 //!
 //! Each proven attempt is promoted once, at the staging version its run wrote: the
 //! promotion job is told that version per partition and copies exactly that snapshot. A
