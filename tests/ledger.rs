@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use backfill_contract::{Attempt, BackfillId, PartitionDate};
 use backfill_ledger::{
-    BackfillState, Claim, DqResult, Ledger, LedgerError, NewBackfill, PartitionKey, PartitionState,
-    RunTimes, now_ms,
+    ActionKind, ActionState, BackfillState, Claim, DqResult, Ledger, LedgerError, NewBackfill,
+    PartitionKey, PartitionState, RunTimes, now_ms,
 };
 
 fn new_backfill(id: &str, days: u32, cap: i64) -> NewBackfill {
@@ -584,7 +584,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
             .create_action(
                 &id,
                 "p1",
-                "promote",
+                ActionKind::Promote,
                 1,
                 &["2026-01-01".into()],
                 "tok",
@@ -597,7 +597,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
             .create_action(
                 &id,
                 "p2",
-                "promote",
+                ActionKind::Promote,
                 2,
                 &["2026-01-02".into()],
                 "tok2",
@@ -608,15 +608,23 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
             .unwrap();
         assert!(
             ledger
-                .move_action(&id, "p1", &["requested"], "succeeded", Some(9), "", "r")
+                .move_action(
+                    &id,
+                    "p1",
+                    &[ActionState::Requested],
+                    ActionState::Succeeded,
+                    Some(9),
+                    "",
+                    "r"
+                )
                 .await
                 .unwrap()
         );
         assert_eq!(
             ledger.action_counts(&id).await.unwrap(),
             [
-                ("promote".to_owned(), "requested".to_owned(), 1),
-                ("promote".to_owned(), "succeeded".to_owned(), 1)
+                (ActionKind::Promote, ActionState::Requested, 1),
+                (ActionKind::Promote, ActionState::Succeeded, 1)
             ]
         );
     })

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use backfill_databricks::models::ListRuns;
+use backfill_ledger::{ActionKind, ActionState};
 use backfill_reconciler::{
     GapKind, PromotionOutcome, PromotionSettings, promote, reconcile_once, recorded_policy,
     rollback,
@@ -459,7 +460,7 @@ async fn a_failed_promotion_is_retried_with_a_fresh_token_and_wave_size_only_bat
             .unwrap();
         let succeeded: Vec<&str> = items
             .iter()
-            .filter(|i| i.state == "succeeded")
+            .filter(|i| i.state == ActionState::Succeeded)
             .map(|i| i.partition_date.as_str())
             .collect();
         assert_eq!(
@@ -472,7 +473,13 @@ async fn a_failed_promotion_is_retried_with_a_fresh_token_and_wave_size_only_bat
                 "2026-01-05"
             ]
         );
-        assert_eq!(items.iter().filter(|i| i.state == "failed").count(), 3);
+        assert_eq!(
+            items
+                .iter()
+                .filter(|i| i.state == ActionState::Failed)
+                .count(),
+            3
+        );
         fleet.stop().await;
     }
 }
@@ -757,7 +764,7 @@ async fn two_reconcilers_never_promote_one_proof_twice() {
                 let actions = fleet.ledger.actions(&fleet.backfill_id).await.unwrap();
                 actions
                     .iter()
-                    .any(|x| x.kind == "promote" && x.state == "running")
+                    .any(|x| x.kind == ActionKind::Promote && x.state == ActionState::Running)
                     .then_some(())
             })
             .await;
@@ -809,7 +816,7 @@ async fn two_reconcilers_never_promote_one_proof_twice() {
             .unwrap();
         let d2_promotions: Vec<_> = items
             .iter()
-            .filter(|i| i.partition_date == "2026-01-02" && i.state == "succeeded")
+            .filter(|i| i.partition_date == "2026-01-02" && i.state == ActionState::Succeeded)
             .collect();
         assert_eq!(
             d2_promotions.len(),

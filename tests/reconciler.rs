@@ -9,6 +9,7 @@ mod support;
 use std::time::Duration;
 
 use backfill_databricks::models::ListRuns;
+use backfill_ledger::{ActionKind, ActionState};
 use backfill_reconciler::{
     GapKind, PromotionOutcome, PromotionSettings, Reverify, audit_csv, audit_json, promote,
     reconcile_once, rollback,
@@ -153,11 +154,14 @@ async fn a_complete_backfill_promotes_once_even_when_promotion_is_raced() {
             .unwrap();
         assert_eq!(items.len(), 7, "{items:?}");
         for i in &items {
-            assert_eq!(i.state, "succeeded");
+            assert_eq!(i.state, ActionState::Succeeded);
             assert_eq!(i.version_after, i.version_before.map(|v| v + 1), "{i:?}");
         }
         let actions = fleet.ledger.actions(&fleet.backfill_id).await.unwrap();
-        let promotions: Vec<_> = actions.iter().filter(|a| a.kind == "promote").collect();
+        let promotions: Vec<_> = actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Promote)
+            .collect();
         assert_eq!(
             promotions.len(),
             job_runs(&fleet, 2).await.len(),
@@ -436,7 +440,10 @@ async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorde
         )
         .await
         .unwrap();
-        assert!(done.iter().all(|a| a.state == "succeeded"), "{done:?}");
+        assert!(
+            done.iter().all(|a| a.state == ActionState::Succeeded),
+            "{done:?}"
+        );
         let runs = job_runs(&fleet, 3).await;
         assert_eq!(runs.len(), 2);
         let restored: Vec<(String, String)> = runs

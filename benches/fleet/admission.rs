@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use backfill_ledger::PartitionState;
 
-use crate::Sizes;
 use crate::common::{ProcFleet, sim_config};
+use crate::sizes::Sizes;
 use crate::support;
 use crate::support::scrape::Scrape;
 

@@ -13,8 +13,8 @@ use backfill_worker::{PollPolicy, Worker, WorkerConfig, run_worker};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::sim_config;
+use crate::sizes::{Sizes, median};
 use crate::support::fleet::Fleet;
-use crate::{Sizes, median};
 
 /// Calls and detection delay of one run of `run` under a policy, walking the chain of
 /// checks the way the worker does: the first check at `first`, each next one when the

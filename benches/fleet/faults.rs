@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use backfill_ledger::{PartitionState, now_ms};
 
 use crate::common::{ProcFleet, sim_config};
+use crate::sizes::{Sizes, median};
+use crate::support;
 use crate::support::private_broker::PrivateBroker;
-use crate::{Sizes, median, support};
 
 /// Kills one of two workers mid-backfill; for every unfinished partition whose last event
 /// before the kill was the killed worker's, the time until its next event (by the

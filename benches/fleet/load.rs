@@ -10,7 +10,8 @@ use backfill_ledger::PartitionState;
 use tokio::sync::Semaphore;
 
 use crate::common::{Memory, ProcFleet, memory_mib, sim_config};
-use crate::{Sizes, median, support};
+use crate::sizes::{Sizes, median};
+use crate::support;
 
 /// One end-to-end run: its rate and where the time went.
 pub(crate) struct FleetRun {

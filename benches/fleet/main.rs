@@ -24,6 +24,7 @@ mod efficiency;
 mod faults;
 mod load;
 mod peer;
+mod sizes;
 
 mod sections {
     pub use super::admission::admission;
@@ -35,24 +36,7 @@ mod sections {
 
 use std::fmt::Write as _;
 
-/// Run sizes: the full benchmark or the CI-sized one.
-#[derive(Debug, Clone, Copy)]
-pub struct Sizes {
-    pub quick: bool,
-    pub repeats: usize,
-}
-
-impl Sizes {
-    pub fn pick<T>(&self, quick: T, full: T) -> T {
-        if self.quick { quick } else { full }
-    }
-}
-
-/// The median of some measurements.
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+use sizes::Sizes;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -8,11 +8,11 @@ pub enum ContractError {
     NotJson(String),
     #[error("message has no schema_version")]
     MissingVersion,
-    #[error("unknown schema_version {0} (this build understands {supported})", supported = crate::SCHEMA_VERSION)]
+    #[error("unknown schema_version {0} (this build understands {supported})", supported = crate::wire::SCHEMA_VERSION)]
     UnknownVersion(u64),
     #[error("invalid message: {0}")]
     Invalid(String),
-    #[error("message body is {0} bytes, over the {max} byte limit", max = crate::MAX_MESSAGE_BYTES)]
+    #[error("message body is {0} bytes, over the {max} byte limit", max = crate::wire::MAX_MESSAGE_BYTES)]
     TooLarge(usize),
     #[error("invalid {what} {value:?}: {why}")]
     InvalidId {

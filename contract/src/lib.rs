@@ -10,8 +10,10 @@ mod ids;
 pub mod jobs;
 mod message;
 mod token;
+mod wire;
 
 pub use error::ContractError;
 pub use ids::{Attempt, BackfillId, PartitionDate};
-pub use message::{MAX_MESSAGE_BYTES, PartitionMessage, SCHEMA_VERSION, Step};
+pub use message::{PartitionMessage, Step};
 pub use token::{MAX_TOKEN_LEN, idempotency_token, promotion_token, rollback_token, scoped_token};
+pub use wire::{MAX_MESSAGE_BYTES, SCHEMA_VERSION};

@@ -3,13 +3,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::wire::{MAX_MESSAGE_BYTES, SCHEMA_VERSION};
 use crate::{Attempt, BackfillId, ContractError, PartitionDate};
-
-/// The only schema version this build writes and reads.
-pub const SCHEMA_VERSION: u64 = 1;
-
-/// Bodies larger than this are refused unread: a partition message is a few hundred bytes.
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 /// What the receiving worker is asked to do for the partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

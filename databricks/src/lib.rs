@@ -9,6 +9,8 @@
 
 mod classify;
 mod client;
+mod config;
+mod endpoints;
 mod error;
 mod gate;
 pub mod models;
@@ -17,6 +19,7 @@ pub mod models;
 mod parse_property_tests;
 
 pub use classify::{Failure, FailureClass, RunOutcome, classify};
-pub use client::{ClientConfig, DatabricksClient, MAX_RETRY_AFTER, RequestRetry};
+pub use client::DatabricksClient;
+pub use config::{ClientConfig, MAX_RETRY_AFTER, RequestRetry};
 pub use error::ApiError;
 pub use gate::CallGate;

@@ -9,9 +9,12 @@
 //! message cannot both act, and every change is on record. Events are append-only; the
 //! schema itself refuses updates and deletes of them.
 
+mod actions;
+mod approvals;
 mod backfills;
 mod connect;
 mod contracts;
+mod dq_results;
 mod error;
 mod events;
 mod fleet;
@@ -21,18 +24,18 @@ mod model;
 mod partitions;
 mod promotions;
 mod proofs;
-mod reconcile_records;
 mod summary;
 mod trigger_sweep;
 
 pub use partitions::{Claim, RunTimes, projected_spend};
-pub use reconcile_records::{Action, DqResult};
 pub use summary::PartitionSummary;
 pub use trigger_sweep::Reissued;
 
+pub use actions::{Action, ActionKind, ActionState};
 pub use backfills::{NewBackfill, Registration};
 pub use connect::Ledger;
 pub use contracts::{ContractVersion, PromotionContract, RecordedJob, RecordedPolicy};
+pub use dq_results::DqResult;
 pub use error::LedgerError;
 pub use events::{Event, NewEvent};
 pub use guards::{Guards, HoldReason, ProtectedWindow};

@@ -9,10 +9,10 @@ use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::actions::move_action_in;
 use crate::events::insert_event;
 use crate::model::corrupt;
-use crate::reconcile_records::move_action_in;
-use crate::{Action, Ledger, LedgerError, NewEvent, now_ms};
+use crate::{Action, ActionState, Ledger, LedgerError, NewEvent, now_ms};
 
 /// One partition attempt of a promotion action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -23,8 +23,8 @@ pub struct PromotionItem {
     pub partition_date: String,
     pub attempt: i64,
     pub staging_version: i64,
-    /// `requested`, `running`, `succeeded`, `failed` (the action's).
-    pub state: String,
+    /// The action's state.
+    pub state: ActionState,
     /// The target's version before and after this partition's commit, as reported.
     pub version_before: Option<i64>,
     pub version_after: Option<i64>,
@@ -47,7 +47,7 @@ fn item_from_row(r: &AnyRow) -> Result<PromotionItem, LedgerError> {
         partition_date: r.try_get("partition_date").map_err(corrupt)?,
         attempt: r.try_get("attempt").map_err(corrupt)?,
         staging_version: r.try_get("staging_version").map_err(corrupt)?,
-        state: r.try_get("state").map_err(corrupt)?,
+        state: r.try_get::<String, _>("state").map_err(corrupt)?.parse()?,
         version_before: r.try_get("version_before").map_err(corrupt)?,
         version_after: r.try_get("version_after").map_err(corrupt)?,
         rolled_back_by: r.try_get("rolled_back_by").map_err(corrupt)?,
@@ -215,8 +215,8 @@ impl Ledger {
             &mut tx,
             backfill_id,
             key,
-            &["requested", "running"],
-            "succeeded",
+            &ActionState::LIVE,
+            ActionState::Succeeded,
             Some(run_id),
             detail,
             actor,
@@ -258,8 +258,8 @@ impl Ledger {
             &mut tx,
             backfill_id,
             key,
-            &["requested", "running"],
-            "succeeded",
+            &ActionState::LIVE,
+            ActionState::Succeeded,
             Some(run_id),
             detail,
             actor,
@@ -332,7 +332,7 @@ impl Ledger {
             let version: Option<i64> = r.try_get(2).map_err(corrupt)?;
             let passed: Option<String> = r.try_get(3).map_err(corrupt)?;
             let promoted = items.iter().rev().find(|i| {
-                i.state == "succeeded"
+                i.state == ActionState::Succeeded
                     && i.partition_date == date
                     && i.attempt == attempt
                     && Some(i.staging_version) == version

@@ -7,7 +7,7 @@ use backfill_contract::BackfillId;
 use sqlx::Row;
 
 use crate::model::corrupt;
-use crate::{Ledger, LedgerError, PartitionState};
+use crate::{ActionKind, ActionState, Ledger, LedgerError, PartitionState};
 
 /// Aggregates over a backfill's partitions.
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +118,7 @@ impl Ledger {
     pub async fn action_counts(
         &self,
         backfill_id: &BackfillId,
-    ) -> Result<Vec<(String, String, i64)>, LedgerError> {
+    ) -> Result<Vec<(ActionKind, ActionState, i64)>, LedgerError> {
         let rows = sqlx::query(
             "SELECT kind, state, CAST(COUNT(*) AS BIGINT) FROM actions WHERE backfill_id = $1 \
              GROUP BY kind, state ORDER BY kind, state",
@@ -129,8 +129,8 @@ impl Ledger {
         rows.iter()
             .map(|r| {
                 Ok((
-                    r.try_get(0).map_err(corrupt)?,
-                    r.try_get(1).map_err(corrupt)?,
+                    r.try_get::<String, _>(0).map_err(corrupt)?.parse()?,
+                    r.try_get::<String, _>(1).map_err(corrupt)?.parse()?,
                     r.try_get(2).map_err(corrupt)?,
                 ))
             })

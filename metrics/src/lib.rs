@@ -8,16 +8,26 @@
 //! from fixed lists, backfill ids and DQ rule names (a handful per deployment); never
 //! partition dates or run ids.
 
+mod api;
+mod buckets;
 mod exposition;
-mod families;
+mod fleet;
 mod health;
 mod labels;
+mod process;
+mod queues;
+mod reconcile;
 mod server;
+mod sim;
+mod worker;
 
-pub use families::{
-    ApiMetrics, BackfillSnapshot, FleetGauges, Group, HOLD_REASONS, Metrics, QueueGauges,
-    ReconcileMetrics, SimMetrics, SimSnapshot, WorkerMetrics,
-};
+pub use api::ApiMetrics;
+pub use fleet::{BackfillSnapshot, FleetGauges, HOLD_REASONS};
 pub use health::Health;
 pub use labels::status_code_label;
+pub use process::{Group, Metrics};
+pub use queues::QueueGauges;
+pub use reconcile::ReconcileMetrics;
 pub use server::{MetricsServer, serve};
+pub use sim::{SimMetrics, SimSnapshot};
+pub use worker::WorkerMetrics;

@@ -2,7 +2,7 @@
 
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::DatabricksClient;
-use backfill_ledger::{Action, ContractVersion, Ledger, NewEvent};
+use backfill_ledger::{Action, ActionState, ContractVersion, Ledger, NewEvent};
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback};
 
 use crate::error::OperationError;
@@ -73,7 +73,7 @@ pub async fn roll_back(
     actor: &str,
 ) -> Result<RollbackOutcome, OperationError> {
     let actions = rollback(ledger, client, backfill_id, partitions, settings, actor).await?;
-    let all_succeeded = actions.iter().all(|a| a.state == "succeeded");
+    let all_succeeded = actions.iter().all(|a| a.state == ActionState::Succeeded);
     Ok(RollbackOutcome {
         actions,
         all_succeeded,

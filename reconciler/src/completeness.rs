@@ -1,122 +1,20 @@
-//! One completeness pass over a backfill.
+//! One completeness pass over a backfill: every partition proven (its run re-read, what it
+//! reported on record, the recorded policy passed) or reported as a gap.
 
-use backfill_contract::BackfillId;
 use std::collections::HashMap;
 
-use backfill_contract::PartitionDate;
-use backfill_contract::jobs::backfill::{param, result};
+use backfill_contract::BackfillId;
+use backfill_contract::jobs::backfill::result;
+use backfill_databricks::DatabricksClient;
 use backfill_databricks::models::Run;
-use backfill_databricks::{ApiError, DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{
-    Backfill, DqResult, Ledger, LedgerError, Partition, PartitionState, PromotionContract, Proof,
+    Backfill, DqResult, Ledger, Partition, PartitionState, PromotionContract, Proof,
 };
-use serde::Serialize;
-
 use futures_util::StreamExt;
 
-use crate::DqPolicy;
 use crate::contract::policy_of;
-
-/// Why a partition does not (yet) count as done.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum GapKind {
-    /// Not triggered yet (pending, or waiting for its next attempt).
-    Missing,
-    /// Triggered and not finished.
-    Running,
-    /// The ledger says succeeded, but Databricks reports otherwise.
-    Failed,
-    DeadLettered,
-    Cancelled,
-    /// Databricks no longer knows the run (runs expire after 60 days): it ran, but cannot
-    /// be proven now.
-    RunNotFound,
-    /// The run exists but belongs to another job or ran with other parameters.
-    ParametersMismatch,
-    /// The run succeeded but its data failed a data-quality rule.
-    DqFailed,
-    /// The run succeeded but reported no readable data-quality metrics.
-    DqUnavailable,
-    /// The run reported no staging snapshot (table and Delta version) of the contract's
-    /// staging table: there is nothing exact to promote.
-    StagingUnknown,
-}
-
-impl GapKind {
-    pub const ALL: [GapKind; 10] = [
-        Self::Missing,
-        Self::Running,
-        Self::Failed,
-        Self::DeadLettered,
-        Self::Cancelled,
-        Self::RunNotFound,
-        Self::ParametersMismatch,
-        Self::DqFailed,
-        Self::DqUnavailable,
-        Self::StagingUnknown,
-    ];
-
-    /// The snake_case name used in JSON and as a metric label.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Missing => "missing",
-            Self::Running => "running",
-            Self::Failed => "failed",
-            Self::DeadLettered => "dead_lettered",
-            Self::Cancelled => "cancelled",
-            Self::RunNotFound => "run_not_found",
-            Self::ParametersMismatch => "parameters_mismatch",
-            Self::DqFailed => "dq_failed",
-            Self::DqUnavailable => "dq_unavailable",
-            Self::StagingUnknown => "staging_unknown",
-        }
-    }
-}
-
-/// One partition that is not proven complete.
-#[derive(Debug, Clone, Serialize)]
-pub struct Gap {
-    pub partition: String,
-    pub kind: GapKind,
-    pub attempt: u32,
-    pub run_id: Option<i64>,
-    pub detail: String,
-}
-
-/// The result of a pass.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub backfill_id: String,
-    pub total: usize,
-    /// Partitions whose run was re-read from Databricks in this pass and proven.
-    pub verified: usize,
-    pub complete: bool,
-    /// The contract version and the policy (its SHA-256) the pass gated on.
-    pub contract_version: Option<i64>,
-    pub policy: Option<String>,
-    pub gaps: Vec<Gap>,
-    /// The partition attempts proven, with their staging snapshots.
-    #[serde(skip)]
-    pub proven: Vec<Proven>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("backfill {0} is not registered")]
-    UnknownBackfill(String),
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Databricks(#[from] ApiError),
-    #[error("{0}")]
-    Timeout(String),
-    #[error("partition {0} was never promoted, so there is nothing to roll back")]
-    NotPromoted(String),
-    /// The backfill's promotion contract is missing or refuses what was asked.
-    #[error("{0}")]
-    Contract(String),
-}
+use crate::verify::verify;
+use crate::{DqPolicy, Gap, GapKind, Proven, ReconcileError, Report};
 
 /// Which runs a pass reads again from Databricks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,16 +24,6 @@ pub enum Reverify {
     /// Only runs not yet verified (a service's later passes): a partition already verified
     /// at its attempt, and proven under the contract's current policy, is taken as proven.
     Unverified,
-}
-
-/// A partition attempt proven in a pass: what promotion copies.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Proven {
-    pub date: PartitionDate,
-    pub attempt: i64,
-    /// The staging snapshot the attempt wrote (`None` only for a backfill without a
-    /// contract, which cannot be promoted).
-    pub staging_version: Option<i64>,
 }
 
 /// Re-reads every succeeded partition's run, gates it on the backfill's recorded policy,
@@ -449,105 +337,4 @@ async fn read_output(
         output_json,
         passed_policy: None,
     }))
-}
-
-async fn verify(
-    ledger: &Ledger,
-    client: &DatabricksClient,
-    backfill: &Backfill,
-    p: &Partition,
-    actor: &str,
-) -> Result<Result<Run, Gap>, ReconcileError> {
-    let gap = |kind, detail: String| {
-        Err(Gap {
-            partition: p.date.to_string(),
-            kind,
-            attempt: p.attempt.get(),
-            run_id: p.run_id,
-            detail,
-        })
-    };
-    let run_id = match (p.state, p.run_id) {
-        (PartitionState::Succeeded, Some(run_id)) => run_id,
-        (PartitionState::Succeeded, None) => {
-            return Ok(gap(GapKind::Failed, "succeeded without a run id".into()));
-        }
-        (PartitionState::Pending | PartitionState::Failed, _) => {
-            return Ok(gap(
-                GapKind::Missing,
-                p.last_error.clone().unwrap_or_default(),
-            ));
-        }
-        (PartitionState::Triggering | PartitionState::Running, _) => {
-            return Ok(gap(GapKind::Running, String::new()));
-        }
-        (PartitionState::DeadLettered, _) => {
-            return Ok(gap(
-                GapKind::DeadLettered,
-                p.last_error.clone().unwrap_or_default(),
-            ));
-        }
-        (PartitionState::Cancelled, _) => return Ok(gap(GapKind::Cancelled, String::new())),
-    };
-    let run = match client.get_run(run_id).await {
-        Ok(run) => run,
-        Err(e) if e.is_not_found() => {
-            return Ok(gap(
-                GapKind::RunNotFound,
-                format!("Databricks no longer knows run {run_id}: {e}"),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if run.job_id != Some(backfill.job_id) {
-        return Ok(gap(
-            GapKind::ParametersMismatch,
-            format!(
-                "run belongs to job {:?}, not {}",
-                run.job_id, backfill.job_id
-            ),
-        ));
-    }
-    let date = p.date.to_string();
-    let backfill_id = backfill.backfill_id.to_string();
-    let attempt = p.attempt.to_string();
-    let expected = backfill
-        .params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([
-            (param::PARTITION_DATE, date.as_str()),
-            (param::BACKFILL_ID, backfill_id.as_str()),
-            (param::MANIFEST_ID, backfill.manifest_id.as_str()),
-            (param::ATTEMPT, attempt.as_str()),
-        ]);
-    for (name, want) in expected {
-        let got = run.parameter(name);
-        // Runs triggered before the fleet passed `attempt` lack it; their run id comes
-        // from this attempt's ledger row all the same.
-        if name == param::ATTEMPT && got.is_none() {
-            continue;
-        }
-        if got != Some(want) {
-            return Ok(gap(
-                GapKind::ParametersMismatch,
-                format!("job parameter {name} is {got:?}, expected {want:?}"),
-            ));
-        }
-    }
-    match classify(&run) {
-        RunOutcome::Succeeded => {}
-        other => {
-            return Ok(gap(
-                GapKind::Failed,
-                format!("Databricks reports {other:?}"),
-            ));
-        }
-    }
-    if p.verified_at_ms.is_none() {
-        ledger
-            .mark_verified(&p.key(), p.attempt, run_id, actor)
-            .await?;
-    }
-    Ok(Ok(run))
 }

@@ -4,8 +4,9 @@
 //! value (a flag or environment variable that agrees is fine); a value that disagrees is
 //! refused, never silently used: only a recorded amendment changes the contract.
 
+use backfill_contract::BackfillId;
 use backfill_databricks::{ApiError, DatabricksClient};
-use backfill_ledger::{PromotionContract, RecordedJob, RecordedPolicy};
+use backfill_ledger::{Ledger, PromotionContract, RecordedJob, RecordedPolicy};
 use sha2::Digest;
 
 use crate::{DqPolicy, ReconcileError};
@@ -178,6 +179,23 @@ impl ContractFlags {
             .await?,
         })
     }
+}
+
+/// The contract a backfill's promotion or rollback runs under, with its version.
+pub(crate) async fn contract_of(
+    ledger: &Ledger,
+    backfill_id: &BackfillId,
+) -> Result<(i64, PromotionContract), ReconcileError> {
+    ledger
+        .contract(backfill_id)
+        .await?
+        .map(|c| (c.version, c.contract))
+        .ok_or_else(|| {
+            ReconcileError::Contract(format!(
+                "backfill {backfill_id} has no recorded promotion contract (it was produced before \
+                 contracts were recorded); record one with `backfill amend --backfill-id {backfill_id} --reason ...`"
+            ))
+        })
 }
 
 #[cfg(test)]

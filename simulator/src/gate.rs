@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::config::{FaultKind, FaultRule, SimConfig};
-use crate::routes::error;
+use crate::refusal::error;
 use crate::state::{Inner, Simulator, now_ms};
 
 /// `jobs/runs/get` from `/api/2.2/jobs/runs/get`.

@@ -11,16 +11,19 @@
 //! shared type.
 
 mod config;
+mod dispatch;
 mod engine;
 mod execution;
 mod gate;
 mod limits;
 mod live_routes;
 mod outcome;
+mod refusal;
 mod routes;
 mod runs;
 mod sample;
 mod server;
+mod slots;
 mod spark_engine;
 mod state;
 

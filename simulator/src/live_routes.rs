@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::Simulator;
-use crate::routes::error;
+use crate::refusal::error;
 
 pub(crate) fn live_routes() -> Router<Simulator> {
     Router::new()

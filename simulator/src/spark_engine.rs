@@ -11,13 +11,12 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::execution::Ending;
-use crate::state::{Simulator, now_ms};
 
 /// How to start the executor.
 #[derive(Debug, Clone)]
@@ -220,23 +219,23 @@ impl SparkEngine {
     }
 }
 
-/// The executor's output, read by [`Simulator::follow_engine`].
+/// The executor's output: run events for the simulator, answers for waiting calls.
 pub(crate) struct EngineEvents {
     lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     waiters: Waiters,
 }
 
-impl Simulator {
-    /// Applies the executor's events to the runs until it exits; then fails whatever it
-    /// left unfinished, with a message saying so.
-    pub(crate) async fn follow_engine(self, mut events: EngineEvents) {
+impl EngineEvents {
+    /// The next event about a run's execution (its key, and how it ended, `None` when it
+    /// started), answering waiting calls on the way; `None` once the executor is gone.
+    pub(crate) async fn next_run_event(&mut self) -> Option<(i64, Option<Ending>)> {
         loop {
-            let line = match events.lines.next_line().await {
+            let line = match self.lines.next_line().await {
                 Ok(Some(line)) => line,
-                Ok(None) => break,
+                Ok(None) => return None,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the Spark executor");
-                    break;
+                    return None;
                 }
             };
             let Ok(event) = serde_json::from_str::<Value>(&line) else {
@@ -257,12 +256,12 @@ impl Simulator {
                         "cancelled" => Some(Ending::Cancelled),
                         _ => None,
                     };
-                    self.lock().on_execution(key, ending, now_ms());
+                    return Some((key, ending));
                 }
                 _ => {
                     // An answer goes to the oldest call waiting for it; an error (a refused
                     // call) to the oldest call.
-                    let mut waiters = events.waiters.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
                     let found = waiters
                         .iter()
                         .position(|(_, name, _)| *name == kind || kind == "error");
@@ -278,16 +277,5 @@ impl Simulator {
                 }
             }
         }
-        self.lock().engine_gone(now_ms());
     }
-}
-
-/// The `run` request for an executed run: the job's parameters are its defaults overridden
-/// by the run's own.
-pub(crate) fn run_request(
-    run_id: i64,
-    job: &str,
-    params: &std::collections::BTreeMap<String, String>,
-) -> Value {
-    json!({"op": "run", "run_id": run_id, "job": job, "params": params})
 }

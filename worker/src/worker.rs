@@ -68,7 +68,7 @@ impl Worker {
 
     /// Records into `metrics` (the client's requests too).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.client = self.client.clone().with_metrics(metrics.clone());
+        self.client = self.client.clone().with_metrics(metrics.api.clone());
         self.metrics = metrics;
         self
     }

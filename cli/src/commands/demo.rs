@@ -49,7 +49,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let sim_metrics = spawn_sim_metrics(sim.sim.clone(), metrics.clone(), shutdown.clone());
     let client = DatabricksClient::new(ClientConfig::new(sim.url(), "demo-token"))
         .map_err(anyhow::Error::new)?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.api.clone());
     let ledger = demo_global.ledger().await?;
     let broker = demo_global
         .broker("backfill demo", Duration::from_secs(10))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::{ClientConfig, DatabricksClient};
-use backfill_ledger::{Ledger, PartitionState};
+use backfill_ledger::{ActionState, Ledger, PartitionState};
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback};
 use serde_json::json;
@@ -51,7 +51,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let handle = sim.serve_here().await.context("serving the simulator")?;
     let client = DatabricksClient::new(ClientConfig::new(handle.url(), "demo-token"))
         .map_err(anyhow::Error::new)?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.api.clone());
     let ledger = demo_global.ledger().await?;
     let broker = demo_global
         .broker("backfill demo", Duration::from_secs(10))
@@ -300,7 +300,8 @@ async fn tell_the_story(
             let day = backfill.map(|b| b.end).context("backfill vanished")?;
             match rollback(ledger, client, main_id, &[day], &settings, ACTOR).await {
                 Ok(actions)
-                    if !actions.is_empty() && actions.iter().all(|a| a.state == "succeeded") =>
+                    if !actions.is_empty()
+                        && actions.iter().all(|a| a.state == ActionState::Succeeded) =>
                 {
                     for a in &actions {
                         println!(

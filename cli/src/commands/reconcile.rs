@@ -35,7 +35,7 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
         )
         .await?;
         metrics.health.require(false, true);
-        let client = client.with_metrics(metrics.clone());
+        let client = client.with_metrics(metrics.api.clone());
         let collector =
             observe::spawn_collector(metrics.clone(), ledger.clone(), None, shutdown.clone());
         let options = ServiceOptions {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use backfill_contract::{BackfillId, PartitionDate};
-use backfill_ledger::Ledger;
+use backfill_ledger::{ActionState, Ledger};
 use backfill_simulator::{SampleSpec, SampleSummary, SimConfig, Simulator, SparkSettings};
 use serde_json::{Value, json};
 
@@ -145,7 +145,7 @@ pub async fn expectation(
             .await
             .map_err(anyhow::Error::new)?
         {
-            if item.state == "succeeded"
+            if item.state == ActionState::Succeeded
                 && latest
                     .get(&item.partition_date)
                     .is_none_or(|l| l.seq < item.seq)

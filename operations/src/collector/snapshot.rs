@@ -3,16 +3,12 @@
 use std::collections::BTreeMap;
 
 use backfill_contract::BackfillId;
-use backfill_ledger::{BackfillState, HoldReason, Ledger};
+use backfill_ledger::{ActionKind, ActionState, BackfillState, HoldReason, Ledger};
 use backfill_metrics::BackfillSnapshot;
 
 use crate::error::OperationError;
 use crate::lookup::load_backfill;
 use crate::status::StatusReport;
-
-/// The kinds of action the gauges report, each in every state.
-const ACTION_KINDS: [&str; 2] = ["promote", "rollback"];
-const ACTION_STATES: [&str; 4] = ["requested", "running", "succeeded", "failed"];
 
 /// The backfill's state for the gauges, its row read once.
 pub async fn snapshot(
@@ -25,19 +21,13 @@ pub async fn snapshot(
     let failing = ledger.dq_failing(id).await?;
     // Every (kind, state) pair is reported, zero included, so that series do not vanish.
     let mut actions: BTreeMap<(&'static str, &'static str), i64> = BTreeMap::new();
-    for kind in ACTION_KINDS {
-        for state in ACTION_STATES {
-            actions.insert((kind, state), 0);
+    for kind in ActionKind::ALL {
+        for state in ActionState::ALL {
+            actions.insert((kind.as_str(), state.as_str()), 0);
         }
     }
     for (kind, state, n) in ledger.action_counts(id).await? {
-        let key = actions
-            .keys()
-            .find(|(k, s)| *k == kind && *s == state)
-            .copied();
-        if let Some(key) = key {
-            *actions.entry(key).or_default() += n;
-        }
+        *actions.entry((kind.as_str(), state.as_str())).or_default() += n;
     }
     Ok(BackfillSnapshot {
         backfill: id.to_string(),
