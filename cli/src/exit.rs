@@ -73,7 +73,11 @@ impl From<OperationError> for CliError {
             } => Self::usage(format!(
                 "{}\nbackfill {backfill_id} is governed by its contract version {} (recorded by {}: {}); \
                  change it with `backfill amend --backfill-id {backfill_id} --reason ...`, or drop the flag",
-                disagreements.join("\n"),
+                disagreements
+                    .iter()
+                    .map(|d| d.describe(contract_flag(d.field)))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 recorded.version,
                 recorded.amended_by,
                 recorded.reason
@@ -84,6 +88,26 @@ impl From<OperationError> for CliError {
                      Locally: `rabbitmq-server -detached`"
                 )))
             }
+            OperationError::Reconcile(ReconcileError::NoContract(id)) => Self::usage(format!(
+                "backfill {id} has no recorded promotion contract (it was produced before \
+                 contracts were recorded); record one with `backfill amend --backfill-id {id} --reason ...`"
+            )),
+            OperationError::Reconcile(ReconcileError::StagingTableFixed { recorded, given }) => {
+                Self::usage(format!(
+                    "--staging-table cannot be amended: the backfill's runs write to {recorded} \
+                     (produce a new backfill to use {given})"
+                ))
+            }
+            OperationError::Reconcile(ReconcileError::JobChanged {
+                role,
+                job_id,
+                now,
+                recorded,
+            }) => Self::usage(format!(
+                "the {role} job {job_id} changed since the contract recorded it (settings sha256 \
+                 {now} now, {recorded} recorded); review it, then record it with \
+                 `backfill amend --reason ...`"
+            )),
             e if e.is_refused() => Self::usage(e.to_string()),
             e => Self::Failed(anyhow::Error::new(e)),
         }
@@ -107,5 +131,19 @@ pub(crate) fn request_problem(problem: &backfill_producer::RequestProblem) -> St
         RequestProblem::JobId(_) => "--job-id must be a positive number".into(),
         RequestProblem::ConcurrencyCap(_) => "--concurrency-cap must be at least 1".into(),
         RequestProblem::ReservedParam(p) => format!("--param {p} is set by the fleet itself"),
+    }
+}
+
+/// The flag that gives a value of the promotion contract.
+fn contract_flag(field: backfill_reconciler::ContractField) -> &'static str {
+    use backfill_reconciler::ContractField;
+    match field {
+        ContractField::DqPolicy => "--dq-policy",
+        ContractField::NoDqPolicy => "--no-dq-policy",
+        ContractField::RequireApproval => "--require-approval",
+        ContractField::StagingTable => "--staging-table",
+        ContractField::TargetTable => "--target-table",
+        ContractField::PromotionJobId => "--promotion-job-id",
+        ContractField::RollbackJobId => "--rollback-job-id",
     }
 }

@@ -46,11 +46,11 @@ impl DatabricksClient {
         let base = config.host.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
             return Err(ApiError::Config(format!(
-                "DATABRICKS_HOST {base:?} must start with https:// (or http:// for the simulator)"
+                "the workspace host {base:?} must start with https:// (or http:// for the simulator)"
             )));
         }
         if config.token.expose_secret().is_empty() {
-            return Err(ApiError::Config("DATABRICKS_TOKEN is empty".into()));
+            return Err(ApiError::Config("the token is empty".into()));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))

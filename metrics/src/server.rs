@@ -33,9 +33,12 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> std::io::Result<MetricsServer> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("--metrics-addr {addr}: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("binding the metrics endpoint to {addr}: {e}"),
+        )
+    })?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))

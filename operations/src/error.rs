@@ -6,7 +6,7 @@ use backfill_contract::BackfillId;
 use backfill_databricks::ApiError;
 use backfill_ledger::{ContractVersion, LedgerError};
 use backfill_producer::{ProduceError, RequestProblem};
-use backfill_reconciler::ReconcileError;
+use backfill_reconciler::{Disagreement, ReconcileError};
 
 /// Why an operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +32,10 @@ pub enum OperationError {
     /// Values given for the backfill's promotion contract disagree with the recorded one
     /// (each disagreement in words).
     #[error("{}\nbackfill {backfill_id} is governed by its contract version {} (recorded by {}: {})",
-        .disagreements.join("\n"), .recorded.version, .recorded.amended_by, .recorded.reason)]
+        .disagreements.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"), .recorded.version, .recorded.amended_by, .recorded.reason)]
     ContractDisagrees {
         backfill_id: BackfillId,
-        disagreements: Vec<String>,
+        disagreements: Vec<Disagreement>,
         recorded: Box<ContractVersion>,
     },
     /// The broker could not be reached (the URL has its password redacted).
@@ -95,7 +95,11 @@ impl OperationError {
             Self::Reconcile(e) => {
                 matches!(
                     e,
-                    ReconcileError::Contract(_) | ReconcileError::NotPromoted(_)
+                    ReconcileError::Contract(_)
+                        | ReconcileError::NoContract(_)
+                        | ReconcileError::StagingTableFixed { .. }
+                        | ReconcileError::JobChanged { .. }
+                        | ReconcileError::NotPromoted(_)
                 )
             }
             _ => false,

@@ -57,13 +57,74 @@ pub async fn check_job_unchanged(
 ) -> Result<(), ReconcileError> {
     let now = recorded_job(client, recorded.job_id).await?;
     if now.settings_hash != recorded.settings_hash {
-        return Err(ReconcileError::Contract(format!(
-            "the {role} job {} changed since the contract recorded it (settings sha256 {} now, {} recorded); \
-             review it, then record it with `backfill amend --reason ...`",
-            recorded.job_id, now.settings_hash, recorded.settings_hash
-        )));
+        return Err(ReconcileError::JobChanged {
+            role: role.to_owned(),
+            job_id: recorded.job_id,
+            now: now.settings_hash,
+            recorded: recorded.settings_hash.clone(),
+        });
     }
     Ok(())
+}
+
+/// A value of the promotion contract an operator can give again (at produce, reconcile,
+/// promote or amend).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractField {
+    DqPolicy,
+    /// Asking for no data-quality policy at all.
+    NoDqPolicy,
+    RequireApproval,
+    StagingTable,
+    TargetTable,
+    PromotionJobId,
+    RollbackJobId,
+}
+
+impl ContractField {
+    /// The value in words (the command line names its flag instead).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractField::DqPolicy => "dq policy",
+            ContractField::NoDqPolicy => "no dq policy",
+            ContractField::RequireApproval => "approval required",
+            ContractField::StagingTable => "staging table",
+            ContractField::TargetTable => "target table",
+            ContractField::PromotionJobId => "promotion job id",
+            ContractField::RollbackJobId => "rollback job id",
+        }
+    }
+}
+
+/// A value given that disagrees with the recorded contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disagreement {
+    pub field: ContractField,
+    /// What was given (none for asking for no policy).
+    pub given: Option<String>,
+    pub recorded: String,
+}
+
+impl Disagreement {
+    /// The disagreement, the value called `name`.
+    pub fn describe(&self, name: &str) -> String {
+        match &self.given {
+            Some(given) => format!(
+                "{name} {given} disagrees with the recorded contract ({})",
+                self.recorded
+            ),
+            None => format!(
+                "{name} disagrees with the recorded contract ({})",
+                self.recorded
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe(self.field.as_str()))
+    }
 }
 
 /// Contract values as a command was given them (flags or environment); `None` = not given.
@@ -80,9 +141,9 @@ pub struct ContractFlags {
 }
 
 impl ContractFlags {
-    /// Every given value that disagrees with the contract, naming the flag, the value given
-    /// and the value recorded. Empty when everything given agrees.
-    pub fn disagreements(&self, c: &PromotionContract) -> Vec<String> {
+    /// Every given value that disagrees with the contract, naming the value, what was
+    /// given and what is recorded. Empty when everything given agrees.
+    pub fn disagreements(&self, c: &PromotionContract) -> Vec<Disagreement> {
         let recorded_policy = c.dq_policy.as_ref().map_or_else(
             || "no policy".to_owned(),
             |p| format!("sha256 {}", p.sha256),
@@ -91,47 +152,52 @@ impl ContractFlags {
         if let Some(p) = &self.dq_policy
             && c.dq_policy.as_ref().map(|r| &r.sha256) != Some(&p.sha256)
         {
-            out.push(format!(
-                "--dq-policy {} (sha256 {}) disagrees with the recorded contract ({recorded_policy})",
-                p.source, p.sha256
-            ));
+            out.push(Disagreement {
+                field: ContractField::DqPolicy,
+                given: Some(format!("{} (sha256 {})", p.source, p.sha256)),
+                recorded: recorded_policy.clone(),
+            });
         }
         if self.no_dq_policy && c.dq_policy.is_some() {
-            out.push(format!(
-                "--no-dq-policy disagrees with the recorded contract ({recorded_policy})"
-            ));
+            out.push(Disagreement {
+                field: ContractField::NoDqPolicy,
+                given: None,
+                recorded: recorded_policy,
+            });
         }
-        let mut check = |flag: &str, given: Option<String>, recorded: String| {
+        let mut check = |field: ContractField, given: Option<String>, recorded: String| {
             if let Some(given) = given
                 && given != recorded
             {
-                out.push(format!(
-                    "{flag} {given} disagrees with the recorded contract ({recorded})"
-                ));
+                out.push(Disagreement {
+                    field,
+                    given: Some(given),
+                    recorded,
+                });
             }
         };
         check(
-            "--require-approval",
+            ContractField::RequireApproval,
             self.require_approval.map(|b| b.to_string()),
             c.require_approval.to_string(),
         );
         check(
-            "--staging-table",
+            ContractField::StagingTable,
             self.staging_table.clone(),
             c.staging_table.clone(),
         );
         check(
-            "--target-table",
+            ContractField::TargetTable,
             self.target_table.clone(),
             c.target_table.clone(),
         );
         check(
-            "--promotion-job-id",
+            ContractField::PromotionJobId,
             self.promotion_job_id.map(|j| j.to_string()),
             c.promotion_job.job_id.to_string(),
         );
         check(
-            "--rollback-job-id",
+            ContractField::RollbackJobId,
             self.rollback_job_id.map(|j| j.to_string()),
             c.rollback_job.job_id.to_string(),
         );
@@ -149,10 +215,10 @@ impl ContractFlags {
         if let Some(t) = &self.staging_table
             && t != &c.staging_table
         {
-            return Err(ReconcileError::Contract(format!(
-                "--staging-table cannot be amended: the backfill's runs write to {} (produce a new backfill to use {t})",
-                c.staging_table
-            )));
+            return Err(ReconcileError::StagingTableFixed {
+                recorded: c.staging_table.clone(),
+                given: t.clone(),
+            });
         }
         let dq_policy = if self.no_dq_policy {
             None
@@ -190,12 +256,7 @@ pub(crate) async fn contract_of(
         .contract(backfill_id)
         .await?
         .map(|c| (c.version, c.contract))
-        .ok_or_else(|| {
-            ReconcileError::Contract(format!(
-                "backfill {backfill_id} has no recorded promotion contract (it was produced before \
-                 contracts were recorded); record one with `backfill amend --backfill-id {backfill_id} --reason ...`"
-            ))
-        })
+        .ok_or_else(|| ReconcileError::NoContract(backfill_id.clone()))
 }
 
 #[cfg(test)]
@@ -241,13 +302,13 @@ mod tests {
             ..ContractFlags::default()
         };
         let found = disagreements_text(&disagree, &c);
-        for flag in [
-            "--dq-policy",
-            "--require-approval",
-            "--target-table",
-            "--rollback-job-id",
+        for field in [
+            "dq policy",
+            "approval required",
+            "target table",
+            "rollback job id",
         ] {
-            assert!(found.contains(flag), "{flag} missing from {found}");
+            assert!(found.contains(field), "{field} missing from {found}");
         }
         assert!(
             found.contains("main.g.typo") && found.contains("main.g.t"),
@@ -256,7 +317,11 @@ mod tests {
     }
 
     fn disagreements_text(f: &ContractFlags, c: &PromotionContract) -> String {
-        f.disagreements(c).join("\n")
+        f.disagreements(c)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     #[test]

@@ -19,7 +19,10 @@ mod verify;
 pub use action_run::PromotionSettings;
 pub use audit::{audit_csv, audit_json};
 pub use completeness::{Reverify, reconcile_once, reconcile_pass};
-pub use contract::{ContractFlags, check_job_unchanged, policy_of, recorded_job, recorded_policy};
+pub use contract::{
+    ContractField, ContractFlags, Disagreement, check_job_unchanged, policy_of, recorded_job,
+    recorded_policy,
+};
 pub use dq::{Check, DqPolicy, Op, Rule, Verdict};
 pub use error::ReconcileError;
 pub use promotion::{PromotionOutcome, promote};

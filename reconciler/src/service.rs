@@ -53,7 +53,12 @@ pub async fn run_reconciler(
             Err(ReconcileError::UnknownBackfill(id)) => {
                 return Err(ReconcileError::UnknownBackfill(id));
             }
-            Err(ReconcileError::Contract(why)) => return Err(ReconcileError::Contract(why)),
+            Err(
+                e @ (ReconcileError::Contract(_)
+                | ReconcileError::NoContract(_)
+                | ReconcileError::StagingTableFixed { .. }
+                | ReconcileError::JobChanged { .. }),
+            ) => return Err(e),
             Err(e) => {
                 tracing::warn!(backfill_id = %backfill_id, error = %e, "reconcile pass failed; retrying next interval")
             }
