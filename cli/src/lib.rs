@@ -4,6 +4,7 @@
 
 mod args;
 mod commands;
+mod env_hint;
 mod exit;
 mod observe;
 mod progress;
@@ -20,7 +21,15 @@ pub fn main() -> ExitCode {
     let cli = {
         use clap::FromArgMatches;
         let argv: Vec<String> = std::env::args().collect();
-        let matches = args::command_for(&argv).get_matches_from(&argv);
+        let command = args::command_for(&argv);
+        let matches = match command.clone().try_get_matches_from(&argv) {
+            Ok(matches) => matches,
+            Err(e) if e.use_stderr() => {
+                let code = env_hint::report(&e, &command, &argv);
+                return ExitCode::from(u8::try_from(code).unwrap_or(2));
+            }
+            Err(e) => e.exit(),
+        };
         match Cli::from_arg_matches(&matches) {
             Ok(cli) => cli,
             Err(e) => e.exit(),

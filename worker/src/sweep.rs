@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
 use backfill_contract::{PartitionMessage, Step};
-use backfill_ledger::{Partition, PartitionState, now_ms};
+use backfill_ledger::{Backfill, Partition, PartitionState, now_ms};
 use tracing::Instrument;
 
 use crate::dead_letter::DeadLetter;
@@ -25,9 +25,7 @@ impl Worker {
         let ledger_id = self.ledger_id().await?;
         let mut reissued = 0;
         for p in overdue {
-            let (Some(run_id), Some(backfill)) =
-                (p.run_id, self.ledger.backfill(&p.backfill_id).await?)
-            else {
+            let (Some(run_id), Some(backfill)) = (p.run_id, self.backfill_of(&p).await) else {
                 continue;
             };
             let Some(seq) = self
@@ -73,7 +71,7 @@ impl Worker {
         let ledger_id = self.ledger_id().await?;
         let mut reissued = 0;
         for p in overdue {
-            let Some(backfill) = self.ledger.backfill(&p.backfill_id).await? else {
+            let Some(backfill) = self.backfill_of(&p).await else {
                 continue;
             };
             let msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
@@ -88,6 +86,19 @@ impl Worker {
             }
         }
         Ok(reissued)
+    }
+
+    /// The backfill of a partition the sweep found, or none: one backfill the ledger
+    /// cannot read (gone, or a row it cannot decode) is logged and passed over, so the
+    /// sweep still re-issues every other backfill's lost messages (invariant 9).
+    async fn backfill_of(&self, p: &Partition) -> Option<Backfill> {
+        match self.ledger.backfill(&p.backfill_id).await {
+            Ok(backfill) => backfill,
+            Err(e) => {
+                tracing::warn!(backfill_id = %p.backfill_id, error = %e, "sweep: cannot read the backfill; passing over its partitions");
+                None
+            }
+        }
     }
 
     /// Re-issues one waiting partition's trigger `msg`, or dead-letters the partition

@@ -259,6 +259,7 @@ pub(super) fn spawn_workers(
     let mut tasks = Vec::new();
     for n in 1..=WORKERS {
         let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
+        config.fleet_settings = crate::commands::worker::FLEET_SETTINGS.into();
         config.concurrency = concurrency;
         config.admission_delay = Duration::from_secs(1);
         // The simulator has no rate limits by default; a generous budget still exercises

@@ -20,7 +20,7 @@ mod sim;
 mod status;
 mod throttle;
 mod topology;
-mod worker;
+pub(crate) mod worker;
 mod worker_id;
 
 use crate::args::{Cli, Command, Engine};

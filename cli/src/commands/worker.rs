@@ -15,6 +15,10 @@ use crate::args::{GlobalOpts, WorkerArgs};
 use crate::exit::CliError;
 use crate::observe;
 
+/// The settings that choose a worker's fleet, as an operator sets them.
+pub(crate) const FLEET_SETTINGS: &str =
+    "--ledger-url / LEDGER_URL or --namespace / BACKFILL_NAMESPACE";
+
 pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> {
     if args.concurrency == 0 {
         return Err(CliError::usage("--concurrency must be at least 1"));
