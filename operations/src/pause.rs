@@ -14,6 +14,12 @@ pub struct Operator<'a> {
     pub reason: &'a str,
 }
 
+impl<'a> Operator<'a> {
+    pub fn new(by: &'a str, reason: &'a str) -> Self {
+        Self { by, reason }
+    }
+}
+
 /// Pauses (`paused`) or resumes the backfill; false when it already was so. A cancelled
 /// backfill is refused.
 pub async fn set_paused(

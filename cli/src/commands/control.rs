@@ -14,10 +14,7 @@ pub async fn set_paused(
     paused: bool,
 ) -> Result<(), CliError> {
     let ledger = global.ledger().await?;
-    let operator = Operator {
-        by: &args.by,
-        reason: &args.reason,
-    };
+    let operator = Operator::new(&args.by, &args.reason);
     let changed = pause::set_paused(&ledger, &args.backfill_id, paused, operator).await?;
     let verb = if paused { "paused" } else { "resumed" };
     println!(
@@ -39,10 +36,7 @@ pub async fn cancel(global: &GlobalOpts, args: ControlArgs) -> Result<(), CliErr
     }
     let ledger = global.ledger().await?;
     let (client, _membership) = global.fleet_client(&ledger, "cancel").await?;
-    let operator = Operator {
-        by: &args.by,
-        reason: &args.reason,
-    };
+    let operator = Operator::new(&args.by, &args.reason);
     let outcome = cancel_backfill(
         &ledger,
         &client,

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use backfill_broker::{Broker, BrokerError};
 use backfill_contract::PartitionDate;
 use backfill_databricks::{ClientConfig, DatabricksClient};
-use backfill_ledger::PartitionState;
+use backfill_ledger::{Ledger, PartitionState};
 use backfill_metrics::Group;
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_reconciler::reconcile_once;
@@ -32,33 +33,24 @@ pub(super) const DEMO_POLICY: &str = include_str!("../../../policies/usage-daily
 
 pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let days = args.days.unwrap_or(180);
-    if days == 0 {
-        return Err(CliError::usage("--days must be at least 1"));
-    }
-    let started = Instant::now();
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
-    let backfill_id = format!("demo-{stamp}")
+    let start = begin(global, days).await?;
+    let backfill_id = format!("demo-{}", start.stamp)
         .parse()
         .map_err(anyhow::Error::new)?;
-    let demo_global = demo_settings(global, &stamp);
-    let shutdown = shutdown_on_signals();
-    let metrics = start_metrics(global).await?;
     let sim = Simulator::spawn(sim_config(&args)?)
         .await
         .context("starting the simulator")?;
-    let sim_metrics = spawn_sim_metrics(sim.sim.clone(), metrics.clone(), shutdown.clone());
-    let client = DatabricksClient::new(ClientConfig::new(sim.url(), "demo-token"))
-        .map_err(anyhow::Error::new)?
-        .with_metrics(metrics.api.clone());
-    let ledger = demo_global.ledger().await?;
-    let broker = demo_global
-        .broker("backfill demo", Duration::from_secs(10))
-        .await?;
+    let sim_metrics = spawn_sim_metrics(
+        sim.sim.clone(),
+        start.metrics.clone(),
+        start.shutdown.clone(),
+    );
+    let parts = DemoParts::connect(&start, &sim.url()).await?;
     eprintln!(
         "demo: simulator at {}, {} ledger, RabbitMQ namespace {}",
         sim.url(),
-        ledger.backend_name(),
-        demo_global.namespace
+        parts.ledger.backend_name(),
+        start.settings.namespace
     );
 
     let yesterday = chrono::Utc::now().date_naive() - chrono::Days::new(1);
@@ -66,7 +58,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let policy = backfill_reconciler::recorded_policy(DEMO_POLICY, "policies/usage-daily.toml")
         .map_err(anyhow::Error::msg)?;
     let contract = contract_for_produce(
-        &client,
+        &parts.client,
         &backfill_reconciler::ContractFlags {
             dq_policy: Some(policy),
             ..Default::default()
@@ -84,12 +76,12 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         created_by: "demo".into(),
         contract: Some(contract),
     };
-    let (manifest_id, _) = register(&ledger, &client, &request)
+    let (manifest_id, _) = register(&parts.ledger, &parts.client, &request)
         .await
         .map_err(anyhow::Error::new)?;
     let published = publish_pending(
-        &ledger,
-        &broker.publisher(),
+        &parts.ledger,
+        &parts.broker.publisher(),
         &request.backfill_id,
         request.order,
         |_, _| {},
@@ -103,31 +95,25 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
 
     let workers = CancellationToken::new();
     let collector = observe::spawn_collector(
-        metrics.clone(),
-        ledger.clone(),
+        start.metrics.clone(),
+        parts.ledger.clone(),
         Some(backfill_operations::BrokerSource {
-            url: demo_global.amqp()?,
-            topology: demo_global.topology()?,
+            url: start.settings.amqp()?,
+            topology: start.settings.topology()?,
         }),
         workers.clone(),
     );
-    let tasks = spawn_workers(
-        &demo_global,
-        &ledger,
-        &client,
-        &metrics,
-        args.concurrency,
-        &workers,
-    )?;
+    let tasks = parts.spawn_workers(args.concurrency, &workers)?;
 
-    let deadline = started + Duration::from_secs(args.timeout_s);
+    let deadline = start.started + Duration::from_secs(args.timeout_s);
     let total = i64::from(days);
     let outcome = loop {
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            () = shutdown.cancelled() => break Err("interrupted".to_owned()),
+            () = start.shutdown.cancelled() => break Err("interrupted".to_owned()),
         }
-        let counts = ledger
+        let counts = parts
+            .ledger
             .state_counts(&request.backfill_id)
             .await
             .map_err(anyhow::Error::new)?;
@@ -135,7 +121,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         let done = n(PartitionState::Succeeded);
         eprintln!(
             "demo: {:>5.1}s  succeeded {done}/{total}  running {}  pending {}  retrying {}  dead-lettered {}",
-            started.elapsed().as_secs_f64(),
+            start.started.elapsed().as_secs_f64(),
             n(PartitionState::Running) + n(PartitionState::Triggering),
             n(PartitionState::Pending),
             n(PartitionState::Failed),
@@ -145,15 +131,21 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             break Err("some partitions were dead-lettered or cancelled".to_owned());
         }
         if done == total {
-            let report = reconcile_once(&ledger, &client, &request.backfill_id, "demo-reconciler")
-                .await
-                .map_err(anyhow::Error::new)?;
+            let report = reconcile_once(
+                &parts.ledger,
+                &parts.client,
+                &request.backfill_id,
+                "demo-reconciler",
+            )
+            .await
+            .map_err(anyhow::Error::new)?;
             let result = if report.complete {
                 "complete"
             } else {
                 "incomplete"
             };
-            metrics
+            start
+                .metrics
                 .reconcile
                 .pass(result, chrono::Utc::now().timestamp());
             if report.complete {
@@ -169,7 +161,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         eprintln!("demo: serving metrics for another {linger} s (--linger-s)");
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(linger)) => {}
-            () = shutdown.cancelled() => {}
+            () = start.shutdown.cancelled() => {}
         }
     }
     workers.cancel();
@@ -178,10 +170,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     }
     collector.abort();
     sim_metrics.abort();
-    if let Ok(channel) = broker.channel().await {
-        let _ = broker.topology().delete(&channel).await;
-    }
-    broker.close().await;
+    parts.close().await;
     let stats = sim.sim.stats();
     let runs_per_partition_max = stats
         .runs_per_partition
@@ -195,7 +184,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
                 "demo: backfill {} complete: {verified}/{total} partitions succeeded, verified and passed the data-quality gate in {:.1} s; \
                  {} Databricks runs ({} per partition at most), {} runs/get calls",
                 request.backfill_id,
-                started.elapsed().as_secs_f64(),
+                start.started.elapsed().as_secs_f64(),
                 stats.runs_created,
                 runs_per_partition_max,
                 stats.calls.get("jobs/runs/get").copied().unwrap_or(0),
@@ -203,7 +192,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             println!(
                 "see it with: backfill status --backfill-id {} --ledger-url {}",
                 request.backfill_id,
-                demo_global.ledger_url.as_deref().unwrap_or_default()
+                start.settings.ledger_url.as_deref().unwrap_or_default()
             );
             Ok(())
         }
@@ -211,7 +200,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
             "demo: backfill {} failed: {why} (see: backfill status --backfill-id {} --ledger-url {})",
             request.backfill_id,
             request.backfill_id,
-            demo_global.ledger_url.as_deref().unwrap_or_default()
+            start.settings.ledger_url.as_deref().unwrap_or_default()
         ))),
     }
 }
@@ -247,40 +236,106 @@ pub(super) async fn start_metrics(
     Ok(metrics)
 }
 
-/// The demo's workers (in this process), until `stop` is cancelled.
-pub(super) fn spawn_workers(
-    demo_global: &GlobalOpts,
-    ledger: &backfill_ledger::Ledger,
-    client: &DatabricksClient,
-    metrics: &Arc<backfill_metrics::Metrics>,
-    concurrency: usize,
-    stop: &CancellationToken,
-) -> Result<Vec<tokio::task::JoinHandle<Result<(), backfill_broker::BrokerError>>>, CliError> {
-    let mut tasks = Vec::new();
-    for n in 1..=WORKERS {
-        let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
-        config.fleet_settings = crate::commands::worker::FLEET_SETTINGS.into();
-        config.concurrency = concurrency;
-        config.admission_delay = Duration::from_secs(1);
-        // The simulator has no rate limits by default; a generous budget still exercises
-        // the fleet's sharing of it.
-        let budget = backfill_worker::ApiBudget(BTreeMap::from([
-            ("jobs/run-now".to_owned(), 500),
-            ("jobs/runs/get".to_owned(), 2000),
-        ]));
-        let worker = Arc::new(
-            Worker::new(config, ledger.clone(), client.clone())
-                .with_budget(budget)
-                .with_metrics(metrics.clone()),
-        );
-        tasks.push(tokio::spawn(run_worker(
-            worker,
-            demo_global.amqp()?,
-            demo_global.topology()?,
-            stop.clone(),
-        )));
+/// What both demos begin with: when, a stamp naming the run, settings of their own (a
+/// broker namespace, the embedded ledger), the shutdown signal and the metrics.
+#[derive(Debug)]
+pub(super) struct DemoStart {
+    pub started: Instant,
+    pub stamp: String,
+    pub settings: GlobalOpts,
+    pub shutdown: CancellationToken,
+    pub metrics: Arc<backfill_metrics::Metrics>,
+}
+
+/// Checks the number of days and starts the run's settings, signal handling and metrics.
+pub(super) async fn begin(global: &GlobalOpts, days: u32) -> Result<DemoStart, CliError> {
+    if days == 0 {
+        return Err(CliError::usage("--days must be at least 1"));
     }
-    Ok(tasks)
+    let started = Instant::now();
+    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
+    Ok(DemoStart {
+        started,
+        settings: demo_settings(global, &stamp),
+        stamp,
+        shutdown: shutdown_on_signals(),
+        metrics: start_metrics(global).await?,
+    })
+}
+
+/// What a demo's fleet runs on: the simulator's client, the ledger and the broker, with
+/// the run's settings and metrics.
+#[derive(Debug)]
+pub(super) struct DemoParts {
+    pub client: DatabricksClient,
+    pub ledger: Ledger,
+    pub broker: Broker,
+    settings: GlobalOpts,
+    metrics: Arc<backfill_metrics::Metrics>,
+}
+
+impl DemoParts {
+    /// Connects to the simulator at `sim_url`, the ledger and the broker.
+    pub(super) async fn connect(start: &DemoStart, sim_url: &str) -> Result<Self, CliError> {
+        let client = DatabricksClient::new(ClientConfig::new(sim_url, "demo-token"))
+            .map_err(anyhow::Error::new)?
+            .with_metrics(start.metrics.api.clone());
+        let ledger = start.settings.ledger().await?;
+        let broker = start
+            .settings
+            .broker("backfill demo", Duration::from_secs(10))
+            .await?;
+        Ok(Self {
+            client,
+            ledger,
+            broker,
+            settings: start.settings.clone(),
+            metrics: start.metrics.clone(),
+        })
+    }
+
+    /// The demo's workers (in this process), until `stop` is cancelled.
+    pub(super) fn spawn_workers(
+        &self,
+        concurrency: usize,
+        stop: &CancellationToken,
+    ) -> Result<Vec<tokio::task::JoinHandle<Result<(), BrokerError>>>, CliError> {
+        let mut tasks = Vec::new();
+        for n in 1..=WORKERS {
+            let mut config = WorkerConfig::new(format!("{}-demo{n}", default_worker_id()));
+            config.fleet_settings = crate::commands::worker::FLEET_SETTINGS.into();
+            config.concurrency = concurrency;
+            config.admission_delay = Duration::from_secs(1);
+            // The simulator has no rate limits by default; a generous budget still
+            // exercises the fleet's sharing of it.
+            let budget = backfill_worker::ApiBudget(BTreeMap::from([
+                ("jobs/run-now".to_owned(), 500),
+                ("jobs/runs/get".to_owned(), 2000),
+            ]));
+            let worker = Arc::new(
+                Worker::new(config, self.ledger.clone(), self.client.clone())
+                    .with_budget(budget)
+                    .with_metrics(self.metrics.clone()),
+            );
+            tasks.push(tokio::spawn(run_worker(
+                worker,
+                self.settings.amqp()?,
+                self.settings.topology()?,
+                stop.clone(),
+            )));
+        }
+        Ok(tasks)
+    }
+
+    /// Deletes the demo's namespace from the broker and closes the connection; the
+    /// ledger stays for what is left to read.
+    pub(super) async fn close(self) -> Ledger {
+        if let Ok(channel) = self.broker.channel().await {
+            let _ = self.broker.topology().delete(&channel).await;
+        }
+        self.broker.close().await;
+        self.ledger
+    }
 }
 
 /// The simulator of the demo: instant-ish runs by default, `--run-ms` for a slower show.

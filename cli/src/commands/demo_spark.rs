@@ -12,14 +12,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use backfill_contract::{BackfillId, PartitionDate};
-use backfill_databricks::{ClientConfig, DatabricksClient};
+use backfill_databricks::DatabricksClient;
 use backfill_ledger::{ActionState, Ledger, PartitionState};
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
 use backfill_reconciler::{PromotionOutcome, PromotionSettings, promote, rollback};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-use super::signals::shutdown_on_signals;
 use super::{demo, rehearsal};
 use crate::args::{DemoArgs, GlobalOpts};
 use crate::exit::CliError;
@@ -29,14 +28,7 @@ const ACTOR: &str = "demo-promoter";
 
 pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     let days = args.days.unwrap_or(5);
-    if days == 0 {
-        return Err(CliError::usage("--days must be at least 1"));
-    }
-    let started = Instant::now();
-    let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S").to_string();
-    let demo_global = demo::demo_settings(global, &stamp);
-    let shutdown = shutdown_on_signals();
-    let metrics = demo::start_metrics(global).await?;
+    let start = demo::begin(global, days).await?;
 
     // The range ends yesterday (today belongs to the live pipeline); the day before it is
     // the one made to fail its gate.
@@ -49,24 +41,18 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         rehearsal::spark_simulator(&args.engine, &spec, demo::sim_config(&args)?).await?;
     let engine = sim.engine().context("the Spark engine stopped")?;
     let handle = sim.serve_here().await.context("serving the simulator")?;
-    let client = DatabricksClient::new(ClientConfig::new(handle.url(), "demo-token"))
-        .map_err(anyhow::Error::new)?
-        .with_metrics(metrics.api.clone());
-    let ledger = demo_global.ledger().await?;
-    let broker = demo_global
-        .broker("backfill demo", Duration::from_secs(10))
-        .await?;
+    let parts = demo::DemoParts::connect(&start, &handle.url()).await?;
     eprintln!(
         "demo: Spark engine ({} runs at once), {} ledger, RabbitMQ namespace {}",
         args.engine.slots,
-        ledger.backend_name(),
-        demo_global.namespace
+        parts.ledger.backend_name(),
+        start.settings.namespace
     );
 
-    let main_id: BackfillId = format!("demo-{stamp}")
+    let main_id: BackfillId = format!("demo-{}", start.stamp)
         .parse()
         .map_err(anyhow::Error::new)?;
-    let gate_id: BackfillId = format!("demo-{stamp}-gate")
+    let gate_id: BackfillId = format!("demo-{}-gate", start.stamp)
         .parse()
         .map_err(anyhow::Error::new)?;
     let backfills = [
@@ -77,33 +63,49 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
         ),
         (gate_id.clone(), gate_day, gate_day),
     ];
-    for (id, start, end) in &backfills {
-        produce(&ledger, &client, &broker, &summary, id, *start, *end).await?;
+    for (id, from, to) in &backfills {
+        produce(
+            &parts.ledger,
+            &parts.client,
+            &parts.broker,
+            &summary,
+            id,
+            *from,
+            *to,
+        )
+        .await?;
     }
 
     let workers = CancellationToken::new();
-    let tasks = demo::spawn_workers(
-        &demo_global,
-        &ledger,
-        &client,
-        &metrics,
-        args.concurrency,
-        &workers,
-    )?;
+    let tasks = parts.spawn_workers(args.concurrency, &workers)?;
     let timeout = Duration::from_secs(args.timeout_s);
-    let worked = wait_until_succeeded(&ledger, &backfills, started, timeout, &shutdown).await;
+    let worked = wait_until_succeeded(
+        &parts.ledger,
+        &backfills,
+        start.started,
+        timeout,
+        &start.shutdown,
+    )
+    .await;
     let story = match worked {
-        Ok(()) => tell_the_story(&ledger, &client, &engine, &summary, &main_id, &gate_id).await,
+        Ok(()) => {
+            tell_the_story(
+                &parts.ledger,
+                &parts.client,
+                &engine,
+                &summary,
+                &main_id,
+                &gate_id,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     workers.cancel();
     for task in tasks {
         let _ = task.await;
     }
-    if let Ok(channel) = broker.channel().await {
-        let _ = broker.topology().delete(&channel).await;
-    }
-    broker.close().await;
+    let ledger = parts.close().await;
 
     let outcome = match story {
         Ok(live) => {
@@ -120,7 +122,7 @@ pub async fn run(global: &GlobalOpts, args: DemoArgs) -> Result<(), CliError> {
     };
     engine.stop(Duration::from_secs(60)).await;
     drop(handle);
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = start.started.elapsed().as_secs_f64();
     match outcome {
         Ok(true) => {
             println!(
@@ -288,13 +290,7 @@ async fn tell_the_story(
     let rolled = match &promoted {
         Ok(PromotionOutcome::Promoted { actions, .. }) => {
             for a in actions {
-                println!(
-                    "demo: {}: {} partitions, run {}, {}",
-                    a.action_key,
-                    a.partitions.len(),
-                    a.run_id.unwrap_or_default(),
-                    a.detail
-                );
+                println!("demo: {}", super::promote::action_line(a));
             }
             let backfill = ledger.backfill(main_id).await.map_err(anyhow::Error::new)?;
             let day = backfill.map(|b| b.end).context("backfill vanished")?;

@@ -139,13 +139,7 @@ fn print_promoted(
     elsewhere: usize,
 ) {
     for a in actions {
-        println!(
-            "{}: {} partitions, run {}, {}",
-            a.action_key,
-            a.partitions.len(),
-            a.run_id.unwrap_or_default(),
-            a.detail
-        );
+        println!("{}", action_line(a));
     }
     let promoted: usize = actions.iter().map(|a| a.partitions.len()).sum();
     println!(
@@ -197,4 +191,15 @@ pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), Cli
             "some rollbacks failed; `backfill rollback` again retries them as new actions".into(),
         ))
     }
+}
+
+/// One promotion or rollback action in a line: its key, partitions, run and what it reported.
+pub(super) fn action_line(a: &backfill_ledger::Action) -> String {
+    format!(
+        "{}: {} partitions, run {}, {}",
+        a.action_key,
+        a.partitions.len(),
+        a.run_id.unwrap_or_default(),
+        a.detail
+    )
 }

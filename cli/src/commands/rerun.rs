@@ -13,10 +13,7 @@ pub async fn run(global: &GlobalOpts, args: RerunArgs) -> Result<(), CliError> {
     let broker = global
         .broker("backfill rerun", Duration::from_secs(60))
         .await?;
-    let operator = Operator {
-        by: &args.by,
-        reason: &args.reason,
-    };
+    let operator = Operator::new(&args.by, &args.reason);
     let result = rerun(
         &ledger,
         &broker,
