@@ -26,10 +26,18 @@ pub struct ReconcileArgs {
     /// requires it).
     #[arg(long)]
     pub promote: bool,
-    /// Partitions per promotion run, oldest first (only batches work).
+    #[command(flatten)]
+    pub promotion: PromotionFlags,
+}
+
+/// How a promotion runs, for `promote` and `reconcile --promote`.
+#[derive(Debug, Args, Clone)]
+pub struct PromotionFlags {
+    /// Partitions per promotion run, oldest first (only batches work: it never changes
+    /// what gets promoted).
     #[arg(long, default_value_t = 30)]
     pub wave_size: usize,
-    /// Partitions are gated on the backfill's recorded contract; these may only repeat it.
+    /// The backfill's recorded contract governs; these may only repeat it.
     #[command(flatten)]
     pub contract: ContractArgs,
     #[command(flatten)]
@@ -102,15 +110,8 @@ pub struct PromoteArgs {
     /// Who approves (recorded in the audit trail).
     #[arg(long, env = "USER", default_value = "unknown")]
     pub by: String,
-    /// Partitions per promotion run, oldest first (only batches work: it never changes
-    /// what gets promoted).
-    #[arg(long, default_value_t = 30)]
-    pub wave_size: usize,
-    /// The backfill's recorded contract governs; these may only repeat it.
     #[command(flatten)]
-    pub contract: ContractArgs,
-    #[command(flatten)]
-    pub wait: RunWait,
+    pub promotion: PromotionFlags,
     #[arg(long)]
     pub json: bool,
 }

@@ -22,11 +22,11 @@ fn settings(wait: &RunWait, wave_size: usize) -> PromotionSettings {
 }
 
 pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError> {
-    if args.wave_size == 0 {
+    if args.promotion.wave_size == 0 {
         return Err(CliError::usage("--wave-size must be at least 1"));
     }
     let backfill_id = &args.backfill_id;
-    let given = flags(&args.contract)?;
+    let given = flags(&args.promotion.contract)?;
     let ledger = global.ledger().await?;
     let Some(contract) = recorded_agreeing(&ledger, backfill_id, &given).await? else {
         return Err(CliError::usage(format!(
@@ -42,7 +42,7 @@ pub async fn run(global: &GlobalOpts, args: PromoteArgs) -> Result<(), CliError>
     let request = PromoteRequest {
         actor: &actor,
         approve_by: args.approve.then_some(args.by.as_str()),
-        settings: settings(&args.wait, args.wave_size),
+        settings: settings(&args.promotion.wait, args.promotion.wave_size),
     };
     let outcome = promote_under(
         &ledger,

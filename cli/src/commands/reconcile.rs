@@ -14,7 +14,7 @@ use backfill_operations::contract::recorded_agreeing;
 
 pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliError> {
     let backfill_id = args.backfill_id.clone();
-    let given = contract::flags(&args.contract)?;
+    let given = contract::flags(&args.promotion.contract)?;
     let ledger = global.ledger().await?;
     let recorded = recorded_agreeing(&ledger, &backfill_id, &given).await?;
     if recorded.is_none() && given.dq_policy.is_some() {
@@ -61,9 +61,7 @@ pub async fn run(global: &GlobalOpts, args: ReconcileArgs) -> Result<(), CliErro
             backfill_id: args.backfill_id.clone(),
             approve: false,
             by: actor.clone(),
-            wave_size: args.wave_size,
-            contract: args.contract.clone(),
-            wait: args.wait.clone(),
+            promotion: args.promotion.clone(),
             json: args.json,
         };
         return promote::run(global, flags).await;
