@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use backfill_contract::{BackfillId, PartitionDate};
+use backfill_contract::{BackfillId, PartitionDate, RunId};
 use backfill_databricks::{ClientConfig, DatabricksClient};
 use backfill_ledger::{ActionState, Ledger, PartitionState};
 use backfill_producer::{Order, ProduceRequest, publish_pending, register};
@@ -292,7 +292,7 @@ async fn tell_the_story(
                     "demo: {}: {} partitions, run {}, {}",
                     a.action_key,
                     a.partitions.len(),
-                    a.run_id.unwrap_or_default(),
+                    a.run_id.map_or(0, RunId::get),
                     a.detail
                 );
             }
@@ -306,7 +306,7 @@ async fn tell_the_story(
                     for a in &actions {
                         println!(
                             "demo: rolled back {day}: run {}, {}",
-                            a.run_id.unwrap_or_default(),
+                            a.run_id.map_or(0, RunId::get),
                             a.detail
                         );
                     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backfill_contract::BackfillId;
+use backfill_contract::{BackfillId, RunId};
 use backfill_ledger::Action;
 use backfill_operations::contract::recorded_agreeing;
 use backfill_operations::promotion::{PromoteRequest, promote_under, roll_back};
@@ -124,7 +124,7 @@ fn report(
         PromotionOutcome::Failed(wave) => Err(CliError::Negative(format!(
             "promotion {} failed (run {}): {}; later waves were not started; `backfill promote` again retries it as a new promotion",
             wave.action_key,
-            wave.run_id.unwrap_or_default(),
+            wave.run_id.map_or(0, RunId::get),
             wave.detail
         ))),
     }
@@ -143,7 +143,7 @@ fn print_promoted(
             "{}: {} partitions, run {}, {}",
             a.action_key,
             a.partitions.len(),
-            a.run_id.unwrap_or_default(),
+            a.run_id.map_or(0, RunId::get),
             a.detail
         );
     }
@@ -186,7 +186,7 @@ pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), Cli
             "{} {}: run {}, {}",
             a.action_key,
             a.state,
-            a.run_id.unwrap_or_default(),
+            a.run_id.map_or(0, RunId::get),
             a.detail
         );
     }
