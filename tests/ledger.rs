@@ -7,7 +7,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use backfill_contract::{Attempt, BackfillId, CheckSeq, PartitionDate, RunId};
 use backfill_ledger::{
     ActionKind, ActionState, BackfillState, Claim, DqResult, Ledger, LedgerError, NewBackfill,
     PartitionKey, PartitionState, RunTimes, now_ms,
@@ -36,7 +36,7 @@ fn key(id: &str, date: &str) -> PartitionKey {
 
 fn times(run_id: i64) -> RunTimes {
     RunTimes {
-        run_id,
+        run_id: RunId::from(run_id),
         run_url: Some(format!("https://sim/#run/{run_id}")),
         started_ms: Some(1),
         ended_ms: Some(2),
@@ -245,7 +245,10 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
         let a1 = Attempt::FIRST;
         // A run cannot be recorded before the attempt is claimed.
         assert_eq!(
-            ledger.record_run(&k, a1, 7, None, 0, "w").await.unwrap(),
+            ledger
+                .record_run(&k, a1, RunId::from(7), None, 0, "w")
+                .await
+                .unwrap(),
             None
         );
         assert_eq!(
@@ -253,22 +256,25 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
             Claim::Claimed
         );
         let seq = ledger
-            .record_run(&k, a1, 7, None, 0, "w")
+            .record_run(&k, a1, RunId::from(7), None, 0, "w")
             .await
             .unwrap()
             .expect("recorded");
         // A second recording (a racing worker) is refused.
         assert_eq!(
-            ledger.record_run(&k, a1, 7, None, 0, "w2").await.unwrap(),
+            ledger
+                .record_run(&k, a1, RunId::from(7), None, 0, "w2")
+                .await
+                .unwrap(),
             None
         );
         // A new check chain supersedes the old one.
         let seq2 = ledger
-            .restart_checks(&k, a1, 7, 0, "w2")
+            .restart_checks(&k, a1, RunId::from(7), 0, "w2")
             .await
             .unwrap()
             .expect("restarted");
-        assert_eq!(seq2, seq + 1);
+        assert_eq!(seq2, seq.next());
         assert!(
             !ledger
                 .record_success(&k, a1, seq, times(7), "old-chain")
@@ -302,7 +308,7 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
             Claim::Claimed
         );
         let seq3 = ledger
-            .record_run(&k, a2, 8, None, 0, "w")
+            .record_run(&k, a2, RunId::from(8), None, 0, "w")
             .await
             .unwrap()
             .unwrap();
@@ -312,11 +318,21 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
                 .await
                 .unwrap()
         );
-        assert!(ledger.mark_verified(&k, a2, 8, "reconciler").await.unwrap());
-        assert!(!ledger.mark_verified(&k, a2, 8, "reconciler").await.unwrap());
+        assert!(
+            ledger
+                .mark_verified(&k, a2, RunId::from(8), "reconciler")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .mark_verified(&k, a2, RunId::from(8), "reconciler")
+                .await
+                .unwrap()
+        );
         let p = ledger.partition(&k).await.unwrap().unwrap();
         assert_eq!(p.state, PartitionState::Succeeded);
-        assert_eq!(p.run_id, Some(8));
+        assert_eq!(p.run_id, Some(RunId::from(8)));
         assert!(p.verified_at_ms.is_some());
         // Terminal: nothing moves it any more.
         assert!(
@@ -397,7 +413,7 @@ async fn only_the_live_check_hands_the_chain_on_and_overdue_checks_are_found() {
         let a1 = Attempt::FIRST;
         ledger.claim_trigger(&k, a1, "t", "w").await.unwrap();
         let seq = ledger
-            .record_run(&k, a1, 7, None, 1_000, "w")
+            .record_run(&k, a1, RunId::from(7), None, 1_000, "w")
             .await
             .unwrap()
             .unwrap();
@@ -405,10 +421,10 @@ async fn only_the_live_check_hands_the_chain_on_and_overdue_checks_are_found() {
             ledger.advance_check(&k, a1, seq, 2_000),
             ledger.advance_check(&k, a1, seq, 2_000)
         );
-        let winners: Vec<i64> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        let winners: Vec<CheckSeq> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
         assert_eq!(
             winners,
-            [seq + 1],
+            [seq.next()],
             "exactly one holder of check {seq} hands the chain on"
         );
         assert!(
@@ -452,7 +468,7 @@ async fn waiting_partitions_can_be_cancelled_and_claims_dead_lettered_only_by_th
                 .unwrap()
         );
         ledger
-            .record_run(&k2, a1, 9, None, 0, "owner")
+            .record_run(&k2, a1, RunId::from(9), None, 0, "owner")
             .await
             .unwrap();
         // Once a run is recorded, even the owner's late refusal cannot dead-letter it.
@@ -490,7 +506,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
         let a1 = Attempt::FIRST;
         ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
         let s = ledger
-            .record_run(&d1, a1, 1, None, 0, "w")
+            .record_run(&d1, a1, RunId::from(1), None, 0, "w")
             .await
             .unwrap()
             .unwrap();
@@ -501,7 +517,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
         let a2 = a1.next();
         ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
         let s = ledger
-            .record_run(&d1, a2, 2, None, 0, "w")
+            .record_run(&d1, a2, RunId::from(2), None, 0, "w")
             .await
             .unwrap()
             .unwrap();
@@ -511,10 +527,18 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
             ..times(2)
         };
         assert!(ledger.record_success(&d1, a2, s, long, "w").await.unwrap());
-        assert!(ledger.mark_verified(&d1, a2, 2, "r").await.unwrap());
+        assert!(
+            ledger
+                .mark_verified(&d1, a2, RunId::from(2), "r")
+                .await
+                .unwrap()
+        );
         let d2 = key("bf", "2026-01-02");
         ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap();
-        ledger.record_run(&d2, a1, 3, None, 0, "w").await.unwrap();
+        ledger
+            .record_run(&d2, a1, RunId::from(3), None, 0, "w")
+            .await
+            .unwrap();
         let d3 = key("bf", "2026-01-03");
         ledger.claim_trigger(&d3, a1, "t4", "w").await.unwrap();
         assert!(
@@ -558,7 +582,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
         let dq = |attempt: i64, rule: &str, passed: bool| DqResult {
             partition_date: String::new(),
             attempt,
-            run_id: 1,
+            run_id: RunId::from(1),
             rule: rule.into(),
             passed,
             value: "1".into(),
@@ -613,7 +637,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
                     "p1",
                     &[ActionState::Requested],
                     ActionState::Succeeded,
-                    Some(9),
+                    Some(RunId::from(9)),
                     "",
                     "r"
                 )
@@ -659,7 +683,10 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         let d1 = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
         ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        let s = ledger.record_run(&d1, a1, 1, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a1, RunId::from(1), None, 0, "w")
+            .await
+            .unwrap();
         assert!(
             ledger
                 .schedule_retry(
@@ -678,7 +705,10 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         assert_eq!(last, 3_000);
         let a2 = a1.next();
         ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
-        let s = ledger.record_run(&d1, a2, 2, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a2, RunId::from(2), None, 0, "w")
+            .await
+            .unwrap();
         assert!(
             ledger
                 .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
@@ -707,7 +737,10 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         step(&mut last, spend().await);
         let a3 = a2.next();
         ledger.claim_trigger(&d1, a3, "t3", "w").await.unwrap();
-        let s = ledger.record_run(&d1, a3, 3, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a3, RunId::from(3), None, 0, "w")
+            .await
+            .unwrap();
         let dead = run_of(3, 500);
         assert!(
             ledger
@@ -723,7 +756,10 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         let d2 = key("bf", "2026-01-02");
         let before_claim = now_ms();
         ledger.claim_trigger(&d2, a1, "t4", "w").await.unwrap();
-        ledger.record_run(&d2, a1, 4, None, 0, "w").await.unwrap();
+        ledger
+            .record_run(&d2, a1, RunId::from(4), None, 0, "w")
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(ledger.cancel_active(&d2, a1, "op", "stop").await.unwrap());
         let after_cancel = now_ms();
@@ -768,7 +804,10 @@ async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
         let d1 = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
         ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        let s = ledger.record_run(&d1, a1, 1, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a1, RunId::from(1), None, 0, "w")
+            .await
+            .unwrap();
         ledger
             .schedule_retry(
                 &d1,
@@ -783,7 +822,10 @@ async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
             .unwrap();
         let a2 = a1.next();
         ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
-        let s = ledger.record_run(&d1, a2, 2, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d1, a2, RunId::from(2), None, 0, "w")
+            .await
+            .unwrap();
         ledger
             .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
             .await
@@ -816,7 +858,10 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
         // belongs to attempt 1, not 2), refused and dead-lettered by its claim.
         let d1 = key("bf", "2026-01-01");
         ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        ledger.record_run(&d1, a1, 11, None, 0, "w").await.unwrap();
+        ledger
+            .record_run(&d1, a1, RunId::from(11), None, 0, "w")
+            .await
+            .unwrap();
         assert!(ledger.cancel_active(&d1, a1, "op", "stop").await.unwrap());
         assert!(ledger.request_rerun(&d1, a1, "op", "again").await.unwrap());
         ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
@@ -831,7 +876,10 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
         // failed run is attempt 1's); re-run from there carries no run either.
         let d2 = key("bf", "2026-01-02");
         ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap();
-        let s = ledger.record_run(&d2, a1, 21, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d2, a1, RunId::from(21), None, 0, "w")
+            .await
+            .unwrap();
         ledger
             .schedule_retry(&d2, a1, s.unwrap(), times(21), 0, "CLOUD_FAILURE", "w")
             .await
@@ -847,7 +895,10 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
         // Day 3: dead-lettered while running (its run not known at Databricks), re-run.
         let d3 = key("bf", "2026-01-03");
         ledger.claim_trigger(&d3, a1, "t4", "w").await.unwrap();
-        let s = ledger.record_run(&d3, a1, 31, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d3, a1, RunId::from(31), None, 0, "w")
+            .await
+            .unwrap();
         assert!(
             ledger
                 .dead_letter(&d3, a1, s, None, "run not found", "w")
@@ -859,12 +910,20 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
         // Day 4: succeeds, is verified, then re-run.
         let d4 = key("bf", "2026-01-04");
         ledger.claim_trigger(&d4, a1, "t5", "w").await.unwrap();
-        let s = ledger.record_run(&d4, a1, 41, None, 0, "w").await.unwrap();
+        let s = ledger
+            .record_run(&d4, a1, RunId::from(41), None, 0, "w")
+            .await
+            .unwrap();
         ledger
             .record_success(&d4, a1, s.unwrap(), times(41), "w")
             .await
             .unwrap();
-        assert!(ledger.mark_verified(&d4, a1, 41, "r").await.unwrap());
+        assert!(
+            ledger
+                .mark_verified(&d4, a1, RunId::from(41), "r")
+                .await
+                .unwrap()
+        );
         assert!(ledger.request_rerun(&d4, a1, "op", "dq").await.unwrap());
 
         let seen: Vec<(String, i64, String, String, String, Option<i64>)> = ledger
@@ -880,7 +939,7 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
                     e.kind,
                     e.from_state.expect("from state"),
                     e.to_state.expect("to state"),
-                    e.run_id,
+                    e.run_id.map(RunId::get),
                 )
             })
             .collect();

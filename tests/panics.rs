@@ -7,7 +7,7 @@
 mod support;
 
 use backfill_broker::Lane;
-use backfill_contract::{Attempt, Step};
+use backfill_contract::{Attempt, CheckSeq, Step};
 use backfill_databricks::{RunOutcome, classify};
 use backfill_ledger::PartitionState;
 use support::fleet::{Fleet, fast_sim};
@@ -37,7 +37,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
         Attempt::FIRST,
         Step::Check {
             run_id,
-            check_seq: p.check_seq - 1,
+            check_seq: CheckSeq::from(p.check_seq.get() - 1),
         },
         "old chain",
     );
@@ -47,7 +47,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
     let after = fleet.first_partition().await;
     assert_eq!(after.state, PartitionState::Running, "live chain untouched");
     assert!(matches!(
-        classify(&fleet.client.get_run(run_id).await.unwrap()),
+        classify(&fleet.client.get_run(run_id.get()).await.unwrap()),
         RunOutcome::InProgress { .. }
     ));
 
@@ -63,7 +63,7 @@ async fn a_panic_on_a_superseded_check_spares_the_live_chain_and_the_live_one_en
     let after = fleet.first_partition().await;
     assert_eq!(after.state, PartitionState::DeadLettered);
     assert!(after.last_error.unwrap().contains("panicked"));
-    let run = fleet.client.get_run(run_id).await.unwrap();
+    let run = fleet.client.get_run(run_id.get()).await.unwrap();
     assert!(
         !matches!(classify(&run), RunOutcome::InProgress { .. }),
         "the run nobody follows is cancelled: {run:?}"
@@ -76,7 +76,7 @@ async fn a_panic_on_the_live_trigger_of_a_waiting_partition_dead_letters_it() {
     let fleet = Fleet::new(1, 5, fast_sim()).await;
     let p = fleet.first_partition().await;
     let mut trigger = fleet.trigger("2026-01-01").await;
-    trigger.issue_seq = Some(p.check_seq + 7);
+    trigger.issue_seq = Some(CheckSeq::from(p.check_seq.get() + 7));
     let worker = fleet.worker("w1");
     worker.record_dead_end(&trigger, "panicked").await;
     assert_eq!(

@@ -787,7 +787,7 @@ async fn two_reconcilers_never_promote_one_proof_twice() {
                     .complete_promotion(
                         &fleet.backfill_id,
                         &b.action_key,
-                        424_242,
+                        backfill_contract::RunId::from(424_242),
                         "{}",
                         &[backfill_ledger::PromotedVersions {
                             partition_date: "2026-01-02".into(),

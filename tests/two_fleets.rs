@@ -19,7 +19,7 @@ async fn run_ids(url: &str) -> BTreeMap<String, i64> {
         .await
         .unwrap()
         .iter()
-        .map(|p| (p.date.to_string(), p.run_id.unwrap()))
+        .map(|p| (p.date.to_string(), p.run_id.unwrap().get()))
         .collect()
 }
 

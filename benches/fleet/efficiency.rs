@@ -107,7 +107,10 @@ async fn fleet_run(n: u32, cap: i64, run_ms: u64, spread_ms: u64, scale: f64) ->
         let (s, e) = (p.run_started_ms.unwrap(), p.run_ended_ms.unwrap());
         (p.updated_at_ms - e).max(0) as f64 / (e - s).max(1) as f64 * 100.0
     };
-    let history_calls = with_history.iter().map(|p| p.check_seq as f64).sum::<f64>()
+    let history_calls = with_history
+        .iter()
+        .map(|p| p.check_seq.get() as f64)
+        .sum::<f64>()
         / with_history.len().max(1) as f64;
     let history_delay =
         with_history.iter().map(|p| share(p)).sum::<f64>() / with_history.len().max(1) as f64;

@@ -9,11 +9,13 @@ mod error;
 mod ids;
 pub mod jobs;
 mod message;
+mod run_numbers;
 mod token;
 mod wire;
 
 pub use error::ContractError;
 pub use ids::{Attempt, BackfillId, PartitionDate};
 pub use message::{PartitionMessage, Step};
+pub use run_numbers::{CheckSeq, RunId};
 pub use token::{MAX_TOKEN_LEN, idempotency_token, promotion_token, rollback_token, scoped_token};
 pub use wire::{MAX_MESSAGE_BYTES, SCHEMA_VERSION};

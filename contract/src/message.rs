@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::wire::{MAX_MESSAGE_BYTES, SCHEMA_VERSION};
-use crate::{Attempt, BackfillId, ContractError, PartitionDate};
+use crate::{Attempt, BackfillId, CheckSeq, ContractError, PartitionDate, RunId};
 
 /// What the receiving worker is asked to do for the partition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -14,7 +14,7 @@ pub enum Step {
     Trigger,
     /// Look at the run of this attempt once and decide what follows. `check_seq` names the
     /// one live chain of checks; a check whose sequence the ledger no longer holds is stale.
-    Check { run_id: i64, check_seq: i64 },
+    Check { run_id: RunId, check_seq: CheckSeq },
 }
 
 /// One unit of work about one day-partition of one backfill.
@@ -44,7 +44,7 @@ pub struct PartitionMessage {
     /// partition acts and older copies die. Absent (first triggers, older senders): valid
     /// while its attempt is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issue_seq: Option<i64>,
+    pub issue_seq: Option<CheckSeq>,
     /// Milliseconds since the epoch when this step first failed for an outage (Databricks
     /// or the ledger unreachable), kept while it is retried; past the worker's outage
     /// budget the partition is dead-lettered with the last error.
@@ -150,14 +150,30 @@ mod tests {
     fn round_trip_keeps_every_field() {
         let mut m = sample();
         m.step = Step::Check {
-            run_id: 42,
-            check_seq: 3,
+            run_id: RunId::from(42),
+            check_seq: CheckSeq::from(3),
         };
         m.reason = Some("run still RUNNING".into());
         m.not_before_ms = Some(1_700_000_000_000);
         assert_eq!(PartitionMessage::decode(&m.encode()).unwrap(), m);
         let t = sample();
         assert_eq!(PartitionMessage::decode(&t.encode()).unwrap(), t);
+    }
+
+    #[test]
+    fn run_and_check_numbers_are_bare_numbers_on_the_wire() {
+        let mut m = sample();
+        m.step = Step::Check {
+            run_id: RunId::from(42),
+            check_seq: CheckSeq::from(3),
+        };
+        m.issue_seq = Some(CheckSeq::from(5));
+        let v: serde_json::Value = serde_json::from_slice(&m.encode()).unwrap();
+        assert_eq!(
+            v["step"],
+            serde_json::json!({"kind": "check", "run_id": 42, "check_seq": 3})
+        );
+        assert_eq!(v["issue_seq"], 5);
     }
 
     #[test]
@@ -227,13 +243,13 @@ mod tests {
     fn a_follow_up_for_a_new_attempt_starts_its_own_chain() {
         let mut first = sample();
         first.first_sent_ms = Some(1_000);
-        first.issue_seq = Some(4);
+        first.issue_seq = Some(CheckSeq::from(4));
         let same = first.follow_up(first.attempt, Step::Trigger, "delayed");
         assert_eq!(same.first_sent_ms, Some(1_000));
-        assert_eq!(same.issue_seq, Some(4));
+        assert_eq!(same.issue_seq, Some(CheckSeq::from(4)));
         let retry = first.follow_up(first.attempt.next(), Step::Trigger, "retry");
         assert!(retry.first_sent_ms.unwrap() > 1_000_000, "{retry:?}");
         let decoded = PartitionMessage::decode(&same.encode()).unwrap();
-        assert_eq!(decoded.issue_seq, Some(4));
+        assert_eq!(decoded.issue_seq, Some(CheckSeq::from(4)));
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use backfill_contract::BackfillId;
+use backfill_contract::{BackfillId, RunId};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -123,7 +123,7 @@ pub struct Action {
     pub partitions: Vec<String>,
     pub token: String,
     pub state: ActionState,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     /// What the action's run reported (table versions), as JSON text.
     pub detail: String,
     pub actor: String,
@@ -145,7 +145,10 @@ fn action_from_row(r: &AnyRow) -> Result<Action, LedgerError> {
             .collect(),
         token: r.try_get("token").map_err(corrupt)?,
         state: r.try_get::<String, _>("state").map_err(corrupt)?.parse()?,
-        run_id: r.try_get("run_id").map_err(corrupt)?,
+        run_id: r
+            .try_get::<Option<i64>, _>("run_id")
+            .map_err(corrupt)?
+            .map(RunId::from),
         detail: r.try_get("detail").map_err(corrupt)?,
         actor: r.try_get("actor").map_err(corrupt)?,
         at_ms: r.try_get("at_ms").map_err(corrupt)?,
@@ -250,7 +253,7 @@ impl Ledger {
         key: &str,
         from: &[ActionState],
         to: ActionState,
-        run_id: Option<i64>,
+        run_id: Option<RunId>,
         detail: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
@@ -270,7 +273,7 @@ pub(crate) async fn move_action_in(
     key: &str,
     from: &[ActionState],
     to: ActionState,
-    run_id: Option<i64>,
+    run_id: Option<RunId>,
     detail: &str,
     actor: &str,
 ) -> Result<bool, LedgerError> {
@@ -283,7 +286,7 @@ pub(crate) async fn move_action_in(
     // Built from the states' fixed words; values are bound.
     let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(to.as_str())
-        .bind(run_id)
+        .bind(run_id.map(RunId::get))
         .bind(detail.to_owned())
         .bind(backfill_id.to_string())
         .bind(key.to_owned())

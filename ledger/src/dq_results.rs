@@ -1,7 +1,7 @@
 //! Data-quality verdicts: every rule's verdict on a partition's attempt, stored under the
 //! policy it was reached with, an event per verdict.
 
-use backfill_contract::BackfillId;
+use backfill_contract::{BackfillId, RunId};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -14,7 +14,7 @@ use crate::{Ledger, LedgerError, NewEvent, PartitionKey, now_ms};
 pub struct DqResult {
     pub partition_date: String,
     pub attempt: i64,
-    pub run_id: i64,
+    pub run_id: RunId,
     pub rule: String,
     pub passed: bool,
     pub value: String,
@@ -42,7 +42,7 @@ impl Ledger {
             .bind(key.backfill_id.to_string())
             .bind(key.date.to_string())
             .bind(r.attempt)
-            .bind(r.run_id)
+            .bind(r.run_id.get())
             .bind(r.rule.clone())
             .bind(i64::from(r.passed))
             .bind(r.value.clone())
@@ -82,7 +82,7 @@ impl Ledger {
                 Ok(DqResult {
                     partition_date: r.try_get("partition_date").map_err(corrupt)?,
                     attempt: r.try_get("attempt").map_err(corrupt)?,
-                    run_id: r.try_get("run_id").map_err(corrupt)?,
+                    run_id: RunId::from(r.try_get::<i64, _>("run_id").map_err(corrupt)?),
                     rule: r.try_get("rule").map_err(corrupt)?,
                     passed: r.try_get::<i64, _>("passed").map_err(corrupt)? != 0,
                     value: r.try_get("value").map_err(corrupt)?,

@@ -1,6 +1,6 @@
 //! The append-only event log: every state change, who made it, and why.
 
-use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use backfill_contract::{Attempt, BackfillId, PartitionDate, RunId};
 use serde::Serialize;
 use sqlx::{Any, Row, Transaction};
 
@@ -14,7 +14,7 @@ pub struct NewEvent {
     pub backfill_id: BackfillId,
     pub partition_date: Option<PartitionDate>,
     pub attempt: Option<Attempt>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub kind: &'static str,
     pub from_state: Option<PartitionState>,
     pub to_state: Option<PartitionState>,
@@ -49,7 +49,7 @@ impl NewEvent {
         }
     }
 
-    pub fn run(mut self, run_id: Option<i64>) -> Self {
+    pub fn run(mut self, run_id: Option<RunId>) -> Self {
         self.run_id = run_id;
         self
     }
@@ -75,7 +75,7 @@ pub struct Event {
     pub backfill_id: String,
     pub partition_date: Option<String>,
     pub attempt: Option<i64>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub kind: String,
     pub from_state: Option<String>,
     pub to_state: Option<String>,
@@ -95,7 +95,7 @@ pub(crate) async fn insert_event(
     .bind(event.backfill_id.to_string())
     .bind(event.partition_date.map(|d| d.to_string()))
     .bind(event.attempt.map(|a| i64::from(a.get())))
-    .bind(event.run_id)
+    .bind(event.run_id.map(RunId::get))
     .bind(event.kind)
     .bind(event.from_state.map(|s| s.as_str()))
     .bind(event.to_state.map(|s| s.as_str()))
@@ -132,7 +132,10 @@ impl Ledger {
                     backfill_id: r.try_get("backfill_id").map_err(corrupt)?,
                     partition_date: r.try_get("partition_date").map_err(corrupt)?,
                     attempt: r.try_get("attempt").map_err(corrupt)?,
-                    run_id: r.try_get("run_id").map_err(corrupt)?,
+                    run_id: r
+                        .try_get::<Option<i64>, _>("run_id")
+                        .map_err(corrupt)?
+                        .map(RunId::from),
                     kind: r.try_get("kind").map_err(corrupt)?,
                     from_state: r.try_get("from_state").map_err(corrupt)?,
                     to_state: r.try_get("to_state").map_err(corrupt)?,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use backfill_contract::{Attempt, BackfillId, CheckSeq, PartitionDate, RunId};
 use serde::Serialize;
 
 use crate::{Guards, LedgerError};
@@ -158,9 +158,9 @@ pub struct Partition {
     pub state: PartitionState,
     pub attempt: Attempt,
     pub idempotency_token: Option<String>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_url: Option<String>,
-    pub check_seq: i64,
+    pub check_seq: CheckSeq,
     /// When the live check is due (running partitions).
     pub check_due_ms: Option<i64>,
     pub enqueued: bool,

@@ -4,7 +4,7 @@
 //! reconcilers never promote one partition twice at once and promotions of a partition
 //! happen in order. A failed action frees its partitions for a new action, with a new token.
 
-use backfill_contract::{BackfillId, PartitionDate, promotion_token};
+use backfill_contract::{BackfillId, PartitionDate, RunId, promotion_token};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -205,7 +205,7 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
         key: &str,
-        run_id: i64,
+        run_id: RunId,
         detail: &str,
         versions: &[PromotedVersions],
         actor: &str,
@@ -247,7 +247,7 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
         key: &str,
-        run_id: i64,
+        run_id: RunId,
         detail: &str,
         undone: (&str, &str),
         actor: &str,

@@ -2,7 +2,7 @@
 //! the staging snapshot (Delta version) it wrote, and the policy whose every rule it passed.
 //! Promotion copies exactly that snapshot.
 
-use backfill_contract::{Attempt, BackfillId};
+use backfill_contract::{Attempt, BackfillId, RunId};
 use serde::Serialize;
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -16,7 +16,7 @@ use crate::{Ledger, LedgerError, NewEvent, PartitionKey, now_ms};
 pub struct Proof {
     pub partition_date: String,
     pub attempt: i64,
-    pub run_id: i64,
+    pub run_id: RunId,
     pub staging_table: Option<String>,
     pub staging_version: Option<i64>,
     /// The run's task output as reported (a JSON object's text).
@@ -29,7 +29,7 @@ fn proof_from_row(r: &AnyRow) -> Result<Proof, LedgerError> {
     Ok(Proof {
         partition_date: r.try_get("partition_date").map_err(corrupt)?,
         attempt: r.try_get("attempt").map_err(corrupt)?,
-        run_id: r.try_get("run_id").map_err(corrupt)?,
+        run_id: RunId::from(r.try_get::<i64, _>("run_id").map_err(corrupt)?),
         staging_table: r.try_get("staging_table").map_err(corrupt)?,
         staging_version: r.try_get("staging_version").map_err(corrupt)?,
         output_json: r.try_get("output_json").map_err(corrupt)?,
@@ -44,7 +44,7 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        run_id: i64,
+        run_id: RunId,
         staging_table: Option<&str>,
         staging_version: Option<i64>,
         output_json: &str,
@@ -59,7 +59,7 @@ impl Ledger {
         .bind(key.backfill_id.to_string())
         .bind(key.date.to_string())
         .bind(i64::from(attempt.get()))
-        .bind(run_id)
+        .bind(run_id.get())
         .bind(staging_table.map(str::to_owned))
         .bind(staging_version)
         .bind(output_json.to_owned())

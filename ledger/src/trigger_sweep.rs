@@ -5,7 +5,7 @@
 //! message of the partition dies on arrival (its `issue_seq` is no longer the row's
 //! `check_seq`).
 
-use backfill_contract::Attempt;
+use backfill_contract::{Attempt, CheckSeq};
 use sqlx::Row;
 
 use crate::events::insert_event;
@@ -17,7 +17,7 @@ use crate::{Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionSta
 /// times in a row the partition's trigger had to be re-issued without progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reissued {
-    pub issue_seq: i64,
+    pub issue_seq: CheckSeq,
     pub reissues: i64,
 }
 
@@ -57,7 +57,7 @@ impl Ledger {
         key: &PartitionKey,
         attempt: Attempt,
         state: PartitionState,
-        seen_seq: i64,
+        seen_seq: CheckSeq,
         before_ms: i64,
         actor: &str,
     ) -> Result<Option<Reissued>, LedgerError> {
@@ -75,7 +75,7 @@ impl Ledger {
         .bind(key.date.to_string())
         .bind(i64::from(attempt.get()))
         .bind(state.as_str())
-        .bind(seen_seq)
+        .bind(seen_seq.get())
         .bind(before_ms)
         .fetch_optional(&mut *tx)
         .await?;
@@ -84,7 +84,7 @@ impl Ledger {
             return Ok(None);
         };
         let reissued = Reissued {
-            issue_seq: row.try_get(0).map_err(corrupt)?,
+            issue_seq: CheckSeq::from(row.try_get::<i64, _>(0).map_err(corrupt)?),
             reissues: row.try_get(1).map_err(corrupt)?,
         };
         let event = NewEvent::partition(actor, key, attempt, "trigger_reissued")
@@ -105,7 +105,7 @@ impl Ledger {
         key: &PartitionKey,
         attempt: Attempt,
         state: PartitionState,
-        issue_seq: i64,
+        issue_seq: CheckSeq,
         reason: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
@@ -129,7 +129,7 @@ impl Ledger {
         .bind(key.date.to_string())
         .bind(i64::from(attempt.get()))
         .bind(state.as_str())
-        .bind(issue_seq)
+        .bind(issue_seq.get())
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -179,7 +179,7 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        issue_seq: Option<i64>,
+        issue_seq: Option<CheckSeq>,
         due_ms: i64,
         handled: bool,
     ) -> Result<(), LedgerError> {
@@ -205,7 +205,7 @@ impl Ledger {
             .bind(key.date.to_string())
             .bind(i64::from(attempt.get()));
         if let Some(seq) = issue_seq {
-            query = query.bind(seq);
+            query = query.bind(seq.get());
         }
         query.execute(&self.pool).await?;
         Ok(())

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use backfill_contract::BackfillId;
+use backfill_contract::{BackfillId, RunId};
 use backfill_databricks::DatabricksClient;
 use backfill_databricks::models::ListRuns;
 use backfill_ledger::{BackfillState, Ledger, PartitionState};
@@ -31,7 +31,7 @@ pub struct CancelOutcome {
 /// One run cancelled: the `done`-th of `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RunCancelled {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub done: usize,
     pub total: usize,
 }
@@ -68,7 +68,7 @@ pub async fn cancel(
             outcome.partitions += 1;
         }
     }
-    let mut run_ids: BTreeSet<i64> = ledger
+    let mut run_ids: BTreeSet<RunId> = ledger
         .partitions(backfill_id)
         .await?
         .into_iter()
@@ -85,7 +85,7 @@ pub async fn cancel(
             listed
                 .iter()
                 .filter(|r| r.parameter("backfill_id") == Some(backfill_id.as_str()))
-                .map(|r| r.run_id),
+                .map(|r| RunId::from(r.run_id)),
         ),
         Err(e) => outcome.failures.push(format!(
             "could not list the job's active runs (unrecorded runs may remain): {e}"
@@ -95,7 +95,7 @@ pub async fn cancel(
     for run_id in run_ids {
         // Cancelling a terminal run changes nothing, so a repeated cancel is harmless; an
         // error on one run does not stop the others.
-        match client.cancel_run(run_id).await {
+        match client.cancel_run(run_id.get()).await {
             Ok(()) => {
                 outcome.runs += 1;
                 on_run(RunCancelled {

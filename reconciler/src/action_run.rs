@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use backfill_contract::BackfillId;
+use backfill_contract::{BackfillId, RunId};
 use backfill_databricks::models::RunNowRequest;
 use backfill_databricks::{DatabricksClient, RunOutcome, classify};
 use backfill_ledger::{Action, ActionState, Ledger};
@@ -26,12 +26,12 @@ pub struct PromotionSettings {
 /// How an action's run ended.
 pub(crate) enum Ended {
     Succeeded {
-        run_id: i64,
+        run_id: RunId,
         detail: String,
         reported: Value,
     },
     Failed {
-        run_id: Option<i64>,
+        run_id: Option<RunId>,
         detail: String,
     },
 }
@@ -55,7 +55,7 @@ pub(crate) async fn run_action(
         idempotency_token: Some(action.token.clone()),
     };
     let run_id = match client.run_now(&request).await {
-        Ok(r) => r.run_id,
+        Ok(r) => RunId::from(r.run_id),
         // Refused for good (the job is gone, no permission, bad parameters): no run was
         // started, and retrying the same request cannot help. The action ends failed, so
         // the next attempt is a new action (after, say, an amendment naming another job).
@@ -80,7 +80,7 @@ pub(crate) async fn run_action(
         .await?;
     let deadline = Instant::now() + settings.timeout;
     let run = loop {
-        let run = client.get_run(run_id).await?;
+        let run = client.get_run(run_id.get()).await?;
         if !matches!(classify(&run), RunOutcome::InProgress { .. }) {
             break run;
         }
@@ -94,7 +94,11 @@ pub(crate) async fn run_action(
     };
     Ok(match classify(&run) {
         RunOutcome::Succeeded => {
-            let task = run.tasks.last().and_then(|t| t.run_id).unwrap_or(run_id);
+            let task = run
+                .tasks
+                .last()
+                .and_then(|t| t.run_id)
+                .unwrap_or(run_id.get());
             let output = client.get_run_output(task).await?;
             let reported: Value = output
                 .notebook_output

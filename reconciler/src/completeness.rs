@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use backfill_contract::BackfillId;
 use backfill_contract::jobs::backfill::result;
+use backfill_contract::{BackfillId, RunId};
 use backfill_databricks::DatabricksClient;
 use backfill_databricks::models::Run;
 use backfill_ledger::{
@@ -168,7 +168,7 @@ async fn prove(cx: &Context<'_>, p: &Partition) -> Result<Result<Proven, Gap>, R
         Err(gap) => return Ok(Err(gap)),
     };
     let proof = match stored {
-        Some(s) if s.run_id == run.run_id => s.clone(),
+        Some(s) if s.run_id == RunId::from(run.run_id) => s.clone(),
         Some(s) => {
             return gap(
                 GapKind::ParametersMismatch,
@@ -241,7 +241,7 @@ async fn prove(cx: &Context<'_>, p: &Partition) -> Result<Result<Proven, Gap>, R
                     .map(|v| DqResult {
                         partition_date: p.date.to_string(),
                         attempt,
-                        run_id: run.run_id,
+                        run_id: RunId::from(run.run_id),
                         rule: v.rule,
                         passed: v.passed,
                         value: v.value,
@@ -282,6 +282,7 @@ async fn read_output(
     p: &Partition,
     run: &Run,
 ) -> Result<Result<Proof, Gap>, ReconcileError> {
+    let run_id = RunId::from(run.run_id);
     let task_run = run
         .tasks
         .last()
@@ -299,7 +300,7 @@ async fn read_output(
             return Ok(Ok(Proof {
                 partition_date: p.date.to_string(),
                 attempt: i64::from(p.attempt.get()),
-                run_id: run.run_id,
+                run_id,
                 staging_table: None,
                 staging_version: None,
                 output_json: String::new(),
@@ -321,7 +322,7 @@ async fn read_output(
         .record_proof(
             &p.key(),
             p.attempt,
-            run.run_id,
+            run_id,
             staging_table.as_deref(),
             staging_version,
             &output_json,
@@ -331,7 +332,7 @@ async fn read_output(
     Ok(Ok(Proof {
         partition_date: p.date.to_string(),
         attempt: i64::from(p.attempt.get()),
-        run_id: run.run_id,
+        run_id,
         staging_table,
         staging_version,
         output_json,

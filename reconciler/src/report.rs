@@ -1,6 +1,6 @@
 //! What a pass reports: the partitions not proven (gaps, by kind) and those proven.
 
-use backfill_contract::PartitionDate;
+use backfill_contract::{PartitionDate, RunId};
 use serde::Serialize;
 
 /// Why a partition does not (yet) count as done.
@@ -66,7 +66,7 @@ pub struct Gap {
     pub partition: String,
     pub kind: GapKind,
     pub attempt: u32,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub detail: String,
 }
 

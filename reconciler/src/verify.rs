@@ -48,7 +48,7 @@ pub(crate) async fn verify(
         }
         (PartitionState::Cancelled, _) => return Ok(gap(GapKind::Cancelled, String::new())),
     };
-    let run = match client.get_run(run_id).await {
+    let run = match client.get_run(run_id.get()).await {
         Ok(run) => run,
         Err(e) if e.is_not_found() => {
             return Ok(gap(

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use backfill_contract::{CheckSeq, RunId};
 use backfill_databricks::models::Run;
 use backfill_databricks::{Failure, RunOutcome, classify};
 use backfill_ledger::{Partition, RunTimes, now_ms};
@@ -16,8 +17,8 @@ use crate::{Handled, StepError, Worker};
 /// The check a message is: of which run, at which link of its chain.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CheckOf {
-    pub run_id: i64,
-    pub check_seq: i64,
+    pub run_id: RunId,
+    pub check_seq: CheckSeq,
 }
 
 impl Worker {
@@ -32,7 +33,7 @@ impl Worker {
         if let CheckAction::Drop(reason) = decide_check(p, msg.attempt, run_id, check_seq) {
             return Ok(Handled::Dropped(reason));
         }
-        let run = match self.client.get_run(run_id).await {
+        let run = match self.client.get_run(run_id.get()).await {
             Ok(run) => run,
             Err(e) if e.is_not_found() => {
                 let reason = format!("run {run_id} not found at Databricks: {e}");

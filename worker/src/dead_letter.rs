@@ -3,7 +3,7 @@
 //! dead ends: a bad message (poison) and a partition given up.
 
 use backfill_broker::{DeadLetterHeaders, Destination, Lane, Publisher};
-use backfill_contract::PartitionMessage;
+use backfill_contract::{PartitionMessage, RunId};
 use backfill_ledger::{RunTimes, now_ms};
 
 use crate::check::CheckOf;
@@ -21,7 +21,7 @@ pub(crate) struct DeadLetter<'a> {
     pub source_lane: Lane,
     /// The message it is about, when it could be decoded and says which partition.
     pub about: Option<&'a PartitionMessage>,
-    pub run_id: Option<i64>,
+    pub run_id: Option<RunId>,
     pub run_url: Option<&'a str>,
 }
 
@@ -44,7 +44,7 @@ impl<'a> DeadLetter<'a> {
     }
 
     /// Names the run (and its page, when known).
-    pub fn run(mut self, run_id: i64, run_url: Option<&'a str>) -> Self {
+    pub fn run(mut self, run_id: RunId, run_url: Option<&'a str>) -> Self {
         self.run_id = Some(run_id);
         self.run_url = run_url;
         self
@@ -60,7 +60,7 @@ impl<'a> DeadLetter<'a> {
             backfill_id: self.about.map(|m| m.backfill_id.to_string()),
             partition: self.about.map(|m| m.partition_date.to_string()),
             attempt: self.about.map(|m| m.attempt.get()),
-            run_id: self.run_id,
+            run_id: self.run_id.map(RunId::get),
             run_url: self.run_url.map(str::to_owned),
         }
     }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use backfill_broker::{DELAY_REASON_HEADER, Destination, Headers, Lane, SENT_MS_HEADER};
-use backfill_contract::{PartitionMessage, Step};
+use backfill_contract::{CheckSeq, PartitionMessage, RunId, Step};
 use backfill_databricks::Failure;
 use backfill_ledger::now_ms;
 
@@ -27,8 +27,8 @@ impl Worker {
     pub(crate) async fn schedule_check(
         &self,
         m: &Received,
-        run_id: i64,
-        check_seq: i64,
+        run_id: RunId,
+        check_seq: CheckSeq,
         wait: Duration,
         reason: &str,
     ) -> Result<(), StepError> {

@@ -129,7 +129,7 @@ impl Worker {
                     .dead_letter_check(key, msg.attempt, run_id, check_seq, reason, self.id())
                     .await;
                 if matches!(dead, Ok(true))
-                    && let Err(e) = self.client.cancel_run(run_id).await
+                    && let Err(e) = self.client.cancel_run(run_id.get()).await
                 {
                     tracing::warn!(error = %e, "could not cancel the run of a dead-lettered partition");
                 }

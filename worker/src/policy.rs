@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backfill_contract::Attempt;
+use backfill_contract::{Attempt, CheckSeq, RunId};
 use backfill_databricks::{Failure, FailureClass};
 use backfill_ledger::{Partition, PartitionState};
 
@@ -26,7 +26,7 @@ pub enum TriggerAction {
     /// The ledger has not yet recorded the attempt this message is for; look again later.
     WaitForLedger,
     /// The run exists: start a fresh chain of checks (an old chain dies at its next step).
-    RestartChecks { run_id: i64 },
+    RestartChecks { run_id: RunId },
 }
 
 /// How long a trigger for the next attempt waits for the ledger to record that attempt
@@ -86,7 +86,7 @@ pub fn decide_trigger(
 
 /// A trigger for the partition's current attempt that carries an older `issue_seq` than
 /// the row: the sweep has issued a newer one (or the run is recorded), so this copy dies.
-pub fn superseded_trigger(p: &Partition, attempt: Attempt, issue_seq: Option<i64>) -> bool {
+pub fn superseded_trigger(p: &Partition, attempt: Attempt, issue_seq: Option<CheckSeq>) -> bool {
     issue_seq.is_some_and(|seq| attempt == p.attempt && seq != p.check_seq)
 }
 
@@ -139,7 +139,12 @@ pub fn remaining_wait(not_before_ms: Option<i64>, now_ms: i64) -> Option<Duratio
 }
 
 /// Decides a check message, given the partition's row.
-pub fn decide_check(p: &Partition, attempt: Attempt, run_id: i64, check_seq: i64) -> CheckAction {
+pub fn decide_check(
+    p: &Partition,
+    attempt: Attempt,
+    run_id: RunId,
+    check_seq: CheckSeq,
+) -> CheckAction {
     if p.state != PartitionState::Running {
         return CheckAction::Drop(format!("partition is {}", p.state));
     }

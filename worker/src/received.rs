@@ -4,7 +4,7 @@
 
 use backfill_broker::{Lane, Publisher};
 use backfill_contract::{
-    Attempt, BackfillId, ContractError, PartitionDate, PartitionMessage, Step,
+    Attempt, BackfillId, ContractError, PartitionDate, PartitionMessage, RunId, Step,
 };
 use backfill_ledger::{Partition, PartitionKey};
 use tracing::Span;
@@ -82,7 +82,7 @@ impl Received {
 }
 
 /// The span of what the sweep does for a partition's message on `lane`.
-pub(crate) fn partition_span(lane: Lane, p: &Partition, run_id: Option<i64>) -> Span {
+pub(crate) fn partition_span(lane: Lane, p: &Partition, run_id: Option<RunId>) -> Span {
     span(lane, &p.backfill_id, p.date, p.attempt, run_id)
 }
 
@@ -93,7 +93,7 @@ fn span(
     backfill_id: &BackfillId,
     partition: PartitionDate,
     attempt: Attempt,
-    run_id: Option<i64>,
+    run_id: Option<RunId>,
 ) -> Span {
     let span = tracing::error_span!(
         "message",
@@ -104,7 +104,7 @@ fn span(
         run_id = Empty,
     );
     if let Some(run_id) = run_id {
-        span.record("run_id", run_id);
+        span.record("run_id", run_id.get());
     }
     span
 }

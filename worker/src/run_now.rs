@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use backfill_broker::Lane;
+use backfill_contract::RunId;
 use backfill_contract::jobs::backfill::param;
 use backfill_databricks::ApiError;
 use backfill_databricks::models::RunNowRequest;
@@ -39,8 +40,8 @@ impl Worker {
             Err(e @ ApiError::Decode { .. }) => return Err(StepError::RunMayExist(e)),
             Err(e) => return self.refused(m, &e).await,
         };
-        let run_id = response.run_id;
-        tracing::Span::current().record("run_id", run_id);
+        let run_id = RunId::from(response.run_id);
+        tracing::Span::current().record("run_id", run_id.get());
         let first = self.config.poll.first;
         let due = now_ms() + first.as_millis() as i64;
         let recorded = self
@@ -78,7 +79,7 @@ impl Worker {
     /// The run was not recorded: by another worker (the same token gives the same run),
     /// or the partition moved on (cancelled, dead-lettered); then the run just started is
     /// followed by nobody and must not go on.
-    async fn not_recorded(&self, m: &Received, run_id: i64) -> Result<Handled, StepError> {
+    async fn not_recorded(&self, m: &Received, run_id: RunId) -> Result<Handled, StepError> {
         let now = self.ledger.partition(&m.key).await?;
         let followed = now.as_ref().is_some_and(|p| {
             p.attempt == m.msg.attempt
@@ -93,7 +94,7 @@ impl Worker {
             return Ok(Handled::Dropped("run recorded by another worker".into()));
         }
         let state = now.map_or("gone".to_owned(), |p| p.state.to_string());
-        if let Err(e) = self.client.cancel_run(run_id).await {
+        if let Err(e) = self.client.cancel_run(run_id.get()).await {
             // Nobody follows this run: put it before an operator rather than lose it.
             let reason = format!(
                 "run {run_id} was started after the partition moved on ({state}) and \

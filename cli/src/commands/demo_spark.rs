@@ -302,7 +302,7 @@ async fn tell_the_story(
                     for a in &actions {
                         println!(
                             "demo: rolled back {day}: run {}, {}",
-                            a.run_id.unwrap_or_default(),
+                            a.run_id.map_or(0, backfill_contract::RunId::get),
                             a.detail
                         );
                     }

@@ -83,7 +83,7 @@ pub fn render(partitions: &[Partition], colour_on: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backfill_contract::Attempt;
+    use backfill_contract::{Attempt, CheckSeq};
 
     fn p(date: &str, state: PartitionState, verified: bool) -> Partition {
         Partition {
@@ -94,7 +94,7 @@ mod tests {
             idempotency_token: None,
             run_id: None,
             run_url: None,
-            check_seq: 0,
+            check_seq: CheckSeq::from(0),
             check_due_ms: None,
             enqueued: true,
             owner: None,

@@ -124,7 +124,7 @@ fn report(
         PromotionOutcome::Failed(wave) => Err(CliError::Negative(format!(
             "promotion {} failed (run {}): {}; later waves were not started; `backfill promote` again retries it as a new promotion",
             wave.action_key,
-            wave.run_id.unwrap_or_default(),
+            wave.run_id.map_or(0, backfill_contract::RunId::get),
             wave.detail
         ))),
     }
@@ -180,7 +180,7 @@ pub async fn rollback(global: &GlobalOpts, args: RollbackArgs) -> Result<(), Cli
             "{} {}: run {}, {}",
             a.action_key,
             a.state,
-            a.run_id.unwrap_or_default(),
+            a.run_id.map_or(0, backfill_contract::RunId::get),
             a.detail
         );
     }
@@ -199,7 +199,7 @@ pub(super) fn action_line(a: &backfill_ledger::Action) -> String {
         "{}: {} partitions, run {}, {}",
         a.action_key,
         a.partitions.len(),
-        a.run_id.unwrap_or_default(),
+        a.run_id.map_or(0, backfill_contract::RunId::get),
         a.detail
     )
 }

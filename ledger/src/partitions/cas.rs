@@ -1,7 +1,7 @@
 //! The compare-and-set every transition of a partition is made of, and how it is applied
 //! together with its event.
 
-use backfill_contract::Attempt;
+use backfill_contract::{Attempt, CheckSeq, RunId};
 use sqlx::Row;
 
 use crate::events::insert_event;
@@ -35,9 +35,9 @@ pub(super) struct Cas {
 /// What a compare-and-set that changed its row saw and left.
 #[derive(Debug, Clone, Copy)]
 struct Applied {
-    check_seq: i64,
+    check_seq: CheckSeq,
     from: Option<PartitionState>,
-    run_id: Option<i64>,
+    run_id: Option<RunId>,
 }
 
 impl Cas {
@@ -144,7 +144,7 @@ impl Ledger {
         &self,
         cas: Cas,
         event: NewEvent,
-    ) -> Result<Option<i64>, LedgerError> {
+    ) -> Result<Option<CheckSeq>, LedgerError> {
         let mut tx = self.pool.begin().await?;
         let seq = Self::apply_in(&mut tx, cas, Some(event)).await?;
         match seq {
@@ -172,7 +172,7 @@ impl Ledger {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         cas: Cas,
         event: Option<NewEvent>,
-    ) -> Result<Option<i64>, LedgerError> {
+    ) -> Result<Option<CheckSeq>, LedgerError> {
         let sql = cas.sql();
         // Built only from column names and states in this file; values are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -189,9 +189,12 @@ impl Ledger {
         };
         let from: Option<String> = row.try_get(1).map_err(corrupt)?;
         let applied = Applied {
-            check_seq: row.try_get(0).map_err(corrupt)?,
+            check_seq: CheckSeq::from(row.try_get::<i64, _>(0).map_err(corrupt)?),
             from: from.map(|s| s.parse()).transpose()?,
-            run_id: row.try_get(2).map_err(corrupt)?,
+            run_id: row
+                .try_get::<Option<i64>, _>(2)
+                .map_err(corrupt)?
+                .map(RunId::from),
         };
         if let Some(event) = event {
             insert_event(tx, &Self::complete(event, applied, cas.to)).await?;

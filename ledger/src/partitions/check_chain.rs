@@ -1,7 +1,7 @@
 //! The live chain of checks of a running partition: recording the run starts it, a
 //! trigger finding its run restarts it, each check hands it on.
 
-use backfill_contract::Attempt;
+use backfill_contract::{Attempt, CheckSeq, RunId};
 
 use crate::partitions::cas::{Bind, Cas};
 use crate::{Ledger, LedgerError, NewEvent, PartitionKey, PartitionState};
@@ -13,15 +13,15 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        run_id: i64,
+        run_id: RunId,
         run_url: Option<&str>,
         check_due_ms: i64,
         actor: &str,
-    ) -> Result<Option<i64>, LedgerError> {
+    ) -> Result<Option<CheckSeq>, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Triggering])
             .move_to(PartitionState::Running)
-            .set("run_id", Bind::Int(run_id))
+            .set("run_id", Bind::Int(run_id.get()))
             .set("run_url", Bind::OptText(run_url.map(str::to_owned)))
             .set("check_due_ms", Bind::Int(check_due_ms))
             .set_expr("check_seq = check_seq + 1")
@@ -40,13 +40,13 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        run_id: i64,
+        run_id: RunId,
         check_due_ms: i64,
         actor: &str,
-    ) -> Result<Option<i64>, LedgerError> {
+    ) -> Result<Option<CheckSeq>, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
-            .expect("run_id", Bind::Int(run_id))
+            .expect("run_id", Bind::Int(run_id.get()))
             .set("check_due_ms", Bind::Int(check_due_ms))
             .set_expr("check_seq = check_seq + 1");
         let event = NewEvent::partition(actor, key, attempt, "checks_restarted").run(Some(run_id));
@@ -60,12 +60,12 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        check_seq: i64,
+        check_seq: CheckSeq,
         check_due_ms: i64,
-    ) -> Result<Option<i64>, LedgerError> {
+    ) -> Result<Option<CheckSeq>, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
-            .expect("check_seq", Bind::Int(check_seq))
+            .expect("check_seq", Bind::Int(check_seq.get()))
             .set("check_due_ms", Bind::Int(check_due_ms))
             .set_expr("check_seq = check_seq + 1")
             .set_expr("outage_since_ms = NULL");
@@ -83,13 +83,13 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        check_seq: i64,
+        check_seq: CheckSeq,
         due_ms: i64,
         handled: bool,
     ) -> Result<(), LedgerError> {
         let mut cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
-            .expect("check_seq", Bind::Int(check_seq))
+            .expect("check_seq", Bind::Int(check_seq.get()))
             .set("check_due_ms", Bind::Int(due_ms));
         if handled {
             cas = cas.set_expr("outage_since_ms = NULL");

@@ -1,7 +1,7 @@
 //! How an attempt ends, decided by the worker holding it (succeeded, a new attempt,
 //! dead-lettered), and the reconciler's verification of a success.
 
-use backfill_contract::Attempt;
+use backfill_contract::{Attempt, CheckSeq, RunId};
 
 use crate::partitions::RunTimes;
 use crate::partitions::cas::{Bind, Cas};
@@ -31,13 +31,13 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        check_seq: i64,
+        check_seq: CheckSeq,
         run: RunTimes,
         actor: &str,
     ) -> Result<bool, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
-            .expect("check_seq", Bind::Int(check_seq))
+            .expect("check_seq", Bind::Int(check_seq.get()))
             .move_to(PartitionState::Succeeded)
             .add_finished_run(&run)
             .set("run_url", Bind::OptText(run.run_url.clone()))
@@ -57,7 +57,7 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        check_seq: i64,
+        check_seq: CheckSeq,
         run: RunTimes,
         retry_due_ms: i64,
         error: &str,
@@ -65,7 +65,7 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
-            .expect("check_seq", Bind::Int(check_seq))
+            .expect("check_seq", Bind::Int(check_seq.get()))
             .move_to(PartitionState::Failed)
             .add_finished_run(&run)
             .set("run_url", Bind::OptText(run.run_url.clone()))
@@ -91,7 +91,7 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        check_seq: Option<i64>,
+        check_seq: Option<CheckSeq>,
         run: Option<&RunTimes>,
         reason: &str,
         actor: &str,
@@ -103,7 +103,7 @@ impl Ledger {
             PartitionState::Failed,
         ]);
         if let Some(seq) = check_seq {
-            cas = cas.expect("check_seq", Bind::Int(seq));
+            cas = cas.expect("check_seq", Bind::Int(seq.get()));
         }
         if let Some(run) = run {
             cas = cas
@@ -127,15 +127,15 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        run_id: i64,
-        check_seq: i64,
+        run_id: RunId,
+        check_seq: CheckSeq,
         reason: &str,
         actor: &str,
     ) -> Result<bool, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Running])
-            .expect("run_id", Bind::Int(run_id))
-            .expect("check_seq", Bind::Int(check_seq))
+            .expect("run_id", Bind::Int(run_id.get()))
+            .expect("check_seq", Bind::Int(check_seq.get()))
             // Its run is cancelled next, its end unknown: counted up to now (an upper bound).
             .add_unfinished_run(now_ms())
             .move_to(PartitionState::DeadLettered)
@@ -152,12 +152,12 @@ impl Ledger {
         &self,
         key: &PartitionKey,
         attempt: Attempt,
-        run_id: i64,
+        run_id: RunId,
         actor: &str,
     ) -> Result<bool, LedgerError> {
         let cas = Cas::on(key, attempt)
             .expect_state(&[PartitionState::Succeeded])
-            .expect("run_id", Bind::Int(run_id))
+            .expect("run_id", Bind::Int(run_id.get()))
             .set("verified_at_ms", Bind::Int(now_ms()));
         let cas = Cas {
             wheres: {

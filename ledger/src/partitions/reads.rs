@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use backfill_contract::{Attempt, BackfillId, PartitionDate};
+use backfill_contract::{Attempt, BackfillId, CheckSeq, PartitionDate, RunId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -96,7 +96,7 @@ impl Ledger {
     pub async fn unenqueued(
         &self,
         backfill_id: &BackfillId,
-    ) -> Result<Vec<(PartitionDate, i64)>, LedgerError> {
+    ) -> Result<Vec<(PartitionDate, CheckSeq)>, LedgerError> {
         let rows = sqlx::query(
             "SELECT partition_date, check_seq FROM partitions WHERE backfill_id = $1 \
              AND enqueued = 0 AND state = 'pending' ORDER BY partition_date",
@@ -109,7 +109,7 @@ impl Ledger {
                 let date: String = r.try_get(0).map_err(corrupt)?;
                 Ok((
                     date.parse().map_err(corrupt)?,
-                    r.try_get(1).map_err(corrupt)?,
+                    CheckSeq::from(r.try_get::<i64, _>(1).map_err(corrupt)?),
                 ))
             })
             .collect()
@@ -191,9 +191,12 @@ pub(crate) fn partition_from_row(r: &AnyRow) -> Result<Partition, LedgerError> {
             .map_err(corrupt)
             .and_then(|a| Attempt::try_from(a).map_err(corrupt))?,
         idempotency_token: r.try_get("idempotency_token").map_err(corrupt)?,
-        run_id: r.try_get("run_id").map_err(corrupt)?,
+        run_id: r
+            .try_get::<Option<i64>, _>("run_id")
+            .map_err(corrupt)?
+            .map(RunId::from),
         run_url: r.try_get("run_url").map_err(corrupt)?,
-        check_seq: r.try_get("check_seq").map_err(corrupt)?,
+        check_seq: CheckSeq::from(r.try_get::<i64, _>("check_seq").map_err(corrupt)?),
         check_due_ms: r.try_get("check_due_ms").map_err(corrupt)?,
         enqueued: enqueued != 0,
         owner: r.try_get("owner").map_err(corrupt)?,

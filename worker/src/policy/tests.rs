@@ -1,4 +1,5 @@
 use super::*;
+use backfill_contract::{CheckSeq, RunId};
 
 #[test]
 fn admission_waits_spread_with_the_backlog_and_keep_claims_near_cap_per_base() {
@@ -32,9 +33,9 @@ fn partition(state: PartitionState, attempt: u32) -> Partition {
         state,
         attempt: Attempt::try_from(attempt).unwrap(),
         idempotency_token: None,
-        run_id: (state == PartitionState::Running).then_some(77),
+        run_id: (state == PartitionState::Running).then_some(RunId::from(77)),
         run_url: None,
-        check_seq: 3,
+        check_seq: CheckSeq::from(3),
         check_due_ms: None,
         enqueued: true,
         owner: Some("w1".into()),
@@ -59,11 +60,18 @@ fn only_the_newest_trigger_of_an_attempt_acts() {
         !superseded_trigger(&p, a(2), None),
         "unstamped triggers stay valid"
     );
-    assert!(!superseded_trigger(&p, a(2), Some(3)));
-    assert!(superseded_trigger(&p, a(2), Some(2)), "re-issued since");
+    assert!(!superseded_trigger(&p, a(2), Some(CheckSeq::from(3))));
+    assert!(
+        superseded_trigger(&p, a(2), Some(CheckSeq::from(2))),
+        "re-issued since"
+    );
     // Another attempt's trigger is judged by the attempt rules, not by the sequence.
-    assert!(!superseded_trigger(&p, a(3), Some(0)));
-    assert!(superseded_trigger(&partition(Running, 2), a(2), Some(2)));
+    assert!(!superseded_trigger(&p, a(3), Some(CheckSeq::from(0))));
+    assert!(superseded_trigger(
+        &partition(Running, 2),
+        a(2),
+        Some(CheckSeq::from(2))
+    ));
 }
 
 #[test]
@@ -124,7 +132,9 @@ fn trigger_decisions() {
             1,
             "w2",
             2_000,
-            T::RestartChecks { run_id: 77 },
+            T::RestartChecks {
+                run_id: RunId::from(77),
+            },
         ),
         (
             "succeeded drops",
@@ -200,22 +210,25 @@ fn trigger_decisions() {
 #[test]
 fn check_decisions() {
     let p = partition(PartitionState::Running, 1);
-    assert_eq!(decide_check(&p, a(1), 77, 3), CheckAction::Look);
     assert_eq!(
-        decide_check(&p, a(1), 77, 2),
+        decide_check(&p, a(1), RunId::from(77), CheckSeq::from(3)),
+        CheckAction::Look
+    );
+    assert_eq!(
+        decide_check(&p, a(1), RunId::from(77), CheckSeq::from(2)),
         CheckAction::Drop("superseded check".into())
     );
     assert_eq!(
-        decide_check(&p, a(1), 78, 3),
+        decide_check(&p, a(1), RunId::from(78), CheckSeq::from(3)),
         CheckAction::Drop("superseded check".into())
     );
     assert_eq!(
-        decide_check(&p, a(2), 77, 3),
+        decide_check(&p, a(2), RunId::from(77), CheckSeq::from(3)),
         CheckAction::Drop("superseded check".into())
     );
     let done = partition(PartitionState::Succeeded, 1);
     assert_eq!(
-        decide_check(&done, a(1), 77, 3),
+        decide_check(&done, a(1), RunId::from(77), CheckSeq::from(3)),
         CheckAction::Drop("partition is succeeded".into())
     );
 }
