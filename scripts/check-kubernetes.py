@@ -12,7 +12,7 @@ Two layers:
   every Secret and ConfigMap key referenced exists, selectors select, the KEDA objects
   (no schema here: checked field by field) scale the worker Deployment on the queues
   that BACKFILL_NAMESPACE names, the termination grace exceeds --shutdown-grace-s, and
-  every flag given to `backfill` is one that cli/src/args.rs defines.
+  every flag given to `backfill` is one that cli/src/args/ defines.
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ KEDA_SECRET_TARGET_KEYS = {"parameter", "name", "key"}
 
 
 def cli_flags() -> dict[str, set[str]]:
-    """Long flags per subcommand, read from cli/src/args.rs (fields of `#[derive(Args)]`
+    """Long flags per subcommand, read from cli/src/args/ (fields of `#[derive(Args)]`
     structs with `long`, `#[command(flatten)]` followed, global options for all)."""
-    text = (ROOT / "cli/src/args.rs").read_text()
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "cli/src/args").glob("*.rs")))
     structs: dict[str, tuple[set[str], list[str]]] = {}
     for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", text, re.S):
         flags: set[str] = set()
@@ -369,7 +369,7 @@ class Render:
         for flag in given:
             if flag not in self.flags[sub]:
                 self.error(doc, f"{label}: `backfill {sub}` has no flag --{flag} "
-                                f"(cli/src/args.rs)")
+                                f"(cli/src/args/)")
         for var in sorted(NEEDS[sub] - set(env)):
             flag = var.lower().replace("_", "-")
             if flag not in given:

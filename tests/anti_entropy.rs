@@ -246,3 +246,67 @@ async fn a_stray_message_from_another_ledger_is_dead_lettered_and_the_fleet_carr
     fleet.assert_one_run_per_partition();
     fleet.stop().await;
 }
+
+/// A backfill the ledger cannot read (its row corrupted by hand) does not stop the sweep:
+/// the other backfills' lost triggers are still re-issued (invariant 9), and nothing runs
+/// for the unreadable one.
+#[tokio::test]
+async fn an_unreadable_backfill_does_not_stop_the_sweep_for_the_others() {
+    use backfill_producer::{Order, ProduceRequest, publish_pending, register};
+    use sqlx::Connection;
+
+    let mut fleet = Fleet::new(4, 4, fast_sim()).await;
+    // Registered and published first, so its lost trigger is the first one overdue.
+    let other: backfill_contract::BackfillId = format!("bf-{}", support::unique()).parse().unwrap();
+    let day: backfill_contract::PartitionDate = "2026-02-01".parse().unwrap();
+    let request = ProduceRequest {
+        backfill_id: other.clone(),
+        job_id: 1,
+        start: day,
+        end: day,
+        params: std::collections::BTreeMap::new(),
+        concurrency_cap: 1,
+        order: Order::NewestFirst,
+        created_by: "test".into(),
+        contract: None,
+    };
+    register(&fleet.ledger, &fleet.client, &request)
+        .await
+        .unwrap();
+    let publisher = fleet.broker.publisher();
+    publish_pending(
+        &fleet.ledger,
+        &publisher,
+        &other,
+        Order::NewestFirst,
+        |_, _| {},
+    )
+    .await
+    .unwrap();
+    fleet.publish_all().await;
+    assert_eq!(lose_every_trigger(&fleet).await, 5);
+    let mut conn = sqlx::AnyConnection::connect(&fleet.ledger_url)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE backfills SET protected_windows = 'not a window' WHERE backfill_id = '{other}'"
+    )))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    assert!(
+        fleet.ledger.backfill(&other).await.is_err(),
+        "the corrupted row does not read"
+    );
+    fleet.start_worker("w1", None);
+    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
+    fleet.assert_one_run_per_partition();
+    let stuck = fleet.ledger.partitions(&other).await.unwrap();
+    assert_eq!(stuck.len(), 1);
+    assert_eq!(
+        stuck[0].state,
+        PartitionState::Pending,
+        "nothing ran for it"
+    );
+    fleet.stop().await;
+}

@@ -24,24 +24,12 @@ async fn kill_9(n: u32) -> (f64, f64, usize) {
     fleet.spawn_worker("victim", 32);
     fleet.spawn_worker("survivor", 32);
     fleet.produce(n, 40);
-    fleet
-        .wait_for(
-            &[PartitionState::Succeeded],
-            i64::from(n / 4),
-            Duration::from_secs(120),
-        )
-        .await;
+    succeeded(&fleet, n / 4, 120).await;
     let victim = &mut fleet.workers[0];
     victim.kill().unwrap();
     let killed_at = now_ms();
     let _ = victim.wait();
-    fleet
-        .wait_for(
-            &[PartitionState::Succeeded],
-            i64::from(n),
-            Duration::from_secs(300),
-        )
-        .await;
+    succeeded(&fleet, n, 300).await;
     let id = fleet.backfill.parse().unwrap();
     let events = fleet.ledger.events(&id).await.unwrap();
     let mut waits = Vec::new();
@@ -90,13 +78,7 @@ async fn broker_restart(n: u32) -> (f64, f64) {
     fleet.set_env("AMQP_URL", &node.url());
     fleet.spawn_worker("w1", 32);
     fleet.produce(n, 20);
-    fleet
-        .wait_for(
-            &[PartitionState::Succeeded],
-            i64::from(n / 4),
-            Duration::from_secs(120),
-        )
-        .await;
+    succeeded(&fleet, n / 4, 120).await;
     node.stop_app();
     node.wait_port_closed();
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -112,13 +94,7 @@ async fn broker_restart(n: u32) -> (f64, f64) {
         assert!(back.elapsed() < Duration::from_secs(120), "no progress");
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    fleet
-        .wait_for(
-            &[PartitionState::Succeeded],
-            i64::from(n),
-            Duration::from_secs(300),
-        )
-        .await;
+    succeeded(&fleet, n, 300).await;
     let done = back.elapsed().as_secs_f64();
     fleet.stop().await;
     drop(node);
@@ -147,4 +123,16 @@ pub async fn recovery(sizes: Sizes) -> String {
          {done:.1} s after it."
     );
     out
+}
+
+/// Waits until `count` partitions of the fleet's backfill succeeded (at most `timeout_s`).
+async fn succeeded(fleet: &ProcFleet, count: u32, timeout_s: u64) {
+    let wanted = i64::from(count);
+    fleet
+        .wait_for(
+            &[PartitionState::Succeeded],
+            wanted,
+            Duration::from_secs(timeout_s),
+        )
+        .await;
 }

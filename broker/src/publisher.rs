@@ -7,7 +7,7 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection};
 
 use crate::timeout::with_timeout;
-use crate::{BrokerError, Headers, Lane, Topology};
+use crate::{BrokerError, Headers, Lane, SENT_MS_HEADER, Topology};
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +70,14 @@ impl Publisher {
         }
     }
 
+    /// Publishes a fresh trigger: to the trigger lane, stamped with the time it is sent
+    /// (so its wait in the queue can be measured), and waits for the broker's confirm.
+    pub async fn publish_trigger(&self, body: &[u8], message_id: &str) -> Result<(), BrokerError> {
+        let headers = Headers::new().with(SENT_MS_HEADER, unix_ms());
+        self.publish(Destination::Lane(Lane::Trigger), body, message_id, &headers)
+            .await
+    }
+
     /// Publishes a persistent JSON message and waits for the broker's confirm.
     pub async fn publish(
         &self,
@@ -127,4 +135,11 @@ impl Publisher {
             Confirmation::NotRequested => Err(BrokerError::NotConfirmed),
         }
     }
+}
+
+/// Milliseconds since the Unix epoch (the clock the fleet's ledger and messages use).
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

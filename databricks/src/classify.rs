@@ -75,18 +75,8 @@ fn classify_status(status: &RunStatus) -> RunOutcome {
         .unwrap_or(StatusState::Other(String::new()));
     match state {
         StatusState::Terminated => {}
-        StatusState::Other(s) => {
-            return RunOutcome::InProgress {
-                state: s,
-                known: false,
-            };
-        }
-        other => {
-            return RunOutcome::InProgress {
-                state: other.as_str().to_owned(),
-                known: true,
-            };
-        }
+        StatusState::Other(s) => return in_progress(s, false),
+        other => return in_progress(other.as_str().to_owned(), true),
     }
     let details = status.termination_details.clone().unwrap_or_default();
     let code = details.code.unwrap_or_default();
@@ -140,18 +130,8 @@ fn classify_legacy(state: &RunState) -> RunOutcome {
         .unwrap_or(LifeCycleState::Other(String::new()));
     match life {
         LifeCycleState::Terminated | LifeCycleState::Skipped | LifeCycleState::InternalError => {}
-        LifeCycleState::Other(s) => {
-            return RunOutcome::InProgress {
-                state: s,
-                known: false,
-            };
-        }
-        other => {
-            return RunOutcome::InProgress {
-                state: other.as_str().to_owned(),
-                known: true,
-            };
-        }
+        LifeCycleState::Other(s) => return in_progress(s, false),
+        other => return in_progress(other.as_str().to_owned(), true),
     }
     let message = state.state_message.clone().unwrap_or_default();
     let result = state.result_state.clone();
@@ -177,6 +157,11 @@ fn classify_legacy(state: &RunState) -> RunOutcome {
         code,
         message,
     })
+}
+
+/// A run still going, in a state the client knows or one it does not (yet).
+fn in_progress(state: String, known: bool) -> RunOutcome {
+    RunOutcome::InProgress { state, known }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::events::insert_event;
-use crate::model::corrupt;
+use crate::model::{corrupt, two_columns};
 use crate::{Ledger, LedgerError, NewEvent, now_ms};
 
 /// The data-quality policy a backfill is gated on: its text as given, and its SHA-256.
@@ -183,12 +183,7 @@ impl Ledger {
         .bind(backfill_id.to_string())
         .fetch_optional(&mut *tx)
         .await?
-        .map(|r| -> Result<(i64, String), LedgerError> {
-            Ok((
-                r.try_get(0).map_err(corrupt)?,
-                r.try_get(1).map_err(corrupt)?,
-            ))
-        })
+        .map(|r| two_columns::<i64, String>(&r))
         .transpose()?;
         let (latest_version, changes) = match &latest {
             Some((v, json)) => {

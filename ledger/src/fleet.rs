@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row;
-
-use crate::model::corrupt;
+use crate::model::two_columns;
 use crate::{Ledger, LedgerError, now_ms};
 
 impl Ledger {
@@ -124,13 +122,6 @@ impl Ledger {
             .bind(now_ms())
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(corrupt)?,
-                    r.try_get(1).map_err(corrupt)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(two_columns).collect()
     }
 }

@@ -182,3 +182,16 @@ impl Partition {
 pub(crate) fn corrupt(e: impl fmt::Display) -> LedgerError {
     LedgerError::Corrupt(e.to_string())
 }
+
+/// The first two columns of a row, decoded; a value that does not decode is corrupt.
+pub(crate) fn two_columns<A, B>(r: &sqlx::any::AnyRow) -> Result<(A, B), LedgerError>
+where
+    A: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    B: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    use sqlx::Row;
+    Ok((
+        r.try_get(0).map_err(corrupt)?,
+        r.try_get(1).map_err(corrupt)?,
+    ))
+}

@@ -211,17 +211,7 @@ impl Ledger {
         actor: &str,
     ) -> Result<bool, LedgerError> {
         let mut tx = self.pool.begin().await?;
-        let moved = move_action_in(
-            &mut tx,
-            backfill_id,
-            key,
-            &ActionState::LIVE,
-            ActionState::Succeeded,
-            Some(run_id),
-            detail,
-            actor,
-        )
-        .await?;
+        let moved = succeed_in(&mut tx, backfill_id, key, run_id, detail, actor).await?;
         if moved {
             for v in versions {
                 sqlx::query(
@@ -254,17 +244,7 @@ impl Ledger {
     ) -> Result<bool, LedgerError> {
         let (promotion_key, date) = undone;
         let mut tx = self.pool.begin().await?;
-        let moved = move_action_in(
-            &mut tx,
-            backfill_id,
-            key,
-            &ActionState::LIVE,
-            ActionState::Succeeded,
-            Some(run_id),
-            detail,
-            actor,
-        )
-        .await?;
+        let moved = succeed_in(&mut tx, backfill_id, key, run_id, detail, actor).await?;
         if moved {
             sqlx::query(
                 "UPDATE promotion_items SET rolled_back_by = $1 \
@@ -280,6 +260,20 @@ impl Ledger {
         tx.commit().await?;
         Ok(moved)
     }
+}
+
+/// Moves a live action to `succeeded` with the run that did it, inside `tx`. False when
+/// another reconciler finished it first.
+async fn succeed_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backfill_id: &BackfillId,
+    key: &str,
+    run_id: RunId,
+    detail: &str,
+    actor: &str,
+) -> Result<bool, LedgerError> {
+    let (from, to) = (&ActionState::LIVE, ActionState::Succeeded);
+    move_action_in(tx, backfill_id, key, from, to, Some(run_id), detail, actor).await
 }
 
 /// Where a backfill's partitions stand towards production.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use backfill_contract::BackfillId;
 use sqlx::Row;
 
-use crate::model::corrupt;
+use crate::model::{corrupt, two_columns};
 use crate::{ActionKind, ActionState, Ledger, LedgerError, PartitionState};
 
 /// Aggregates over a backfill's partitions.
@@ -104,14 +104,7 @@ impl Ledger {
         .bind(backfill_id.to_string())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get(0).map_err(corrupt)?,
-                    r.try_get(1).map_err(corrupt)?,
-                ))
-            })
-            .collect()
+        rows.iter().map(two_columns).collect()
     }
 
     /// Promotion and rollback actions counted by kind and state.
@@ -128,9 +121,10 @@ impl Ledger {
         .await?;
         rows.iter()
             .map(|r| {
+                let (kind, state): (String, String) = two_columns(r)?;
                 Ok((
-                    r.try_get::<String, _>(0).map_err(corrupt)?.parse()?,
-                    r.try_get::<String, _>(1).map_err(corrupt)?.parse()?,
+                    kind.parse()?,
+                    state.parse()?,
                     r.try_get(2).map_err(corrupt)?,
                 ))
             })

@@ -1,8 +1,8 @@
 //! Publishing the trigger message of every partition not yet confirmed by the broker.
 
-use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
+use backfill_broker::Publisher;
 use backfill_contract::{Attempt, BackfillId, PartitionMessage, Step};
-use backfill_ledger::{Ledger, now_ms};
+use backfill_ledger::Ledger;
 
 use crate::{Order, ProduceError};
 
@@ -51,12 +51,7 @@ pub async fn publish_pending(
             let publisher = publisher.clone();
             confirms.spawn(async move {
                 publisher
-                    .publish(
-                        Destination::Lane(Lane::Trigger),
-                        &msg.encode(),
-                        &msg.message_id.to_string(),
-                        &Headers::new().with(SENT_MS_HEADER, now_ms()),
-                    )
+                    .publish_trigger(&msg.encode(), &msg.message_id.to_string())
                     .await
             });
         }

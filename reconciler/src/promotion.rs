@@ -77,6 +77,25 @@ pub async fn promote(
         .iter()
         .map(|p| (p.date.to_string(), p.attempt, p.staging_version))
         .collect();
+    // Follows an action to its end: `Err` with it when it did not succeed.
+    let carry_out = async |action| -> Result<Result<Action, Action>, ReconcileError> {
+        let manifest_id = &backfill.manifest_id;
+        let action = carry_out_promotion(
+            ledger,
+            client,
+            backfill_id,
+            manifest_id,
+            action,
+            settings,
+            actor,
+        )
+        .await?;
+        Ok(if action.state == ActionState::Succeeded {
+            Ok(action)
+        } else {
+            Err(action)
+        })
+    };
     let mut done = Vec::new();
     // Actions left unfinished (a crash, a timeout, a racing reconciler) first: their token
     // returns the run they started, if any. One whose partitions are no longer all proven
@@ -114,20 +133,10 @@ pub async fn promote(
                 .await?;
             continue;
         }
-        let action = carry_out_promotion(
-            ledger,
-            client,
-            backfill_id,
-            &backfill.manifest_id,
-            action,
-            settings,
-            actor,
-        )
-        .await?;
-        if action.state != ActionState::Succeeded {
-            return Ok(PromotionOutcome::Failed(action));
+        match carry_out(action).await? {
+            Ok(action) => done.push(action),
+            Err(failed) => return Ok(PromotionOutcome::Failed(failed)),
         }
-        done.push(action);
     }
     let items = ledger.promotion_items(backfill_id).await?;
     let resumed: HashSet<&str> = done.iter().map(|a| a.action_key.as_str()).collect();
@@ -173,20 +182,10 @@ pub async fn promote(
             continue;
         };
         elsewhere += wave.len() - action.partitions.len();
-        let action = carry_out_promotion(
-            ledger,
-            client,
-            backfill_id,
-            &backfill.manifest_id,
-            action,
-            settings,
-            actor,
-        )
-        .await?;
-        if action.state != ActionState::Succeeded {
-            return Ok(PromotionOutcome::Failed(action));
+        match carry_out(action).await? {
+            Ok(action) => done.push(action),
+            Err(failed) => return Ok(PromotionOutcome::Failed(failed)),
         }
-        done.push(action);
     }
     if elsewhere > 0 {
         // What another reconciler held may have finished meanwhile: count only what is

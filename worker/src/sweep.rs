@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use backfill_broker::{Destination, Headers, Lane, Publisher, SENT_MS_HEADER};
+use backfill_broker::{Lane, Publisher};
 use backfill_contract::{PartitionMessage, Step};
 use backfill_ledger::{Backfill, Partition, PartitionState, now_ms};
 use tracing::Instrument;
@@ -147,12 +147,7 @@ impl Worker {
         }
         msg.reason = Some(format!("trigger re-issued: none handled while {}", p.state));
         publisher
-            .publish(
-                Destination::Lane(Lane::Trigger),
-                &msg.encode(),
-                &msg.message_id.to_string(),
-                &Headers::new().with(SENT_MS_HEADER, now_ms()),
-            )
+            .publish_trigger(&msg.encode(), &msg.message_id.to_string())
             .await?;
         tracing::warn!(state = %p.state, "re-issued an overdue trigger");
         Ok(true)
