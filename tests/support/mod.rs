@@ -9,6 +9,7 @@ pub mod namespace;
 pub mod private_broker;
 pub mod process;
 pub mod process_fleet;
+pub mod promotion;
 pub mod scrape;
 
 use std::future::Future;
