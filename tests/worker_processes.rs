@@ -97,7 +97,7 @@ async fn broker_restarts_and_forced_closes_lose_nothing_and_duplicate_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_duplicate() {
-    use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane, Topology};
+    use backfill_broker::{AmqpUrl, Broker, Destination, Lane, Topology};
     let node = tokio::task::spawn_blocking(PrivateBroker::start)
         .await
         .unwrap();
@@ -114,16 +114,7 @@ async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_dup
     )
     .await
     .unwrap();
-    control
-        .publisher()
-        .publish(
-            Destination::Lane(Lane::Check),
-            b"held",
-            "held",
-            &Headers::new(),
-        )
-        .await
-        .unwrap();
+    support::publish_bare(&control, Destination::Lane(Lane::Check), b"held", "held").await;
     let mut held = control.consume(Lane::Check, 1, "holder").await.unwrap();
     let _delivery = tokio::time::timeout(Duration::from_secs(5), held.next())
         .await
