@@ -13,8 +13,8 @@ use backfill_reconciler::{GapKind, PromotionOutcome, Reverify, audit_csv, audit_
 use backfill_simulator::SimConfig;
 use support::fleet::{ContractSpec, Fleet, fast_sim, sim_with_metric};
 use support::promotion::{
-    current_proofs, job_runs, promote_fleet, promoted, reconcile_fleet, rollback_fleet, settings,
-    told,
+    current_proofs, job_runs, promote_fleet, promoted, reconcile_fleet, reconcile_fleet_pass,
+    rollback_fleet, settings, told,
 };
 
 const POLICY: &str = include_str!("../policies/usage-daily.toml");
@@ -25,6 +25,11 @@ fn with_policy() -> ContractSpec {
         policy: Some(POLICY),
         ..ContractSpec::default()
     }
+}
+
+/// A simulator whose run of `date` reports `count` duplicate keys.
+fn duplicate_keys_on(date: &str, count: i64) -> SimConfig {
+    sim_with_metric(date, "duplicate_keys", serde_json::json!(count))
 }
 
 /// Runs a backfill of `days` to the end on each ledger backend, then hands it to `check`.
@@ -209,43 +214,47 @@ async fn a_run_expired_at_databricks_is_reported_as_such() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
-    let sim = sim_with_metric("2026-01-02", "duplicate_keys", serde_json::json!(7));
-    on_both_ledgers(3, sim, with_policy(), |fleet| async move {
-        let outcome = promote_fleet(&fleet, &settings(10), "r").await;
-        let PromotionOutcome::NotReady(report) = outcome else {
-            panic!("{outcome:?}")
-        };
-        assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
-        let gap = &report.gaps[0];
-        assert_eq!(
-            (gap.partition.as_str(), &gap.kind),
-            ("2026-01-02", &GapKind::DqFailed)
-        );
-        assert_eq!(
-            gap.detail,
-            "no duplicate keys: duplicate_keys=7 (required duplicate_keys == 0)"
-        );
-        let stored = fleet.ledger.dq_results(&fleet.backfill_id).await.unwrap();
-        assert_eq!(
-            stored.len(),
-            3 * 4,
-            "every rule of every partition recorded once"
-        );
-        assert_eq!(stored.iter().filter(|r| !r.passed).count(), 1);
-        // A second pass reuses the stored verdicts.
-        reconcile_fleet(&fleet, "r").await;
-        assert_eq!(
+    on_both_ledgers(
+        3,
+        duplicate_keys_on("2026-01-02", 7),
+        with_policy(),
+        |fleet| async move {
+            let outcome = promote_fleet(&fleet, &settings(10), "r").await;
+            let PromotionOutcome::NotReady(report) = outcome else {
+                panic!("{outcome:?}")
+            };
+            assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
+            let gap = &report.gaps[0];
+            assert_eq!(
+                (gap.partition.as_str(), &gap.kind),
+                ("2026-01-02", &GapKind::DqFailed)
+            );
+            assert_eq!(
+                gap.detail,
+                "no duplicate keys: duplicate_keys=7 (required duplicate_keys == 0)"
+            );
+            let stored = fleet.ledger.dq_results(&fleet.backfill_id).await.unwrap();
+            assert_eq!(
+                stored.len(),
+                3 * 4,
+                "every rule of every partition recorded once"
+            );
+            assert_eq!(stored.iter().filter(|r| !r.passed).count(), 1);
+            // A second pass reuses the stored verdicts.
+            reconcile_fleet(&fleet, "r").await;
+            assert_eq!(
+                fleet
+                    .ledger
+                    .dq_results(&fleet.backfill_id)
+                    .await
+                    .unwrap()
+                    .len(),
+                12
+            );
+            assert!(job_runs(&fleet, 2).await.is_empty());
             fleet
-                .ledger
-                .dq_results(&fleet.backfill_id)
-                .await
-                .unwrap()
-                .len(),
-            12
-        );
-        assert!(job_runs(&fleet, 2).await.is_empty());
-        fleet
-    })
+        },
+    )
     .await;
 }
 
@@ -418,52 +427,56 @@ async fn the_audit_export_holds_every_event_in_order_and_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() {
-    let sim = sim_with_metric("2026-01-01", "duplicate_keys", serde_json::json!(2));
-    on_both_ledgers(2, sim, with_policy(), |fleet| async move {
-        let report = reconcile_fleet(&fleet, "r").await;
-        assert_eq!(report.gaps[0].kind, GapKind::DqFailed);
-        let attempt = fleet
-            .request_rerun("2026-01-01".parse().unwrap(), "alice", "duplicate keys")
-            .await
-            .unwrap();
-        assert_eq!(attempt, 2);
-        // Not terminal any more: a second request is refused, naming the state.
-        let again = fleet
-            .request_rerun("2026-01-01".parse().unwrap(), "bob", "again")
+    on_both_ledgers(
+        2,
+        duplicate_keys_on("2026-01-01", 2),
+        with_policy(),
+        |fleet| async move {
+            let report = reconcile_fleet(&fleet, "r").await;
+            assert_eq!(report.gaps[0].kind, GapKind::DqFailed);
+            let attempt = fleet
+                .request_rerun("2026-01-01".parse().unwrap(), "alice", "duplicate keys")
+                .await
+                .unwrap();
+            assert_eq!(attempt, 2);
+            // Not terminal any more: a second request is refused, naming the state.
+            let again = fleet
+                .request_rerun("2026-01-01".parse().unwrap(), "bob", "again")
+                .await;
+            assert!(again.unwrap_err().to_string().contains("only succeeded"));
+            support::eventually("attempt 2 succeeded", Duration::from_secs(30), || async {
+                let p = fleet.first_partition().await;
+                (p.attempt.get() == 2 && p.state == backfill_ledger::PartitionState::Succeeded)
+                    .then_some(())
+            })
             .await;
-        assert!(again.unwrap_err().to_string().contains("only succeeded"));
-        support::eventually("attempt 2 succeeded", Duration::from_secs(30), || async {
-            let p = fleet.first_partition().await;
-            (p.attempt.get() == 2 && p.state == backfill_ledger::PartitionState::Succeeded)
-                .then_some(())
-        })
-        .await;
-        assert_eq!(
-            fleet.sim.sim.stats().runs_per_partition["2026-01-01"],
-            2,
-            "one new run for the new attempt"
-        );
-        reconcile_fleet(&fleet, "r").await;
-        let attempts: std::collections::BTreeSet<i64> = fleet
-            .ledger
-            .dq_results(&fleet.backfill_id)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|r| r.partition_date == "2026-01-01")
-            .map(|r| r.attempt)
-            .collect();
-        assert_eq!(
-            attempts.into_iter().collect::<Vec<_>>(),
-            [1, 2],
-            "each attempt evaluated on its own"
-        );
-        let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
-        assert!(events.iter().any(|e| e.kind == "rerun_requested"
-            && e.actor == "alice"
-            && e.detail.contains("duplicate keys")));
-        fleet
-    })
+            assert_eq!(
+                fleet.sim.sim.stats().runs_per_partition["2026-01-01"],
+                2,
+                "one new run for the new attempt"
+            );
+            reconcile_fleet(&fleet, "r").await;
+            let attempts: std::collections::BTreeSet<i64> = fleet
+                .ledger
+                .dq_results(&fleet.backfill_id)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|r| r.partition_date == "2026-01-01")
+                .map(|r| r.attempt)
+                .collect();
+            assert_eq!(
+                attempts.into_iter().collect::<Vec<_>>(),
+                [1, 2],
+                "each attempt evaluated on its own"
+            );
+            let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
+            assert!(events.iter().any(|e| e.kind == "rerun_requested"
+                && e.actor == "alice"
+                && e.detail.contains("duplicate keys")));
+            fleet
+        },
+    )
     .await;
 }
 
@@ -479,26 +492,10 @@ async fn a_service_pass_skips_runs_already_verified_and_promotion_reads_them_all
                 .copied()
                 .unwrap_or(0)
         };
-        let first = backfill_reconciler::reconcile_pass(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            "r",
-            Reverify::Unverified,
-        )
-        .await
-        .unwrap();
+        let first = reconcile_fleet_pass(&fleet, "r", Reverify::Unverified).await;
         assert!(first.complete, "{first:?}");
         let after_first = gets(&fleet);
-        let again = backfill_reconciler::reconcile_pass(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            "r",
-            Reverify::Unverified,
-        )
-        .await
-        .unwrap();
+        let again = reconcile_fleet_pass(&fleet, "r", Reverify::Unverified).await;
         assert!(again.complete && again.verified == 6, "{again:?}");
         assert_eq!(gets(&fleet), after_first, "no run read again");
         let full = reconcile_fleet(&fleet, "r").await;

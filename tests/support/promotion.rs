@@ -10,7 +10,8 @@ use backfill_databricks::models::{ListRuns, Run};
 use backfill_ledger::Action;
 use backfill_ledger::Proof;
 use backfill_reconciler::{
-    PromotionOutcome, PromotionSettings, ReconcileError, Report, promote, reconcile_once, rollback,
+    PromotionOutcome, PromotionSettings, ReconcileError, Report, Reverify, promote, reconcile_once,
+    reconcile_pass, rollback,
 };
 
 use super::fleet::Fleet;
@@ -81,6 +82,19 @@ pub async fn reconcile_fleet(fleet: &Fleet, actor: &str) -> Report {
     reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, actor)
         .await
         .unwrap()
+}
+
+/// One reconcile pass that re-reads the runs `reverify` names.
+pub async fn reconcile_fleet_pass(fleet: &Fleet, actor: &str, reverify: Reverify) -> Report {
+    reconcile_pass(
+        &fleet.ledger,
+        &fleet.client,
+        &fleet.backfill_id,
+        actor,
+        reverify,
+    )
+    .await
+    .unwrap()
 }
 
 /// Promotes the fleet's backfill with `settings` as `actor` (which must not error).
