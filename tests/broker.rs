@@ -100,16 +100,7 @@ async fn an_unroutable_publish_is_an_error_not_silence() {
 async fn a_rejected_message_lands_in_the_dlq_with_its_reason() {
     let topology = support::test_topology();
     let broker = support::connect(&topology).await;
-    broker
-        .publisher()
-        .publish(
-            Destination::Lane(Lane::Trigger),
-            b"poison",
-            "p1",
-            &Headers::new(),
-        )
-        .await
-        .unwrap();
+    support::publish_bare(&broker, Destination::Lane(Lane::Trigger), b"poison", "p1").await;
     let mut lane = broker.consume(Lane::Trigger, 1, "t").await.unwrap();
     let d = next_body(&mut lane, Duration::from_secs(5)).await;
     d.reject().await.unwrap();
@@ -154,16 +145,13 @@ async fn a_delay_tier_returns_the_message_to_its_lane_after_the_ttl() {
     let broker = support::connect(&topology).await;
     let mut lane = broker.consume(Lane::Check, 1, "c").await.unwrap();
     let sent = Instant::now();
-    broker
-        .publisher()
-        .publish(
-            Destination::Delayed(Lane::Check, Duration::from_secs(1)),
-            b"later",
-            "d",
-            &Headers::new(),
-        )
-        .await
-        .unwrap();
+    support::publish_bare(
+        &broker,
+        Destination::Delayed(Lane::Check, Duration::from_secs(1)),
+        b"later",
+        "d",
+    )
+    .await;
     let d = next_body(&mut lane, Duration::from_secs(10)).await;
     let waited = sent.elapsed();
     assert_eq!(d.body(), b"later");
@@ -187,16 +175,13 @@ async fn a_dropped_connection_loses_nothing() {
     let via_proxy = AmqpUrl::new(format!("amqp://guest:guest@{}/%2f", proxy.addr)).unwrap();
     const N: usize = 40;
     for i in 0..N {
-        admin
-            .publisher()
-            .publish(
-                Destination::Lane(Lane::Trigger),
-                i.to_string().as_bytes(),
-                &i.to_string(),
-                &Headers::new(),
-            )
-            .await
-            .unwrap();
+        support::publish_bare(
+            &admin,
+            Destination::Lane(Lane::Trigger),
+            i.to_string().as_bytes(),
+            &i.to_string(),
+        )
+        .await;
     }
     let mut seen = BTreeSet::new();
     let mut severed = false;

@@ -7,7 +7,7 @@ mod support;
 
 use std::time::Duration;
 
-use support::process::{backfill, run, text};
+use support::process::{backfill, run, text, words};
 
 fn env() -> Vec<(&'static str, String)> {
     vec![
@@ -20,73 +20,29 @@ fn env() -> Vec<(&'static str, String)> {
 fn bad_usage_exits_2_naming_the_problem() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
-            vec![
-                "produce",
-                "--backfill-id",
-                "x",
-                "--job-id",
-                "1",
-                "--start",
-                "2026-13-01",
-                "--end",
-                "2026-01-02",
-            ],
+            words("produce --backfill-id x --job-id 1 --start 2026-13-01 --end 2026-01-02"),
             "--start",
         ),
         (
-            vec![
-                "produce",
-                "--backfill-id",
-                "x",
-                "--job-id",
-                "1",
-                "--start",
-                "2026-01-05",
-                "--end",
-                "2026-01-02",
-            ],
+            words("produce --backfill-id x --job-id 1 --start 2026-01-05 --end 2026-01-02"),
             "--end",
         ),
         (
-            vec![
-                "produce",
-                "--backfill-id",
-                "has space",
-                "--job-id",
-                "1",
-                "--start",
-                "2026-01-01",
-                "--end",
-                "2026-01-02",
-            ],
+            [
+                vec!["produce", "--backfill-id", "has space"],
+                words("--job-id 1 --start 2026-01-01 --end 2026-01-02"),
+            ]
+            .concat(),
             "backfill id",
         ),
         (
-            vec![
-                "produce",
-                "--backfill-id",
-                "x",
-                "--job-id",
-                "1",
-                "--start",
-                "2026-01-01",
-                "--end",
-                "2026-01-02",
-                "--param",
-                "novalue",
-            ],
+            words(
+                "produce --backfill-id x --job-id 1 --start 2026-01-01 --end 2026-01-02 --param novalue",
+            ),
             "KEY=VALUE",
         ),
         (
-            vec![
-                "produce",
-                "--backfill-id",
-                "x",
-                "--start",
-                "2026-01-01",
-                "--end",
-                "2026-01-02",
-            ],
+            words("produce --backfill-id x --start 2026-01-01 --end 2026-01-02"),
             "--job-id",
         ),
         (
@@ -145,19 +101,9 @@ fn secrets_never_show_in_help_or_errors() {
     // An unreachable broker: a readable error, the password redacted.
     let out = run(
         &secret_env,
-        &[
-            "produce",
-            "--backfill-id",
-            "x",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-01-01",
-            "--databricks-host",
-            "http://127.0.0.1:1",
-        ],
+        &words(
+            "produce --backfill-id x --job-id 1 --start 2026-01-01 --end 2026-01-01 --databricks-host http://127.0.0.1:1",
+        ),
     );
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -211,18 +157,9 @@ fn dry_run_prints_the_plan_and_touches_nothing() {
     let env = vec![("LEDGER_URL", ledger.clone())];
     let out = run(
         &env,
-        &[
-            "produce",
-            "--backfill-id",
-            "plan",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-06-29",
-            "--dry-run",
-        ],
+        &words(
+            "produce --backfill-id plan --job-id 1 --start 2026-01-01 --end 2026-06-29 --dry-run",
+        ),
     );
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
@@ -311,22 +248,9 @@ fn the_example_scenario_loads_and_bad_scenarios_are_named() {
 fn plan_prints_makespan_cost_and_warnings() {
     let out = run(
         &[],
-        &[
-            "plan",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-06-29",
-            "--concurrency",
-            "2",
-            "--run-minutes",
-            "120",
-            "--price-per-run-hour",
-            "60",
-            "--budget",
-            "18000",
-            "--json",
-        ],
+        &words(
+            "plan --start 2026-01-01 --end 2026-06-29 --concurrency 2 --run-minutes 120 --price-per-run-hour 60 --budget 18000 --json",
+        ),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -340,32 +264,15 @@ fn plan_prints_makespan_cost_and_warnings() {
 #[test]
 fn non_finite_or_negative_prices_and_budgets_exit_2_naming_the_flag() {
     let produce = |flag: &'static str, value: &'static str| {
-        vec![
-            "produce",
-            "--backfill-id",
-            "x",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-01-02",
-            flag,
-            value,
-        ]
+        let mut args =
+            words("produce --backfill-id x --job-id 1 --start 2026-01-01 --end 2026-01-02");
+        args.extend([flag, value]);
+        args
     };
     let plan = |flag: &'static str, value: &'static str| {
-        vec![
-            "plan",
-            "--partitions",
-            "10",
-            "--concurrency",
-            "2",
-            "--run-minutes",
-            "30",
-            flag,
-            value,
-        ]
+        let mut args = words("plan --partitions 10 --concurrency 2 --run-minutes 30");
+        args.extend([flag, value]);
+        args
     };
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (produce("--budget", "NaN"), "--budget"),
@@ -389,23 +296,11 @@ fn non_finite_or_negative_prices_and_budgets_exit_2_naming_the_flag() {
         (plan("--budget", "infinity"), "--budget"),
         (plan("--price-per-run-hour", "NaN"), "--price-per-run-hour"),
         (
-            vec![
-                "status",
-                "--backfill-id",
-                "x",
-                "--price-per-run-hour",
-                "-0.5",
-            ],
+            words("status --backfill-id x --price-per-run-hour -0.5"),
             "--price-per-run-hour",
         ),
         (
-            vec![
-                "status",
-                "--backfill-id",
-                "x",
-                "--price-per-run-hour",
-                "1e400",
-            ],
+            words("status --backfill-id x --price-per-run-hour 1e400"),
             "--price-per-run-hour",
         ),
     ];

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use backfill_simulator::SimConfig;
-use support::process::{backfill, run, text};
+use support::process::{backfill, run, text, words};
 use support::process_fleet::ProcessFleet;
 
 fn fast() -> SimConfig {
@@ -88,15 +88,7 @@ async fn every_output_ends_its_lines() {
         &["dlq", "list", "--json"],
         &["topology", "show"],
         &["audit", "--backfill-id", "fleet", "--format", "csv"],
-        &[
-            "plan",
-            "--partitions",
-            "180",
-            "--concurrency",
-            "20",
-            "--run-minutes",
-            "12",
-        ],
+        &words("plan --partitions 180 --concurrency 20 --run-minutes 12"),
     ];
     for args in commands {
         let out = run(&fleet.env, args);
@@ -150,17 +142,7 @@ fn each_help_lists_only_the_settings_its_command_uses() {
     // Hidden settings are still accepted.
     let out = run(
         &[],
-        &[
-            "plan",
-            "--partitions",
-            "10",
-            "--concurrency",
-            "2",
-            "--run-minutes",
-            "1",
-            "--ledger-url",
-            "sqlite://x.db",
-        ],
+        &words("plan --partitions 10 --concurrency 2 --run-minutes 1 --ledger-url sqlite://x.db"),
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
 }

@@ -8,7 +8,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use backfill_databricks::models::{ListRuns, RepairRequest, Run, RunNowRequest};
+use backfill_databricks::models::{ListRuns, RepairRequest, Run, RunNowRequest, RunNowResponse};
 use backfill_databricks::{
     ClientConfig, DatabricksClient, FailureClass, RequestRetry, RunOutcome, classify,
 };
@@ -47,6 +47,24 @@ fn fast() -> SimConfig {
     }
 }
 
+/// [`fast`] with one setting changed.
+fn fast_with(change: impl FnOnce(&mut SimConfig)) -> SimConfig {
+    let mut config = fast();
+    change(&mut config);
+    config
+}
+
+/// [`fast`] with one fault injected `times` times.
+fn with_fault(endpoint: &str, kind: FaultKind, times: u64) -> SimConfig {
+    let faults = vec![rule(endpoint, kind, times)];
+    SimConfig { faults, ..fast() }
+}
+
+/// Starts a run of job 1 for `date` under an idempotency token.
+async fn start(client: &DatabricksClient, date: &str, token: &str) -> RunNowResponse {
+    client.run_now(&run_now(date, Some(token))).await.unwrap()
+}
+
 fn run_now(date: &str, token: Option<&str>) -> RunNowRequest {
     RunNowRequest {
         job_id: 1,
@@ -73,19 +91,9 @@ async fn wait_terminal(client: &DatabricksClient, run_id: i64) -> (Run, Vec<RunO
 
 #[tokio::test]
 async fn a_response_lost_after_run_now_acted_is_retried_into_the_same_run() {
-    let (sim, client) = sim(SimConfig {
-        faults: vec![rule("jobs/run-now", FaultKind::LostResponse, 1)],
-        ..fast()
-    })
-    .await;
-    let first = client
-        .run_now(&run_now("2026-01-01", Some("bf-x-20260101-a1")))
-        .await
-        .unwrap();
-    let again = client
-        .run_now(&run_now("2026-01-01", Some("bf-x-20260101-a1")))
-        .await
-        .unwrap();
+    let (sim, client) = sim(with_fault("jobs/run-now", FaultKind::LostResponse, 1)).await;
+    let first = start(&client, "2026-01-01", "bf-x-20260101-a1").await;
+    let again = start(&client, "2026-01-01", "bf-x-20260101-a1").await;
     assert_eq!(first.run_id, again.run_id);
     let stats = sim.sim.stats();
     assert_eq!(stats.runs_created, 1, "{stats:?}");
@@ -95,11 +103,7 @@ async fn a_response_lost_after_run_now_acted_is_retried_into_the_same_run() {
 
 #[tokio::test]
 async fn run_now_without_a_token_is_never_retried() {
-    let (sim, client) = sim(SimConfig {
-        faults: vec![rule("jobs/run-now", FaultKind::LostResponse, 1)],
-        ..fast()
-    })
-    .await;
+    let (sim, client) = sim(with_fault("jobs/run-now", FaultKind::LostResponse, 1)).await;
     let err = client
         .run_now(&run_now("2026-01-01", None))
         .await
@@ -120,15 +124,8 @@ async fn run_now_without_a_token_is_never_retried() {
 
 #[tokio::test]
 async fn a_slow_response_times_out_and_the_retry_returns_the_same_run() {
-    let (sim, client) = sim(SimConfig {
-        faults: vec![rule("jobs/run-now", FaultKind::Slow, 1)],
-        ..fast()
-    })
-    .await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("tok-slow")))
-        .await
-        .unwrap();
+    let (sim, client) = sim(with_fault("jobs/run-now", FaultKind::Slow, 1)).await;
+    let run = start(&client, "2026-01-01", "tok-slow").await;
     // The slow request still acts later, with the same token: no second run.
     tokio::time::sleep(Duration::from_millis(1_000)).await;
     let stats = sim.sim.stats();
@@ -139,11 +136,7 @@ async fn a_slow_response_times_out_and_the_retry_returns_the_same_run() {
 
 #[tokio::test]
 async fn throttling_waits_at_least_retry_after() {
-    let (sim, client) = sim(SimConfig {
-        faults: vec![rule("jobs/get", FaultKind::Throttle, 2)],
-        ..fast()
-    })
-    .await;
+    let (sim, client) = sim(with_fault("jobs/get", FaultKind::Throttle, 2)).await;
     let started = Instant::now();
     client.get_job(1).await.unwrap();
     assert!(
@@ -180,11 +173,7 @@ async fn a_huge_retry_after_is_capped_and_never_overflows() {
 
 #[tokio::test]
 async fn throttling_without_retry_after_backs_off_and_succeeds() {
-    let (sim, client) = sim(SimConfig {
-        faults: vec![rule("jobs/get", FaultKind::ThrottleNoRetryAfter, 2)],
-        ..fast()
-    })
-    .await;
+    let (sim, client) = sim(with_fault("jobs/get", FaultKind::ThrottleNoRetryAfter, 2)).await;
     client.get_job(1).await.unwrap();
     assert_eq!(sim.sim.stats().calls["jobs/get"], 3);
 }
@@ -204,11 +193,7 @@ async fn unavailable_internal_errors_and_html_pages_are_retried() {
 
 #[tokio::test]
 async fn gives_up_after_its_budget_with_a_readable_error() {
-    let (sim, client) = sim(SimConfig {
-        faults: vec![rule("jobs/get", FaultKind::Internal, 100)],
-        ..fast()
-    })
-    .await;
+    let (sim, client) = sim(with_fault("jobs/get", FaultKind::Internal, 100)).await;
     let err = client.get_job(1).await.unwrap_err();
     assert_eq!(
         err.to_string(),
@@ -220,15 +205,8 @@ async fn gives_up_after_its_budget_with_a_readable_error() {
 #[tokio::test]
 async fn rate_limits_throttle_and_the_client_stays_under_them() {
     let limits = BTreeMap::from([("jobs/runs/get".to_owned(), 5.0)]);
-    let (sim, client) = sim(SimConfig {
-        rate_limits: limits,
-        ..fast()
-    })
-    .await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let (sim, client) = sim(fast_with(|c| c.rate_limits = limits)).await;
+    let run = start(&client, "2026-01-01", "t").await;
     let started = Instant::now();
     for _ in 0..12 {
         client.get_run(run.run_id).await.unwrap();
@@ -257,15 +235,8 @@ async fn not_found_runs_and_jobs_are_recognised() {
 
 #[tokio::test]
 async fn runs_expire_and_are_then_not_found() {
-    let (_sim, client) = sim(SimConfig {
-        run_expiry_s: 1,
-        ..fast()
-    })
-    .await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let (_sim, client) = sim(fast_with(|c| c.run_expiry_s = 1)).await;
+    let run = start(&client, "2026-01-01", "t").await;
     client.get_run(run.run_id).await.unwrap();
     tokio::time::sleep(Duration::from_millis(1_200)).await;
     assert!(client.get_run(run.run_id).await.unwrap_err().is_not_found());
@@ -279,10 +250,7 @@ async fn an_unknown_lifecycle_state_is_polled_on_until_the_run_ends() {
         ..fast()
     };
     let (_sim, client) = sim(config).await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let run = start(&client, "2026-01-01", "t").await;
     let (_, seen) = wait_terminal(&client, run.run_id).await;
     assert!(
         seen.iter()
@@ -375,14 +343,8 @@ async fn job_concurrency_queues_with_queueing_on_and_skips_with_it_off() {
         },
     ];
     let (sim, client) = sim(SimConfig { jobs, ..fast() }).await;
-    let a = client
-        .run_now(&run_now("2026-01-01", Some("a")))
-        .await
-        .unwrap();
-    let b = client
-        .run_now(&run_now("2026-01-02", Some("b")))
-        .await
-        .unwrap();
+    let a = start(&client, "2026-01-01", "a").await;
+    let b = start(&client, "2026-01-02", "b").await;
     let queued = client.get_run(b.run_id).await.unwrap();
     assert_eq!(queued.status.unwrap().state.unwrap().as_str(), "QUEUED");
     assert_eq!(
@@ -426,14 +388,8 @@ async fn the_workspace_run_limit_ends_extra_runs() {
         ..fast()
     })
     .await;
-    client
-        .run_now(&run_now("2026-01-01", Some("a")))
-        .await
-        .unwrap();
-    let b = client
-        .run_now(&run_now("2026-01-02", Some("b")))
-        .await
-        .unwrap();
+    start(&client, "2026-01-01", "a").await;
+    let b = start(&client, "2026-01-02", "b").await;
     let run = client.get_run(b.run_id).await.unwrap();
     match classify(&run) {
         RunOutcome::Failed(f) => assert_eq!(
@@ -456,10 +412,7 @@ async fn data_quality_metrics_come_from_the_task_run_not_the_multi_task_parent()
         ..fast()
     })
     .await;
-    let started = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let started = start(&client, "2026-01-01", "t").await;
     let (run, _) = wait_terminal(&client, started.run_id).await;
     assert_eq!(run.tasks.len(), 2);
     assert_eq!(
@@ -535,10 +488,7 @@ async fn cancel_is_asynchronous_and_harmless_on_a_terminal_run() {
         ..fast()
     })
     .await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let run = start(&client, "2026-01-01", "t").await;
     client.cancel_run(run.run_id).await.unwrap();
     let right_after = client.get_run(run.run_id).await.unwrap();
     assert_eq!(
@@ -560,10 +510,7 @@ async fn repair_reruns_a_failed_run_under_the_same_run_id() {
         vec![Outcome::TaskFailed, Outcome::TaskFailed],
     )]);
     let (sim, client) = sim(SimConfig { outcomes, ..fast() }).await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let run = start(&client, "2026-01-01", "t").await;
     let (failed, _) = wait_terminal(&client, run.run_id).await;
     assert!(
         matches!(classify(&failed), RunOutcome::Failed(f) if f.class == FailureClass::UserCode)
@@ -598,11 +545,7 @@ async fn repair_reruns_a_failed_run_under_the_same_run_id() {
 
 #[tokio::test]
 async fn the_bearer_token_stays_secret() {
-    let (_sim, client) = sim(SimConfig {
-        token: Some("the-right-token".into()),
-        ..fast()
-    })
-    .await;
+    let (_sim, client) = sim(fast_with(|c| c.token = Some("the-right-token".into()))).await;
     assert!(!format!("{client:?}").contains("dapi-test-secret"));
     let err = client.get_job(1).await.unwrap_err();
     assert_eq!(err.status(), Some(403));
@@ -640,15 +583,8 @@ async fn random_faults_are_reproducible_from_their_seed() {
 
 #[tokio::test]
 async fn runs_get_follows_task_pages_of_api_2_2() {
-    let (sim, client) = sim(SimConfig {
-        tasks_per_run: 230,
-        ..fast()
-    })
-    .await;
-    let run = client
-        .run_now(&run_now("2026-01-01", Some("t")))
-        .await
-        .unwrap();
+    let (sim, client) = sim(fast_with(|c| c.tasks_per_run = 230)).await;
+    let run = start(&client, "2026-01-01", "t").await;
     let full = client.get_run(run.run_id).await.unwrap();
     assert_eq!(full.tasks.len(), 230);
     let mut ids: Vec<i64> = full.tasks.iter().filter_map(|t| t.run_id).collect();

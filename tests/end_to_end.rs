@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use backfill_simulator::Simulator;
 use support::fleet::fast_sim;
-use support::process::{run, spawn, terminate, text};
+use support::process::{run, spawn, terminate, text, words};
 
 async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
     let sim = Simulator::spawn(fast_sim()).await.unwrap();
@@ -26,28 +26,12 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
         ("DATABRICKS_HOST", sim.url()),
         ("DATABRICKS_TOKEN", "e2e-secret-token".to_owned()),
     ];
-    let produced = run(
-        &env,
-        &[
-            "produce",
-            "--backfill-id",
-            "e2e",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-01-30",
-            "--code-version",
-            "abc",
-            "--pin",
-            "dim_customers=812",
-            "--concurrency-cap",
-            "10",
-            "--dq-policy",
-            POLICY,
-        ],
+    let mut produce = words(
+        "produce --backfill-id e2e --job-id 1 --start 2026-01-01 --end 2026-01-30 \
+         --code-version abc --pin dim_customers=812 --concurrency-cap 10 --dq-policy",
     );
+    produce.push(POLICY);
+    let produced = run(&env, &produce);
     assert!(
         produced.status.success(),
         "produce failed: {}",
@@ -60,28 +44,7 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
     );
 
     // Re-running the same request is a no-op.
-    let again = run(
-        &env,
-        &[
-            "produce",
-            "--backfill-id",
-            "e2e",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-01-30",
-            "--code-version",
-            "abc",
-            "--pin",
-            "dim_customers=812",
-            "--concurrency-cap",
-            "10",
-            "--dq-policy",
-            POLICY,
-        ],
-    );
+    let again = run(&env, &produce);
     assert!(again.status.success(), "{}", text(&again.stderr));
     assert!(
         text(&again.stdout).contains("already registered (0 new partitions, 0 published"),
@@ -198,32 +161,20 @@ async fn thirty_partitions_through_the_whole_fleet(ledger_url: String) {
         "{}",
         text(&promoted.stdout)
     );
-    let rolled = run(
-        &env,
-        &[
-            "rollback",
-            "--backfill-id",
-            "e2e",
-            "--partition",
-            "2026-01-05",
-        ],
-    );
+    let rollback = |date| {
+        run(
+            &env,
+            &["rollback", "--backfill-id", "e2e", "--partition", date],
+        )
+    };
+    let rolled = rollback("2026-01-05");
     assert!(rolled.status.success(), "{}", text(&rolled.stderr));
     assert!(
         text(&rolled.stdout).contains("succeeded"),
         "{}",
         text(&rolled.stdout)
     );
-    let never = run(
-        &env,
-        &[
-            "rollback",
-            "--backfill-id",
-            "e2e",
-            "--partition",
-            "2025-01-05",
-        ],
-    );
+    let never = rollback("2025-01-05");
     assert_eq!(never.status.code(), Some(2), "{}", text(&never.stderr));
     let csv = run(&env, &["audit", "--backfill-id", "e2e", "--format", "csv"]);
     let csv = text(&csv.stdout);

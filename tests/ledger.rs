@@ -10,7 +10,7 @@ use std::sync::Arc;
 use backfill_contract::{Attempt, BackfillId, CheckSeq, PartitionDate, RunId};
 use backfill_ledger::{
     ActionKind, ActionState, BackfillState, Claim, DqResult, Ledger, LedgerError, NewBackfill,
-    PartitionKey, PartitionState, RunTimes, now_ms,
+    PartitionKey, PartitionState, Registration, RunTimes, now_ms,
 };
 
 fn new_backfill(id: &str, days: u32, cap: i64) -> NewBackfill {
@@ -28,6 +28,30 @@ fn new_backfill(id: &str, days: u32, cap: i64) -> NewBackfill {
         contract: None,
         created_by: "tester".into(),
     }
+}
+
+/// Registers [`new_backfill`] (which must succeed).
+async fn register(ledger: &Ledger, id: &str, days: u32, cap: i64) -> Registration {
+    ledger
+        .register_backfill(&new_backfill(id, days, cap))
+        .await
+        .unwrap()
+}
+
+/// Records run `run_id` for a claimed attempt as worker `w`, returning the first check's
+/// sequence number.
+async fn recorded_run(
+    ledger: &Ledger,
+    key: &PartitionKey,
+    attempt: Attempt,
+    run_id: i64,
+    check_due_ms: i64,
+) -> CheckSeq {
+    ledger
+        .record_run(key, attempt, RunId::from(run_id), None, check_due_ms, "w")
+        .await
+        .unwrap()
+        .expect("run recorded")
 }
 
 fn key(id: &str, date: &str) -> PartitionKey {
@@ -58,16 +82,10 @@ where
 #[tokio::test]
 async fn registering_is_idempotent_and_refuses_a_different_request() {
     for_each_backend(|ledger| async move {
-        let first = ledger
-            .register_backfill(&new_backfill("bf", 10, 5))
-            .await
-            .unwrap();
+        let first = register(&ledger, "bf", 10, 5).await;
         assert!(first.created);
         assert_eq!(first.new_partitions, 10);
-        let again = ledger
-            .register_backfill(&new_backfill("bf", 10, 5))
-            .await
-            .unwrap();
+        let again = register(&ledger, "bf", 10, 5).await;
         assert!(!again.created);
         assert_eq!(again.new_partitions, 0);
         let err = ledger
@@ -94,9 +112,7 @@ async fn registering_is_idempotent_and_refuses_a_different_request() {
 async fn migrations_run_once_and_reconnecting_is_harmless() {
     for (_, url) in support::ledger_urls().await {
         let a = support::ledger(&url).await;
-        a.register_backfill(&new_backfill("bf", 2, 1))
-            .await
-            .unwrap();
+        register(&a, "bf", 2, 1).await;
         let b = support::ledger(&url).await;
         assert_eq!(b.partitions(&"bf".parse().unwrap()).await.unwrap().len(), 2);
     }
@@ -116,9 +132,7 @@ async fn a_ledger_has_one_identity_and_a_backfill_one_namespace() {
             "stable across connections"
         );
         ids.push(id);
-        a.register_backfill(&new_backfill("bf", 2, 1))
-            .await
-            .unwrap();
+        register(&a, "bf", 2, 1).await;
         let bf = "bf".parse().unwrap();
         a.bind_namespace(&bf, "fleet-a").await.unwrap();
         a.bind_namespace(&bf, "fleet-a").await.unwrap();
@@ -132,10 +146,7 @@ async fn a_ledger_has_one_identity_and_a_backfill_one_namespace() {
 #[tokio::test]
 async fn two_workers_racing_for_a_partition_only_one_claims_it() {
     for_each_backend(|ledger| async move {
-        ledger
-            .register_backfill(&new_backfill("bf", 1, 10))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 1, 10).await;
         let k = key("bf", "2026-01-01");
         let mut racers = Vec::new();
         for n in 0..8 {
@@ -166,10 +177,7 @@ async fn two_workers_racing_for_a_partition_only_one_claims_it() {
 #[tokio::test]
 async fn the_concurrency_cap_holds_under_concurrent_claims() {
     for_each_backend(|ledger| async move {
-        ledger
-            .register_backfill(&new_backfill("capped", 20, 3))
-            .await
-            .unwrap();
+        register(&ledger, "capped", 20, 3).await;
         let id: BackfillId = "capped".parse().unwrap();
         let ledger = Arc::new(ledger);
         let mut claims = Vec::new();
@@ -200,10 +208,7 @@ async fn the_concurrency_cap_holds_under_concurrent_claims() {
 #[tokio::test]
 async fn a_paused_backfill_claims_nothing_until_resumed() {
     for_each_backend(|ledger| async move {
-        ledger
-            .register_backfill(&new_backfill("bf", 1, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 1, 5).await;
         let id: BackfillId = "bf".parse().unwrap();
         assert!(
             ledger
@@ -237,10 +242,7 @@ async fn a_paused_backfill_claims_nothing_until_resumed() {
 #[tokio::test]
 async fn transitions_are_compare_and_set_along_the_state_machine() {
     for_each_backend(|ledger| async move {
-        ledger
-            .register_backfill(&new_backfill("bf", 1, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 1, 5).await;
         let k = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
         // A run cannot be recorded before the attempt is claimed.
@@ -255,11 +257,7 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
             ledger.claim_trigger(&k, a1, "t1", "w").await.unwrap(),
             Claim::Claimed
         );
-        let seq = ledger
-            .record_run(&k, a1, RunId::from(7), None, 0, "w")
-            .await
-            .unwrap()
-            .expect("recorded");
+        let seq = recorded_run(&ledger, &k, a1, 7, 0).await;
         // A second recording (a racing worker) is refused.
         assert_eq!(
             ledger
@@ -307,11 +305,7 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
             ledger.claim_trigger(&k, a2, "t2", "w").await.unwrap(),
             Claim::Claimed
         );
-        let seq3 = ledger
-            .record_run(&k, a2, RunId::from(8), None, 0, "w")
-            .await
-            .unwrap()
-            .unwrap();
+        let seq3 = recorded_run(&ledger, &k, a2, 8, 0).await;
         assert!(
             ledger
                 .record_success(&k, a2, seq3, times(8), "w")
@@ -370,10 +364,7 @@ async fn transitions_are_compare_and_set_along_the_state_machine() {
 async fn events_are_append_only() {
     for (backend, url) in support::ledger_urls().await {
         let ledger = support::ledger(&url).await;
-        ledger
-            .register_backfill(&new_backfill("bf", 1, 1))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 1, 1).await;
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&url)
             .await
             .unwrap();
@@ -405,18 +396,11 @@ async fn a_bad_ledger_url_names_the_problem() {
 #[tokio::test]
 async fn only_the_live_check_hands_the_chain_on_and_overdue_checks_are_found() {
     for_each_backend(|ledger| async move {
-        ledger
-            .register_backfill(&new_backfill("bf", 1, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 1, 5).await;
         let k = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
         ledger.claim_trigger(&k, a1, "t", "w").await.unwrap();
-        let seq = ledger
-            .record_run(&k, a1, RunId::from(7), None, 1_000, "w")
-            .await
-            .unwrap()
-            .unwrap();
+        let seq = recorded_run(&ledger, &k, a1, 7, 1_000).await;
         let (a, b) = tokio::join!(
             ledger.advance_check(&k, a1, seq, 2_000),
             ledger.advance_check(&k, a1, seq, 2_000)
@@ -444,10 +428,7 @@ async fn only_the_live_check_hands_the_chain_on_and_overdue_checks_are_found() {
 #[tokio::test]
 async fn waiting_partitions_can_be_cancelled_and_claims_dead_lettered_only_by_their_owner() {
     for_each_backend(|ledger| async move {
-        ledger
-            .register_backfill(&new_backfill("bf", 2, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 2, 5).await;
         let (k1, k2) = (key("bf", "2026-01-01"), key("bf", "2026-01-02"));
         let a1 = Attempt::FIRST;
         assert!(
@@ -496,31 +477,20 @@ async fn waiting_partitions_can_be_cancelled_and_claims_dead_lettered_only_by_th
 async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
     for_each_backend(|ledger| async move {
         let id: BackfillId = "bf".parse().unwrap();
-        ledger
-            .register_backfill(&new_backfill("bf", 4, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 4, 5).await;
         // Day 1 succeeds (a 1 ms run) after a retry and is verified; day 2 runs; day 3
         // is dead-lettered; day 4 waits.
         let d1 = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
         ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a1, RunId::from(1), None, 0, "w")
-            .await
-            .unwrap()
-            .unwrap();
+        let s = recorded_run(&ledger, &d1, a1, 1, 0).await;
         ledger
             .schedule_retry(&d1, a1, s, times(1), 0, "CLOUD_FAILURE", "w")
             .await
             .unwrap();
         let a2 = a1.next();
         ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a2, RunId::from(2), None, 0, "w")
-            .await
-            .unwrap()
-            .unwrap();
+        let s = recorded_run(&ledger, &d1, a2, 2, 0).await;
         let long = RunTimes {
             started_ms: Some(1_000),
             ended_ms: Some(4_000),
@@ -668,10 +638,7 @@ fn run_of(run_id: i64, ms: i64) -> RunTimes {
 async fn spend_counts_every_attempts_run_and_never_goes_down() {
     for_each_backend(|ledger| async move {
         let id: BackfillId = "bf".parse().unwrap();
-        ledger
-            .register_backfill(&new_backfill("bf", 3, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 3, 5).await;
         let spend = || async { ledger.partition_summary(&id, 0).await.unwrap().run_ms };
         let mut last = 0;
         let step = |last: &mut i64, now: i64| {
@@ -790,10 +757,7 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
 async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
     for_each_backend(|ledger| async move {
         let id: BackfillId = "bf".parse().unwrap();
-        ledger
-            .register_backfill(&new_backfill("bf", 2, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 2, 5).await;
         // One unit per run-second; two runs of a second each have cost 2.
         let guards = backfill_ledger::Guards {
             price_per_run_hour: Some(3_600.0),
@@ -847,10 +811,7 @@ async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
 async fn every_partition_event_names_its_states_and_the_attempts_run() {
     for_each_backend(|ledger| async move {
         let id: BackfillId = "bf".parse().unwrap();
-        ledger
-            .register_backfill(&new_backfill("bf", 4, 5))
-            .await
-            .unwrap();
+        register(&ledger, "bf", 4, 5).await;
         let a1 = Attempt::FIRST;
         let a2 = a1.next();
 

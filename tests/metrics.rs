@@ -12,7 +12,7 @@ use std::time::Duration;
 use backfill_metrics::{Group, Metrics};
 use backfill_simulator::{FaultKind, FaultRule, Outcome, SimConfig};
 use support::process::terminate;
-use support::process_fleet::ProcessFleet;
+use support::process_fleet::{ProcessFleet, timed_sim};
 use support::scrape::Scrape;
 
 fn free_addr() -> String {
@@ -43,11 +43,9 @@ async fn worker_metrics_follow_completions_retries_and_dead_letters() {
     let mut fleet = ProcessFleet::new(
         &support::amqp_url_string(),
         SimConfig {
-            pending_ms: 100,
-            running_ms: 1500,
             outcomes,
             faults: vec![throttle],
-            ..SimConfig::default()
+            ..timed_sim(100, 1500)
         },
     )
     .await;

@@ -7,21 +7,30 @@ mod support;
 
 use std::time::Duration;
 
-use backfill_simulator::SimConfig;
+use backfill_simulator::{Outcome, SimConfig};
 use support::process::{run, text};
-use support::process_fleet::ProcessFleet;
+use support::process_fleet::{ProcessFleet, timed_sim};
+
+/// A process fleet (see [`timed_sim`]) whose runs of `dates` fail as unauthorized.
+async fn unauthorized_on<D: AsRef<str>>(
+    dates: &[D],
+    pending_ms: u64,
+    running_ms: u64,
+) -> ProcessFleet {
+    let outcomes = dates
+        .iter()
+        .map(|d| (d.as_ref().to_owned(), vec![Outcome::Unauthorized]))
+        .collect();
+    let sim = SimConfig {
+        outcomes,
+        ..timed_sim(pending_ms, running_ms)
+    };
+    ProcessFleet::new(&support::amqp_url_string(), sim).await
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_holds_new_triggers_while_running_runs_finish_and_resume_releases_them() {
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 1_500,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = ProcessFleet::timed(100, 1_500).await;
     fleet.produce(12, 3);
     fleet.spawn_worker();
     support::eventually("runs started", Duration::from_secs(20), || async {
@@ -56,15 +65,7 @@ async fn pause_holds_new_triggers_while_running_runs_finish_and_resume_releases_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_cancels_only_this_backfills_runs_one_by_one() {
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 4_000,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = ProcessFleet::timed(100, 4_000).await;
     fleet.produce_as("doomed", 6, 3);
     fleet.produce_as("kept", 3, 3);
     fleet.spawn_worker();
@@ -134,20 +135,7 @@ async fn cancel_cancels_only_this_backfills_runs_one_by_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_three_dead_lettered_partitions_leads_to_their_success_and_an_empty_dlq() {
-    use backfill_simulator::Outcome::Unauthorized;
-    let outcomes = ["2026-01-02", "2026-01-04", "2026-01-05"]
-        .map(|d| (d.to_owned(), vec![Unauthorized]))
-        .into();
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 200,
-            outcomes,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = unauthorized_on(&["2026-01-02", "2026-01-04", "2026-01-05"], 100, 200).await;
     fleet.produce(6, 6);
     fleet.spawn_worker();
     support::eventually("three dead-lettered", Duration::from_secs(30), || async {
@@ -206,21 +194,7 @@ async fn replaying_three_dead_lettered_partitions_leads_to_their_success_and_an_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_purge_is_recorded_in_the_audit_trail() {
-    let outcomes = [(
-        "2026-01-01".to_owned(),
-        vec![backfill_simulator::Outcome::Unauthorized],
-    )]
-    .into();
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 200,
-            outcomes,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = unauthorized_on(&["2026-01-01"], 100, 200).await;
     fleet.produce(1, 1);
     fleet.spawn_worker();
     support::eventually("dead-lettered", Duration::from_secs(30), || async {
@@ -258,29 +232,13 @@ async fn a_purge_is_recorded_in_the_audit_trail() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_budget_below_projected_spend_holds_triggers_and_raising_it_releases_them() {
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 900,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = ProcessFleet::timed(100, 900).await;
     // Runs of about a second at 3600 per run-hour cost about 1 each: with a budget of 3.5
     // the fourth run would take the projection past it.
-    let out = run(
-        &fleet.env,
+    fleet.produce_with(
+        "fleet",
+        6,
         &[
-            "produce",
-            "--backfill-id",
-            "fleet",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-01-06",
             "--concurrency-cap",
             "1",
             "--price-per-run-hour",
@@ -289,7 +247,6 @@ async fn a_budget_below_projected_spend_holds_triggers_and_raising_it_releases_t
             "3.5",
         ],
     );
-    assert!(out.status.success(), "{}", text(&out.stderr));
     fleet.spawn_worker();
     support::eventually(
         "three runs done and the fourth held",
@@ -324,15 +281,7 @@ async fn a_budget_below_projected_spend_holds_triggers_and_raising_it_releases_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_active_production_run_holds_triggers_until_it_ends() {
     use backfill_databricks::models::{ListRuns, RunNowRequest};
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 3_000,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = ProcessFleet::timed(100, 3_000).await;
     let client = backfill_databricks::DatabricksClient::new(
         backfill_databricks::ClientConfig::new(fleet.sim.url(), "t"),
     )
@@ -352,23 +301,8 @@ async fn an_active_production_run_holds_triggers_until_it_ends() {
         .await
         .unwrap()
         .run_id;
-    let out = run(
-        &fleet.env,
-        &[
-            "produce",
-            "--backfill-id",
-            "fleet",
-            "--job-id",
-            "1",
-            "--start",
-            "2026-01-01",
-            "--end",
-            "2026-01-03",
-            "--production-job-id",
-            &production.to_string(),
-        ],
-    );
-    assert!(out.status.success(), "{}", text(&out.stderr));
+    let production_job = production.to_string();
+    fleet.produce_with("fleet", 3, &["--production-job-id", &production_job]);
     fleet.spawn_worker();
     fleet.wait_succeeded(3, Duration::from_secs(60)).await;
     let prod_end = client.get_run(prod_run).await.unwrap().end_time.unwrap();
@@ -404,20 +338,7 @@ async fn killing_dlq_replay_midway_loses_nothing() {
                 .to_string()
         })
         .collect();
-    let outcomes = dates
-        .iter()
-        .map(|d| (d.clone(), vec![backfill_simulator::Outcome::Unauthorized]))
-        .collect();
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 50,
-            running_ms: 100,
-            outcomes,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = unauthorized_on(&dates, 50, 100).await;
     fleet.produce(N, 60);
     fleet.spawn_worker();
     support::eventually("all dead-lettered", Duration::from_secs(60), || async {

@@ -12,40 +12,31 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use backfill_databricks::models::ListRuns;
 use backfill_ledger::{ActionKind, ActionState};
-use backfill_reconciler::{
-    GapKind, PromotionOutcome, PromotionSettings, promote, reconcile_once, recorded_policy,
-    rollback,
-};
+use backfill_reconciler::{GapKind, PromotionOutcome, promote, recorded_policy};
 use backfill_simulator::{Outcome, SimConfig};
-use support::fleet::{ContractSpec, Fleet, fast_sim};
+use support::fleet::{ContractSpec, Fleet, fast_sim, sim_with_metric};
 use support::process::{run, text};
+use support::promotion::{
+    current_proofs, job_runs, not_ready, promote_fleet, promoted, reconcile_fleet, rollback_fleet,
+    settings, told,
+};
 
 const POLICY: &str = include_str!("../policies/usage-daily.toml");
 
-fn settings(wave_size: usize) -> PromotionSettings {
-    PromotionSettings {
-        wave_size,
-        poll: Duration::from_millis(50),
-        timeout: Duration::from_secs(30),
-    }
+/// The staging version each partition's current attempt was proven with.
+async fn proven(fleet: &Fleet) -> BTreeMap<String, i64> {
+    current_proofs(fleet)
+        .await
+        .into_iter()
+        .filter_map(|p| p.staging_version.map(|v| (p.partition_date, v)))
+        .collect()
 }
 
 /// A fleet on `ledger_url` whose `days` partitions all ran to the end.
 async fn finished(days: u32, sim: SimConfig, spec: ContractSpec, ledger_url: &str) -> Fleet {
     let mut fleet = Fleet::build_with(days, 20, sim, &support::amqp_url(), ledger_url, spec).await;
-    fleet.publish_all().await;
-    fleet.start_worker("w1", None);
-    support::eventually(
-        "every partition settled",
-        Duration::from_secs(60),
-        || async {
-            let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
-            ps.iter().all(|p| p.state.is_terminal()).then_some(())
-        },
-    )
-    .await;
+    fleet.run_to_the_end().await;
     fleet
 }
 
@@ -64,58 +55,6 @@ fn cli_env(fleet: &Fleet) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn job_runs(fleet: &Fleet, job_id: i64) -> Vec<backfill_databricks::models::Run> {
-    let mut runs = fleet
-        .client
-        .list_runs(
-            &ListRuns {
-                job_id: Some(job_id),
-                limit: Some(25),
-                ..ListRuns::default()
-            },
-            1000,
-        )
-        .await
-        .unwrap();
-    runs.reverse();
-    runs
-}
-
-/// What one promotion run was told to copy: (partition, staging version).
-fn told(run: &backfill_databricks::models::Run) -> Vec<(String, i64)> {
-    let list: Vec<serde_json::Value> =
-        serde_json::from_str(run.parameter("partitions").unwrap()).unwrap();
-    list.iter()
-        .map(|p| {
-            (
-                p["partition_date"].as_str().unwrap().to_owned(),
-                p["staging_version"].as_i64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// The staging version each partition's current attempt was proven with.
-async fn proven(fleet: &Fleet) -> BTreeMap<String, i64> {
-    let attempts: BTreeMap<String, i64> = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .iter()
-        .map(|p| (p.date.to_string(), i64::from(p.attempt.get())))
-        .collect();
-    fleet
-        .ledger
-        .proofs(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|p| attempts.get(&p.partition_date) == Some(&p.attempt))
-        .filter_map(|p| p.staging_version.map(|v| (p.partition_date, v)))
-        .collect()
-}
-
 fn write_file(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("{}-{name}", support::unique()));
     std::fs::write(&path, text).unwrap();
@@ -125,25 +64,12 @@ fn write_file(name: &str, text: &str) -> std::path::PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promote_without_flags_refuses_a_backfill_failing_its_recorded_policy() {
     for url in ledgers().await {
-        let metrics = [(
-            "2026-01-02".to_owned(),
-            [("duplicate_keys".to_owned(), serde_json::json!(3))].into(),
-        )]
-        .into();
+        let sim = sim_with_metric("2026-01-02", "duplicate_keys", serde_json::json!(3));
         let spec = ContractSpec {
             policy: Some(POLICY),
             ..ContractSpec::default()
         };
-        let fleet = finished(
-            3,
-            SimConfig {
-                metrics,
-                ..fast_sim()
-            },
-            spec,
-            &url,
-        )
-        .await;
+        let fleet = finished(3, sim, spec, &url).await;
         let env = cli_env(&fleet);
         let id = fleet.backfill_id.to_string();
         // No --dq-policy anywhere: the recorded policy gates all the same.
@@ -293,34 +219,20 @@ async fn a_partition_rerun_after_promotion_is_proven_and_promoted_again_at_its_n
     for url in ledgers().await {
         let fleet = finished(4, fast_sim(), ContractSpec::default(), &url).await;
         let s = settings(10);
-        let first = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
-        assert!(
-            matches!(first, PromotionOutcome::Promoted { .. }),
-            "{first:?}"
-        );
+        promoted(&fleet, &s, "r").await;
         let before = proven(&fleet).await;
         let date: backfill_contract::PartitionDate = "2026-01-02".parse().unwrap();
-        backfill_producer::request_rerun(
-            &fleet.ledger,
-            &fleet.broker.publisher(),
-            &fleet.backfill_id,
-            date,
-            "alice",
-            "late files arrived",
-        )
-        .await
-        .unwrap();
+        fleet
+            .request_rerun(date, "alice", "late files arrived")
+            .await
+            .unwrap();
         support::eventually("attempt 2 succeeded", Duration::from_secs(30), || async {
             let p = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
             let p = p.iter().find(|p| p.date == date).unwrap();
             (p.attempt.get() == 2 && p.state.is_terminal()).then_some(())
         })
         .await;
-        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let report = reconcile_fleet(&fleet, "r").await;
         assert!(report.complete, "{report:?}");
         let counts = fleet
             .ledger
@@ -332,9 +244,7 @@ async fn a_partition_rerun_after_promotion_is_proven_and_promoted_again_at_its_n
             (3, 1),
             "{counts:?}"
         );
-        let again = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
+        let again = promote_fleet(&fleet, &s, "r").await;
         let PromotionOutcome::Promoted {
             actions, already, ..
         } = again
@@ -368,16 +278,7 @@ async fn a_partition_rerun_after_promotion_is_proven_and_promoted_again_at_its_n
             .max_by_key(|i| i.seq)
             .unwrap();
         assert_eq!(latest.attempt, 2);
-        rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &[date],
-            &s,
-            "op",
-        )
-        .await
-        .unwrap();
+        rollback_fleet(&fleet, &[date], &s, "op").await.unwrap();
         let rb = job_runs(&fleet, 3).await;
         assert_eq!(
             rb[0].parameter("restore_version").unwrap(),
@@ -390,9 +291,7 @@ async fn a_partition_rerun_after_promotion_is_proven_and_promoted_again_at_its_n
             .unwrap();
         assert_eq!((counts.promoted, counts.rolled_back), (3, 1));
         // A rolled-back proof is not promoted again behind the operator's back.
-        let third = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
+        let third = promote_fleet(&fleet, &s, "r").await;
         assert!(
             matches!(third, PromotionOutcome::Promoted { ref actions, .. } if actions.is_empty()),
             "{third:?}"
@@ -409,15 +308,7 @@ async fn a_failed_promotion_is_retried_with_a_fresh_token_and_wave_size_only_bat
             ..fast_sim()
         };
         let fleet = finished(5, sim, ContractSpec::default(), &url).await;
-        let failed = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &settings(3),
-            "r",
-        )
-        .await
-        .unwrap();
+        let failed = promote_fleet(&fleet, &settings(3), "r").await;
         let PromotionOutcome::Failed(action) = failed else {
             panic!("{failed:?}")
         };
@@ -425,15 +316,7 @@ async fn a_failed_promotion_is_retried_with_a_fresh_token_and_wave_size_only_bat
             action.partitions,
             ["2026-01-01", "2026-01-02", "2026-01-03"]
         );
-        let promoted = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &settings(2),
-            "r",
-        )
-        .await
-        .unwrap();
+        let promoted = promote_fleet(&fleet, &settings(2), "r").await;
         let PromotionOutcome::Promoted {
             actions, already, ..
         } = promoted
@@ -492,27 +375,16 @@ async fn a_changed_policy_gates_again_instead_of_reusing_old_verdicts() {
             ..ContractSpec::default()
         };
         let fleet = finished(2, fast_sim(), spec, &url).await;
-        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let report = reconcile_fleet(&fleet, "r").await;
         assert!(report.complete, "{report:?}");
         let strict = "[[rule]]\nname = \"tiny\"\ncheck = \"threshold\"\nmetric = \"row_count\"\nop = \"le\"\nvalue = 10\n";
-        let current = fleet
-            .ledger
-            .contract(&fleet.backfill_id)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut amended = current.contract.clone();
+        let mut amended = fleet.current_contract().await;
         amended.dq_policy = Some(recorded_policy(strict, "strict.toml").unwrap());
         fleet
-            .ledger
-            .amend_contract(&fleet.backfill_id, 1, &amended, "bob", "stricter")
+            .amend_contract(1, &amended, "bob", "stricter")
             .await
             .unwrap();
-        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let report = reconcile_fleet(&fleet, "r").await;
         assert!(!report.complete);
         assert_eq!(report.gaps.len(), 2);
         assert!(
@@ -530,19 +402,7 @@ async fn a_changed_policy_gates_again_instead_of_reusing_old_verdicts() {
             .map(|r| r.policy_hash)
             .collect();
         assert_eq!(hashes.len(), 2, "verdicts under each policy, kept apart");
-        let outcome = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &settings(5),
-            "r",
-        )
-        .await
-        .unwrap();
-        assert!(
-            matches!(outcome, PromotionOutcome::NotReady(_)),
-            "{outcome:?}"
-        );
+        not_ready(&fleet, &settings(5), "r").await;
         assert!(job_runs(&fleet, 2).await.is_empty());
         fleet.stop().await;
     }
@@ -551,24 +411,9 @@ async fn a_changed_policy_gates_again_instead_of_reusing_old_verdicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_result_lacking_a_field_of_the_job_contract_fails_the_gate_naming_it() {
     for url in ledgers().await {
-        let metrics = [(
-            "2026-01-01".to_owned(),
-            [("schema_hash".to_owned(), serde_json::Value::Null)].into(),
-        )]
-        .into();
-        let fleet = finished(
-            2,
-            SimConfig {
-                metrics,
-                ..fast_sim()
-            },
-            ContractSpec::default(),
-            &url,
-        )
-        .await;
-        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let sim = sim_with_metric("2026-01-01", "schema_hash", serde_json::Value::Null);
+        let fleet = finished(2, sim, ContractSpec::default(), &url).await;
+        let report = reconcile_fleet(&fleet, "r").await;
         assert!(!report.complete);
         assert_eq!(report.gaps.len(), 1, "{:?}", report.gaps);
         let gap = &report.gaps[0];
@@ -577,19 +422,7 @@ async fn a_result_lacking_a_field_of_the_job_contract_fails_the_gate_naming_it()
             ("2026-01-01", &GapKind::DqUnavailable)
         );
         assert!(gap.detail.contains("schema_hash"), "{}", gap.detail);
-        let outcome = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &settings(5),
-            "r",
-        )
-        .await
-        .unwrap();
-        assert!(
-            matches!(outcome, PromotionOutcome::NotReady(_)),
-            "{outcome:?}"
-        );
+        not_ready(&fleet, &settings(5), "r").await;
         assert!(job_runs(&fleet, 2).await.is_empty());
         fleet.stop().await;
     }
@@ -599,9 +432,7 @@ async fn a_result_lacking_a_field_of_the_job_contract_fails_the_gate_naming_it()
 async fn a_rerun_and_an_amendment_wait_for_a_promotion_in_progress() {
     for url in ledgers().await {
         let fleet = finished(2, fast_sim(), ContractSpec::default(), &url).await;
-        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let report = reconcile_fleet(&fleet, "r").await;
         let wanted: Vec<_> = report
             .proven
             .iter()
@@ -616,52 +447,23 @@ async fn a_rerun_and_an_amendment_wait_for_a_promotion_in_progress() {
             .unwrap()
             .unwrap();
         let date: backfill_contract::PartitionDate = "2026-01-02".parse().unwrap();
-        let refused = backfill_producer::request_rerun(
-            &fleet.ledger,
-            &fleet.broker.publisher(),
-            &fleet.backfill_id,
-            date,
-            "alice",
-            "bad source",
-        )
-        .await
-        .unwrap_err();
-        assert!(refused.to_string().contains("being promoted"), "{refused}");
-        let current = fleet
-            .ledger
-            .contract(&fleet.backfill_id)
+        let refused = fleet
+            .request_rerun(date, "alice", "bad source")
             .await
-            .unwrap()
-            .unwrap();
-        let mut amended = current.contract.clone();
+            .unwrap_err();
+        assert!(refused.to_string().contains("being promoted"), "{refused}");
+        let mut amended = fleet.current_contract().await;
         amended.target_table = "main.usage.elsewhere".into();
         let refused = fleet
-            .ledger
-            .amend_contract(&fleet.backfill_id, 1, &amended, "bob", "move")
+            .amend_contract(1, &amended, "bob", "move")
             .await
             .unwrap_err();
         assert!(refused.to_string().contains("in progress"), "{refused}");
         // Rolling back is refused too until the promotion ends.
-        let rb = rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &[date],
-            &settings(5),
-            "op",
-        )
-        .await;
+        let rb = rollback_fleet(&fleet, &[date], &settings(5), "op").await;
         assert!(rb.is_err(), "{rb:?}");
         // The next promote carries the recorded action out; then the rerun goes ahead.
-        let outcome = promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &settings(5),
-            "r",
-        )
-        .await
-        .unwrap();
+        let outcome = promote_fleet(&fleet, &settings(5), "r").await;
         let PromotionOutcome::Promoted {
             actions, already, ..
         } = outcome
@@ -674,16 +476,10 @@ async fn a_rerun_and_an_amendment_wait_for_a_promotion_in_progress() {
             1,
             "the recorded action ran once"
         );
-        backfill_producer::request_rerun(
-            &fleet.ledger,
-            &fleet.broker.publisher(),
-            &fleet.backfill_id,
-            date,
-            "alice",
-            "bad source",
-        )
-        .await
-        .unwrap();
+        fleet
+            .request_rerun(date, "alice", "bad source")
+            .await
+            .unwrap();
         fleet.stop().await;
     }
 }
@@ -693,43 +489,15 @@ async fn rollback_rewrites_the_table_the_partition_was_promoted_into() {
     for url in ledgers().await {
         let fleet = finished(1, fast_sim(), ContractSpec::default(), &url).await;
         let s = settings(10);
-        let done = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
-        assert!(
-            matches!(done, PromotionOutcome::Promoted { .. }),
-            "{done:?}"
-        );
-        let current = fleet
-            .ledger
-            .contract(&fleet.backfill_id)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut amended = current.contract.clone();
+        promoted(&fleet, &s, "r").await;
+        let mut amended = fleet.current_contract().await;
         amended.target_table = "main.usage.daily_customer_usage_v2".into();
         fleet
-            .ledger
-            .amend_contract(
-                &fleet.backfill_id,
-                1,
-                &amended,
-                "bob",
-                "new target for the rest",
-            )
+            .amend_contract(1, &amended, "bob", "new target for the rest")
             .await
             .unwrap();
         let date: backfill_contract::PartitionDate = "2026-01-01".parse().unwrap();
-        rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &[date],
-            &s,
-            "op",
-        )
-        .await
-        .unwrap();
+        rollback_fleet(&fleet, &[date], &s, "op").await.unwrap();
         let rb = job_runs(&fleet, 3).await;
         assert_eq!(
             rb[0].parameter("target_table"),
@@ -750,9 +518,7 @@ async fn two_reconcilers_never_promote_one_proof_twice() {
             ..SimConfig::default()
         };
         let fleet = finished(2, sim, ContractSpec::default(), &url).await;
-        let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let report = reconcile_fleet(&fleet, "r").await;
         assert!(report.complete, "{report:?}");
         let d2 = report.proven[1].clone();
         // A promotes in waves of one; B promotes 2026-01-02 while A's first wave runs,

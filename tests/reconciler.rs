@@ -8,24 +8,16 @@ mod support;
 
 use std::time::Duration;
 
-use backfill_databricks::models::ListRuns;
 use backfill_ledger::{ActionKind, ActionState};
-use backfill_reconciler::{
-    GapKind, PromotionOutcome, PromotionSettings, Reverify, audit_csv, audit_json, promote,
-    reconcile_once, rollback,
-};
+use backfill_reconciler::{GapKind, PromotionOutcome, Reverify, audit_csv, audit_json, promote};
 use backfill_simulator::SimConfig;
-use support::fleet::{ContractSpec, Fleet, fast_sim};
+use support::fleet::{ContractSpec, Fleet, fast_sim, sim_with_metric};
+use support::promotion::{
+    current_proofs, job_runs, promote_fleet, promoted, reconcile_fleet, reconcile_fleet_pass,
+    rollback_fleet, settings, told,
+};
 
 const POLICY: &str = include_str!("../policies/usage-daily.toml");
-
-fn settings(wave_size: usize) -> PromotionSettings {
-    PromotionSettings {
-        wave_size,
-        poll: Duration::from_millis(50),
-        timeout: Duration::from_secs(30),
-    }
-}
 
 /// The shipped policy, as a contract records it.
 fn with_policy() -> ContractSpec {
@@ -33,6 +25,11 @@ fn with_policy() -> ContractSpec {
         policy: Some(POLICY),
         ..ContractSpec::default()
     }
+}
+
+/// A simulator whose run of `date` reports `count` duplicate keys.
+fn duplicate_keys_on(date: &str, count: i64) -> SimConfig {
+    sim_with_metric(date, "duplicate_keys", serde_json::json!(count))
 }
 
 /// Runs a backfill of `days` to the end on each ledger backend, then hands it to `check`.
@@ -51,72 +48,22 @@ where
             spec.clone(),
         )
         .await;
-        fleet.publish_all().await;
-        fleet.start_worker("w1", None);
-        support::eventually(
-            "every partition settled",
-            Duration::from_secs(60),
-            || async {
-                let ps = fleet.ledger.partitions(&fleet.backfill_id).await.unwrap();
-                ps.iter().all(|p| p.state.is_terminal()).then_some(())
-            },
-        )
-        .await;
+        fleet.run_to_the_end().await;
         let fleet = check(fleet).await;
         fleet.stop().await;
     }
 }
 
-async fn job_runs(fleet: &Fleet, job_id: i64) -> Vec<backfill_databricks::models::Run> {
-    let mut runs = fleet
-        .client
-        .list_runs(
-            &ListRuns {
-                job_id: Some(job_id),
-                limit: Some(25),
-                ..ListRuns::default()
-            },
-            1000,
-        )
-        .await
-        .unwrap();
-    runs.reverse();
-    runs
-}
-
 /// What each promotion run was told to copy: (partition, staging version), in run order.
 async fn promoted_params(fleet: &Fleet) -> Vec<(String, i64)> {
-    let mut out = Vec::new();
-    for run in job_runs(fleet, 2).await {
-        let list: Vec<serde_json::Value> =
-            serde_json::from_str(run.parameter("partitions").unwrap()).unwrap();
-        for p in list {
-            out.push((
-                p["partition_date"].as_str().unwrap().to_owned(),
-                p["staging_version"].as_i64().unwrap(),
-            ));
-        }
-    }
-    out
+    job_runs(fleet, 2).await.iter().flat_map(told).collect()
 }
 
 /// Each partition's proven staging version for its current attempt.
 async fn proven_versions(fleet: &Fleet) -> std::collections::BTreeMap<String, i64> {
-    let attempts: std::collections::BTreeMap<String, i64> = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
+    current_proofs(fleet)
         .await
-        .unwrap()
-        .iter()
-        .map(|p| (p.date.to_string(), i64::from(p.attempt.get())))
-        .collect();
-    fleet
-        .ledger
-        .proofs(&fleet.backfill_id)
-        .await
-        .unwrap()
         .into_iter()
-        .filter(|p| attempts.get(&p.partition_date) == Some(&p.attempt))
         .map(|p| (p.partition_date, p.staging_version.unwrap()))
         .collect()
 }
@@ -177,9 +124,7 @@ async fn a_complete_backfill_promotes_once_even_when_promotion_is_raced() {
             promotions.len()
         );
         // Promoting again promotes nothing: every proof was promoted once.
-        let again = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r3")
-            .await
-            .unwrap();
+        let again = promote_fleet(&fleet, &s, "r3").await;
         let PromotionOutcome::Promoted {
             actions, already, ..
         } = again
@@ -224,7 +169,7 @@ async fn missing_failed_and_mismatched_partitions_block_promotion_and_are_report
         .execute(&mut conn)
         .await
         .unwrap();
-        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &settings(10), "r").await.unwrap();
+        let outcome = promote_fleet(&fleet, &settings(10), "r").await;
         let PromotionOutcome::NotReady(report) = outcome else { panic!("{outcome:?}") };
         let kinds: Vec<(String, GapKind)> = report.gaps.iter().map(|g| (g.partition.clone(), g.kind.clone())).collect();
         assert_eq!(
@@ -253,9 +198,7 @@ async fn a_run_expired_at_databricks_is_reported_as_such() {
         ContractSpec::default(),
         |fleet| async move {
             tokio::time::sleep(Duration::from_millis(2_200)).await;
-            let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-                .await
-                .unwrap();
+            let report = reconcile_fleet(&fleet, "r").await;
             assert!(!report.complete);
             assert!(
                 report.gaps.iter().all(|g| g.kind == GapKind::RunNotFound),
@@ -271,28 +214,12 @@ async fn a_run_expired_at_databricks_is_reported_as_such() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
-    let metrics = [(
-        "2026-01-02".to_owned(),
-        [("duplicate_keys".to_owned(), serde_json::json!(7))].into(),
-    )]
-    .into();
     on_both_ledgers(
         3,
-        SimConfig {
-            metrics,
-            ..fast_sim()
-        },
+        duplicate_keys_on("2026-01-02", 7),
         with_policy(),
         |fleet| async move {
-            let outcome = promote(
-                &fleet.ledger,
-                &fleet.client,
-                &fleet.backfill_id,
-                &settings(10),
-                "r",
-            )
-            .await
-            .unwrap();
+            let outcome = promote_fleet(&fleet, &settings(10), "r").await;
             let PromotionOutcome::NotReady(report) = outcome else {
                 panic!("{outcome:?}")
             };
@@ -314,9 +241,7 @@ async fn a_data_quality_failure_blocks_promotion_and_names_the_rule() {
             );
             assert_eq!(stored.iter().filter(|r| !r.passed).count(), 1);
             // A second pass reuses the stored verdicts.
-            reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-                .await
-                .unwrap();
+            reconcile_fleet(&fleet, "r").await;
             assert_eq!(
                 fleet
                     .ledger
@@ -341,9 +266,7 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
     };
     on_both_ledgers(2, fast_sim(), spec, |fleet| async move {
         let s = settings(10);
-        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
+        let outcome = promote_fleet(&fleet, &s, "r").await;
         assert!(
             matches!(outcome, PromotionOutcome::AwaitingApproval),
             "{outcome:?}"
@@ -364,13 +287,7 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
                 .unwrap(),
             "the first approval is kept"
         );
-        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
-        assert!(
-            matches!(outcome, PromotionOutcome::Promoted { .. }),
-            "{outcome:?}"
-        );
+        promoted(&fleet, &s, "r").await;
         assert_eq!(
             fleet
                 .ledger
@@ -381,17 +298,10 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
             Some("alice")
         );
         // An amendment needs approving again: version 2 has no approval yet.
-        let current = fleet
-            .ledger
-            .contract(&fleet.backfill_id)
-            .await
-            .unwrap()
-            .unwrap();
-        let mut amended = current.contract.clone();
+        let mut amended = fleet.current_contract().await;
         amended.target_table = "main.usage.moved".into();
         fleet
-            .ledger
-            .amend_contract(&fleet.backfill_id, 1, &amended, "carol", "moved")
+            .amend_contract(1, &amended, "carol", "moved")
             .await
             .unwrap();
         assert_eq!(
@@ -407,13 +317,7 @@ async fn with_approval_required_nothing_is_promoted_until_an_operator_approves()
 async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorded_versions() {
     on_both_ledgers(6, fast_sim(), ContractSpec::default(), |fleet| async move {
         let s = settings(3);
-        let outcome = promote(&fleet.ledger, &fleet.client, &fleet.backfill_id, &s, "r")
-            .await
-            .unwrap();
-        assert!(
-            matches!(outcome, PromotionOutcome::Promoted { .. }),
-            "{outcome:?}"
-        );
+        promoted(&fleet, &s, "r").await;
         // Each partition's own version before its commit (one commit per partition).
         let items = fleet
             .ledger
@@ -430,16 +334,7 @@ async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorde
                 .to_string()
         };
         let targets = ["2026-01-02".parse().unwrap(), "2026-01-05".parse().unwrap()];
-        let done = rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &targets,
-            &s,
-            "op",
-        )
-        .await
-        .unwrap();
+        let done = rollback_fleet(&fleet, &targets, &s, "op").await.unwrap();
         assert!(
             done.iter().all(|a| a.state == ActionState::Succeeded),
             "{done:?}"
@@ -463,28 +358,12 @@ async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorde
             ]
         );
         // Idempotent: asking again starts nothing new.
-        rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &targets,
-            &s,
-            "op",
-        )
-        .await
-        .unwrap();
+        rollback_fleet(&fleet, &targets, &s, "op").await.unwrap();
         assert_eq!(job_runs(&fleet, 3).await.len(), 2);
         let never: backfill_contract::PartitionDate = "2027-01-01".parse().unwrap();
-        let err = rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &[never],
-            &s,
-            "op",
-        )
-        .await
-        .unwrap_err();
+        let err = rollback_fleet(&fleet, &[never], &s, "op")
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("never promoted"), "{err}");
         fleet
     })
@@ -494,25 +373,10 @@ async fn rolling_back_two_partitions_runs_exactly_two_rollbacks_from_the_recorde
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_export_holds_every_event_in_order_and_no_secret() {
     on_both_ledgers(3, fast_sim(), with_policy(), |fleet| async move {
-        promote(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &settings(2),
-            "r",
-        )
-        .await
-        .unwrap();
-        rollback(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            &["2026-01-03".parse().unwrap()],
-            &settings(2),
-            "op",
-        )
-        .await
-        .unwrap();
+        promote_fleet(&fleet, &settings(2), "r").await;
+        rollback_fleet(&fleet, &["2026-01-03".parse().unwrap()], &settings(2), "op")
+            .await
+            .unwrap();
         let events = fleet.ledger.events(&fleet.backfill_id).await.unwrap();
         let doc = audit_json(&fleet.ledger, &fleet.backfill_id).await.unwrap();
         let exported = doc["events"].as_array().unwrap();
@@ -563,52 +427,25 @@ async fn the_audit_export_holds_every_event_in_order_and_no_secret() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() {
-    let metrics = [(
-        "2026-01-01".to_owned(),
-        [("duplicate_keys".to_owned(), serde_json::json!(2))].into(),
-    )]
-    .into();
     on_both_ledgers(
         2,
-        SimConfig {
-            metrics,
-            ..fast_sim()
-        },
+        duplicate_keys_on("2026-01-01", 2),
         with_policy(),
         |fleet| async move {
-            let report = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
+            let report = reconcile_fleet(&fleet, "r").await;
+            assert_eq!(report.gaps[0].kind, GapKind::DqFailed);
+            let attempt = fleet
+                .request_rerun("2026-01-01".parse().unwrap(), "alice", "duplicate keys")
                 .await
                 .unwrap();
-            assert_eq!(report.gaps[0].kind, GapKind::DqFailed);
-            let attempt = backfill_producer::request_rerun(
-                &fleet.ledger,
-                &fleet.broker.publisher(),
-                &fleet.backfill_id,
-                "2026-01-01".parse().unwrap(),
-                "alice",
-                "duplicate keys",
-            )
-            .await
-            .unwrap();
             assert_eq!(attempt, 2);
             // Not terminal any more: a second request is refused, naming the state.
-            let again = backfill_producer::request_rerun(
-                &fleet.ledger,
-                &fleet.broker.publisher(),
-                &fleet.backfill_id,
-                "2026-01-01".parse().unwrap(),
-                "bob",
-                "again",
-            )
-            .await;
+            let again = fleet
+                .request_rerun("2026-01-01".parse().unwrap(), "bob", "again")
+                .await;
             assert!(again.unwrap_err().to_string().contains("only succeeded"));
             support::eventually("attempt 2 succeeded", Duration::from_secs(30), || async {
-                let p = fleet
-                    .ledger
-                    .partitions(&fleet.backfill_id)
-                    .await
-                    .unwrap()
-                    .remove(0);
+                let p = fleet.first_partition().await;
                 (p.attempt.get() == 2 && p.state == backfill_ledger::PartitionState::Succeeded)
                     .then_some(())
             })
@@ -618,9 +455,7 @@ async fn an_operator_reruns_a_partition_that_failed_the_gate_as_a_new_attempt() 
                 2,
                 "one new run for the new attempt"
             );
-            reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-                .await
-                .unwrap();
+            reconcile_fleet(&fleet, "r").await;
             let attempts: std::collections::BTreeSet<i64> = fleet
                 .ledger
                 .dq_results(&fleet.backfill_id)
@@ -657,31 +492,13 @@ async fn a_service_pass_skips_runs_already_verified_and_promotion_reads_them_all
                 .copied()
                 .unwrap_or(0)
         };
-        let first = backfill_reconciler::reconcile_pass(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            "r",
-            Reverify::Unverified,
-        )
-        .await
-        .unwrap();
+        let first = reconcile_fleet_pass(&fleet, "r", Reverify::Unverified).await;
         assert!(first.complete, "{first:?}");
         let after_first = gets(&fleet);
-        let again = backfill_reconciler::reconcile_pass(
-            &fleet.ledger,
-            &fleet.client,
-            &fleet.backfill_id,
-            "r",
-            Reverify::Unverified,
-        )
-        .await
-        .unwrap();
+        let again = reconcile_fleet_pass(&fleet, "r", Reverify::Unverified).await;
         assert!(again.complete && again.verified == 6, "{again:?}");
         assert_eq!(gets(&fleet), after_first, "no run read again");
-        let full = reconcile_once(&fleet.ledger, &fleet.client, &fleet.backfill_id, "r")
-            .await
-            .unwrap();
+        let full = reconcile_fleet(&fleet, "r").await;
         assert!(full.complete);
         assert!(gets(&fleet) >= after_first + 6, "every run read again");
         fleet

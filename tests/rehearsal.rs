@@ -77,31 +77,19 @@ async fn a_rehearsal_promotes_proven_numbers_only_and_the_tables_agree_with_the_
         .next()
         .expect("the sample pins its dimension");
     let produce = |id: &str, start: &str, end: &str| {
-        let out = run(
-            &fleet.env,
-            &[
-                "produce",
-                "--backfill-id",
-                id,
-                "--job-id",
-                "1",
-                "--start",
-                start,
-                "--end",
-                end,
-                "--concurrency-cap",
-                "4",
-                "--pin",
-                &pin,
-                "--dq-policy",
-                &policy,
-                "--staging-table",
-                &summary.staging_table,
-                "--target-table",
-                &summary.target_table,
-            ],
-        );
-        assert!(out.status.success(), "produce {id}: {}", text(&out.stderr));
+        let flags = [
+            "--concurrency-cap",
+            "4",
+            "--pin",
+            &pin,
+            "--dq-policy",
+            &policy,
+            "--staging-table",
+            &summary.staging_table,
+            "--target-table",
+            &summary.target_table,
+        ];
+        fleet.produce_range(id, start, end, &flags);
     };
     produce("reh-gate", GATE_DAY, GATE_DAY);
     produce("reh-main", FIRST, LAST);

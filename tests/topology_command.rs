@@ -5,7 +5,7 @@
 
 mod support;
 
-use backfill_broker::{Destination, Headers, Lane, inspect};
+use backfill_broker::{Destination, Lane, inspect};
 use support::process::{run, text};
 
 fn env(namespace: &str) -> Vec<(&'static str, String)> {
@@ -20,16 +20,7 @@ fn env(namespace: &str) -> Vec<(&'static str, String)> {
 async fn delete_refuses_while_messages_remain_and_force_removes_everything() {
     let topology = support::test_topology();
     let broker = support::connect(&topology).await;
-    broker
-        .publisher()
-        .publish(
-            Destination::Lane(Lane::Trigger),
-            b"{}",
-            "m1",
-            &Headers::new(),
-        )
-        .await
-        .unwrap();
+    support::publish_bare(&broker, Destination::Lane(Lane::Trigger), b"{}", "m1").await;
     broker.close().await;
     let env = env(topology.namespace());
 

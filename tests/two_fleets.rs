@@ -9,7 +9,6 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use backfill_simulator::SimConfig;
 use support::process_fleet::ProcessFleet;
 
 async fn run_ids(url: &str) -> BTreeMap<String, i64> {
@@ -25,15 +24,7 @@ async fn run_ids(url: &str) -> BTreeMap<String, i64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ledgers_with_one_backfill_id_on_one_workspace_never_share_a_run() {
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 50,
-            running_ms: 100,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = ProcessFleet::timed(50, 100).await;
     let first_ledger = fleet
         .env
         .iter()

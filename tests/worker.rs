@@ -26,13 +26,7 @@ fn trigger(fleet: &Fleet, date: &str, manifest: &str) -> PartitionMessage {
 #[tokio::test]
 async fn duplicate_trigger_messages_start_exactly_one_run() {
     let mut fleet = Fleet::new(1, 5, fast_sim()).await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
+    let manifest = fleet.manifest_id().await;
     for _ in 0..6 {
         let msg = trigger(&fleet, "2026-01-01", &manifest);
         fleet.publish_raw(Lane::Trigger, &msg.encode()).await;
@@ -50,13 +44,7 @@ async fn duplicate_trigger_messages_start_exactly_one_run() {
 #[tokio::test]
 async fn two_workers_handed_the_same_message_at_once_trigger_once() {
     let fleet = Fleet::new(1, 5, fast_sim()).await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
+    let manifest = fleet.manifest_id().await;
     let body = trigger(&fleet, "2026-01-01", &manifest).encode();
     let (w1, w2) = (fleet.worker("w1"), fleet.worker("w2"));
     let publisher = fleet.broker.publisher();
@@ -71,12 +59,7 @@ async fn two_workers_handed_the_same_message_at_once_trigger_once() {
         .count();
     assert_eq!(triggered, 1, "{outcomes:?}");
     assert_eq!(fleet.sim.sim.stats().runs_created, 1);
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let p = fleet.first_partition().await;
     assert_eq!(p.state, PartitionState::Running);
     fleet.stop().await;
 }
@@ -84,13 +67,7 @@ async fn two_workers_handed_the_same_message_at_once_trigger_once() {
 #[tokio::test]
 async fn malformed_messages_are_dead_lettered_with_reasons_and_the_worker_carries_on() {
     let mut fleet = Fleet::new(1, 5, fast_sim()).await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
+    let manifest = fleet.manifest_id().await;
     let mut unknown_version: serde_json::Value =
         serde_json::from_slice(&trigger(&fleet, "2026-01-01", &manifest).encode()).unwrap();
     unknown_version["schema_version"] = 99.into();
@@ -299,13 +276,7 @@ fn long_runs() -> backfill_simulator::SimConfig {
 #[tokio::test]
 async fn a_duplicated_check_dies_instead_of_growing_a_second_chain() {
     let fleet = Fleet::new(1, 5, long_runs()).await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
+    let manifest = fleet.manifest_id().await;
     let worker = fleet.worker("w1");
     let publisher = fleet.broker.publisher();
     let Handled::Triggered { run_id } = worker
@@ -319,12 +290,7 @@ async fn a_duplicated_check_dies_instead_of_growing_a_second_chain() {
     else {
         panic!("not triggered");
     };
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let p = fleet.first_partition().await;
     let check = PartitionMessage::new(
         fleet.backfill_id.clone(),
         p.date,
@@ -353,13 +319,7 @@ async fn a_duplicated_check_dies_instead_of_growing_a_second_chain() {
 #[tokio::test]
 async fn a_lost_check_is_reissued_by_the_sweep() {
     let mut fleet = Fleet::new(1, 5, long_runs()).await;
-    let manifest = fleet
-        .ledger
-        .backfill(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .unwrap()
-        .manifest_id;
+    let manifest = fleet.manifest_id().await;
     let publisher = fleet.broker.publisher();
     let worker = fleet.worker("crashing");
     worker
@@ -372,12 +332,7 @@ async fn a_lost_check_is_reissued_by_the_sweep() {
         .unwrap();
     // A worker hands the chain on and dies before publishing the next check: the check
     // already queued is now superseded and nothing else would look at the run.
-    let p = fleet
-        .ledger
-        .partitions(&fleet.backfill_id)
-        .await
-        .unwrap()
-        .remove(0);
+    let p = fleet.first_partition().await;
     fleet
         .ledger
         .advance_check(&p.key(), p.attempt, p.check_seq, backfill_ledger::now_ms())

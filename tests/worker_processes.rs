@@ -10,17 +10,15 @@ use std::time::Duration;
 use backfill_simulator::{FaultKind, FaultRule, SimConfig};
 use rand::{Rng, SeedableRng};
 use support::private_broker::PrivateBroker;
-use support::process_fleet::ProcessFleet;
+use support::process_fleet::{ProcessFleet, timed_sim};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_of_workers_at_random_moments_loses_nothing_and_duplicates_nothing() {
     let mut fleet = ProcessFleet::new(
         &support::amqp_url_string(),
         SimConfig {
-            pending_ms: 100,
-            running_ms: 300,
             running_spread_ms: 400,
-            ..SimConfig::default()
+            ..timed_sim(100, 300)
         },
     )
     .await;
@@ -47,15 +45,7 @@ async fn kill_9_of_workers_at_random_moments_loses_nothing_and_duplicates_nothin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cap_of_5_holds_across_3_worker_processes() {
-    let mut fleet = ProcessFleet::new(
-        &support::amqp_url_string(),
-        SimConfig {
-            pending_ms: 100,
-            running_ms: 400,
-            ..SimConfig::default()
-        },
-    )
-    .await;
+    let mut fleet = ProcessFleet::timed(100, 400).await;
     fleet.produce(30, 5);
     for _ in 0..3 {
         fleet.spawn_worker();
@@ -76,9 +66,7 @@ async fn broker_restarts_and_forced_closes_lose_nothing_and_duplicate_nothing() 
     let mut fleet = ProcessFleet::new(
         &node.url(),
         SimConfig {
-            pending_ms: 100,
-            running_ms: 400,
-            ..SimConfig::default()
+            ..timed_sim(100, 400)
         },
     )
     .await;
@@ -109,7 +97,7 @@ async fn broker_restarts_and_forced_closes_lose_nothing_and_duplicate_nothing() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_duplicate() {
-    use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane, Topology};
+    use backfill_broker::{AmqpUrl, Broker, Destination, Lane, Topology};
     let node = tokio::task::spawn_blocking(PrivateBroker::start)
         .await
         .unwrap();
@@ -126,16 +114,7 @@ async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_dup
     )
     .await
     .unwrap();
-    control
-        .publisher()
-        .publish(
-            Destination::Lane(Lane::Check),
-            b"held",
-            "held",
-            &Headers::new(),
-        )
-        .await
-        .unwrap();
+    support::publish_bare(&control, Destination::Lane(Lane::Check), b"held", "held").await;
     let mut held = control.consume(Lane::Check, 1, "holder").await.unwrap();
     let _delivery = tokio::time::timeout(Duration::from_secs(5), held.next())
         .await
@@ -151,9 +130,7 @@ async fn runs_longer_than_the_consumer_timeout_close_no_channel_and_start_no_dup
     let mut fleet = ProcessFleet::new(
         &node.url(),
         SimConfig {
-            pending_ms: 500,
-            running_ms: 8_000,
-            ..SimConfig::default()
+            ..timed_sim(500, 8_000)
         },
     )
     .await;

@@ -8,8 +8,10 @@ use std::time::Duration;
 use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Lane};
 use backfill_contract::{BackfillId, PartitionDate};
 use backfill_databricks::{ClientConfig, DatabricksClient, RequestRetry};
-use backfill_ledger::{Ledger, PartitionState, PromotionContract};
-use backfill_producer::{Order, ProduceRequest, publish_pending, register};
+use backfill_ledger::{Ledger, LedgerError, PartitionState, PromotionContract};
+use backfill_producer::{
+    Order, ProduceError, ProduceRequest, publish_pending, register, request_rerun,
+};
 use backfill_simulator::{SimConfig, SimHandle, Simulator};
 use backfill_worker::{PollPolicy, RetryPolicy, Worker, WorkerConfig, run_worker};
 use tokio::task::JoinHandle;
@@ -106,6 +108,15 @@ pub fn fast_sim() -> SimConfig {
     }
 }
 
+/// [`fast_sim`] whose run of `date` reports `value` for the data-quality metric `metric`.
+pub fn sim_with_metric(date: &str, metric: &str, value: serde_json::Value) -> SimConfig {
+    let metrics = [(date.to_owned(), [(metric.to_owned(), value)].into())].into();
+    SimConfig {
+        metrics,
+        ..fast_sim()
+    }
+}
+
 impl Fleet {
     /// A backfill of `days` partitions from 2026-01-01, registered but not yet published.
     pub async fn new(days: u32, cap: i64, sim: SimConfig) -> Self {
@@ -188,6 +199,52 @@ impl Fleet {
         )
         .await
         .expect("publish");
+    }
+
+    /// Publishes every partition and starts worker `w1`, then waits (60 s at most) until
+    /// every partition has settled in a terminal state.
+    pub async fn run_to_the_end(&mut self) {
+        self.publish_all().await;
+        self.start_worker("w1", None);
+        super::eventually(
+            "every partition settled",
+            Duration::from_secs(60),
+            || async {
+                let ps = self.ledger.partitions(&self.backfill_id).await.unwrap();
+                ps.iter().all(|p| p.state.is_terminal()).then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// The latest version of the backfill's promotion contract.
+    pub async fn current_contract(&self) -> PromotionContract {
+        let current = self.ledger.contract(&self.backfill_id).await.unwrap();
+        current.expect("a recorded contract").contract
+    }
+
+    /// Records `amended` as the amendment of contract version `current`.
+    pub async fn amend_contract(
+        &self,
+        current: i64,
+        amended: &PromotionContract,
+        by: &str,
+        reason: &str,
+    ) -> Result<i64, LedgerError> {
+        self.ledger
+            .amend_contract(&self.backfill_id, current, amended, by, reason)
+            .await
+    }
+
+    /// Asks for a new attempt of `date`, as `backfill rerun` does.
+    pub async fn request_rerun(
+        &self,
+        date: PartitionDate,
+        by: &str,
+        why: &str,
+    ) -> Result<u32, ProduceError> {
+        let publisher = self.broker.publisher();
+        request_rerun(&self.ledger, &publisher, &self.backfill_id, date, by, why).await
     }
 
     pub fn worker(&self, name: &str) -> Arc<Worker> {

@@ -9,12 +9,13 @@ pub mod namespace;
 pub mod private_broker;
 pub mod process;
 pub mod process_fleet;
+pub mod promotion;
 pub mod scrape;
 
 use std::future::Future;
 use std::time::Duration;
 
-use backfill_broker::{AmqpUrl, Broker, Topology};
+use backfill_broker::{AmqpUrl, Broker, Destination, Headers, Topology};
 use backfill_ledger::Ledger;
 use namespace::TestNamespace;
 use sqlx::Connection;
@@ -74,6 +75,15 @@ pub async fn connect(topology: &Topology) -> Broker {
     )
     .await
     .expect("RabbitMQ must be running for the integration tests")
+}
+
+/// Publishes `body` to `to` without headers; the broker must confirm it.
+pub async fn publish_bare(broker: &Broker, to: Destination, body: &[u8], id: &str) {
+    broker
+        .publisher()
+        .publish(to, body, id, &Headers::new())
+        .await
+        .expect("publish confirmed");
 }
 
 /// Closes a test's broker connection; its namespace is deleted when its

@@ -41,6 +41,11 @@ pub fn backfill(env: &[(&str, String)]) -> Command {
     cmd
 }
 
+/// A command line written as one string, split at spaces (for arguments without spaces).
+pub fn words(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 pub fn run(env: &[(&str, String)], args: &[&str]) -> Output {
     backfill(env).args(args).output().expect("run backfill")
 }

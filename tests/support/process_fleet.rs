@@ -9,6 +9,15 @@ use backfill_simulator::{SimConfig, Simulator};
 use super::namespace::TestNamespace;
 use super::process::{run, spawn, text};
 
+/// A simulator whose runs wait `pending_ms`, then run for `running_ms`.
+pub fn timed_sim(pending_ms: u64, running_ms: u64) -> SimConfig {
+    SimConfig {
+        pending_ms,
+        running_ms,
+        ..SimConfig::default()
+    }
+}
+
 pub struct ProcessFleet {
     pub env: Vec<(&'static str, String)>,
     pub sim: backfill_simulator::SimHandle,
@@ -21,6 +30,11 @@ impl ProcessFleet {
     /// A simulator, a fresh PostgreSQL ledger and a namespace on the broker at `amqp_url`.
     pub async fn new(amqp_url: &str, sim: SimConfig) -> Self {
         Self::on(amqp_url, Simulator::spawn(sim).await.unwrap()).await
+    }
+
+    /// [`ProcessFleet::new`] on the test broker, with a [`timed_sim`].
+    pub async fn timed(pending_ms: u64, running_ms: u64) -> Self {
+        Self::new(&super::amqp_url_string(), timed_sim(pending_ms, running_ms)).await
     }
 
     /// The same around a simulator already served.
@@ -55,25 +69,33 @@ impl ProcessFleet {
 
     /// Registers and publishes backfill `id` of `days` partitions from 2026-01-01.
     pub fn produce_as(&self, id: &str, days: u32, cap: u32) {
+        self.produce_with(id, days, &["--concurrency-cap", &cap.to_string()]);
+    }
+
+    /// The same, with `flags` added to `produce`'s command line.
+    pub fn produce_with(&self, id: &str, days: u32, flags: &[&str]) {
         let end = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap()
             + chrono::Days::new(u64::from(days - 1));
-        let out = run(
-            &self.env,
-            &[
-                "produce",
-                "--backfill-id",
-                id,
-                "--job-id",
-                "1",
-                "--start",
-                "2026-01-01",
-                "--end",
-                &end.to_string(),
-                "--concurrency-cap",
-                &cap.to_string(),
-            ],
-        );
-        assert!(out.status.success(), "{}", text(&out.stderr));
+        self.produce_range(id, "2026-01-01", &end.to_string(), flags);
+    }
+
+    /// Registers and publishes backfill `id` from `start` to `end` (inclusive), with `flags`
+    /// added to `produce`'s command line.
+    pub fn produce_range(&self, id: &str, start: &str, end: &str, flags: &[&str]) {
+        let mut args = vec![
+            "produce",
+            "--backfill-id",
+            id,
+            "--job-id",
+            "1",
+            "--start",
+            start,
+            "--end",
+            end,
+        ];
+        args.extend_from_slice(flags);
+        let out = run(&self.env, &args);
+        assert!(out.status.success(), "produce {id}: {}", text(&out.stderr));
     }
 
     /// Sets (or replaces) an environment variable of every later command.
