@@ -5,70 +5,58 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// The id Databricks gave one run (of a backfill job, or of a promotion or rollback job).
-/// Written as the bare number in messages, JSON and text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct RunId(i64);
+/// A 64-bit number of the fleet as a type of its own: the bare number on the wire, in
+/// JSON and in text; `get` and `From` convert at the edges (SQL columns, the Jobs API).
+macro_rules! number {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(i64);
 
-impl RunId {
-    /// The number Databricks uses for the run.
-    pub fn get(self) -> i64 {
-        self.0
-    }
+        impl $name {
+            /// The bare number.
+            pub fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl From<i64> for $name {
+            fn from(n: i64) -> Self {
+                Self(n)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(n: $name) -> Self {
+                n.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+    };
 }
 
-impl From<i64> for RunId {
-    fn from(id: i64) -> Self {
-        Self(id)
-    }
+number! {
+    /// The id Databricks gave one run (of a backfill job, or of a promotion or rollback
+    /// job).
+    RunId
 }
 
-impl From<RunId> for i64 {
-    fn from(id: RunId) -> Self {
-        id.0
-    }
+number! {
+    /// The link of a partition's one live check chain (the ledger's `check_seq`): each
+    /// hand-on bumps it, so a message carrying an older one is stale.
+    CheckSeq
 }
-
-impl fmt::Display for RunId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// The link of a partition's one live check chain (the ledger's `check_seq`): each hand-on
-/// bumps it, so a message carrying an older one is stale. Written as the bare number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct CheckSeq(i64);
 
 impl CheckSeq {
-    /// The number the ledger stores.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-
     /// The link after this one.
     pub fn next(self) -> CheckSeq {
         CheckSeq(self.0 + 1)
-    }
-}
-
-impl From<i64> for CheckSeq {
-    fn from(seq: i64) -> Self {
-        Self(seq)
-    }
-}
-
-impl From<CheckSeq> for i64 {
-    fn from(seq: CheckSeq) -> Self {
-        seq.0
-    }
-}
-
-impl fmt::Display for CheckSeq {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
     }
 }
 

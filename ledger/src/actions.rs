@@ -243,6 +243,21 @@ impl Ledger {
         rows.iter().map(action_from_row).collect()
     }
 
+    /// Ends a live action failed, with its run (if it started one) and what went wrong;
+    /// false when another reconciler ended it first. Its partitions are free again.
+    pub async fn fail_action(
+        &self,
+        backfill_id: &BackfillId,
+        key: &str,
+        run_id: Option<RunId>,
+        detail: &str,
+        actor: &str,
+    ) -> Result<bool, LedgerError> {
+        let (from, to) = (&ActionState::LIVE, ActionState::Failed);
+        self.move_action(backfill_id, key, from, to, run_id, detail, actor)
+            .await
+    }
+
     /// Moves an action from one of `from` to `to` (recording its run and what it reported);
     /// false when it was no longer in `from` (another reconciler moved it). A promotion's
     /// items move with it.

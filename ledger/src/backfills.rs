@@ -213,14 +213,9 @@ impl Ledger {
         .bind(backfill_id.to_string())
         .execute(&mut *tx)
         .await?;
-        let changed = done.rows_affected() == 1;
-        if changed {
-            let event = NewEvent::backfill(actor, backfill_id, "guards_changed")
-                .detail(serde_json::to_string(guards).unwrap_or_default());
-            insert_event(&mut tx, &event).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+        let event = NewEvent::backfill(actor, backfill_id, "guards_changed")
+            .detail(serde_json::to_string(guards).unwrap_or_default());
+        commit_if_changed(tx, done.rows_affected(), &event).await
     }
 
     /// Run-milliseconds charged over every attempt's runs (failed, dead-lettered and
@@ -282,15 +277,24 @@ impl Ledger {
                 .bind(backfill_id.to_string())
                 .execute(&mut *tx)
                 .await?;
-        let changed = done.rows_affected() == 1;
-        if changed {
-            let event = NewEvent::backfill(actor, backfill_id, "backfill_state")
-                .detail(format!("{}: {why}", state.as_str()));
-            insert_event(&mut tx, &event).await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+        let event = NewEvent::backfill(actor, backfill_id, "backfill_state")
+            .detail(format!("{}: {why}", state.as_str()));
+        commit_if_changed(tx, done.rows_affected(), &event).await
     }
+}
+
+/// Commits an update of one backfill's row, with its event when it changed the row.
+async fn commit_if_changed(
+    mut tx: sqlx::Transaction<'static, sqlx::Any>,
+    rows_affected: u64,
+    event: &NewEvent,
+) -> Result<bool, LedgerError> {
+    let changed = rows_affected == 1;
+    if changed {
+        insert_event(&mut tx, event).await?;
+    }
+    tx.commit().await?;
+    Ok(changed)
 }
 
 fn backfill_from_row(r: &AnyRow) -> Result<Backfill, LedgerError> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use backfill_contract::BackfillId;
 use backfill_contract::jobs::promotion::{self, item};
 use backfill_databricks::DatabricksClient;
-use backfill_ledger::{Action, ActionState, Ledger, PromotedVersions, PromotionItem};
+use backfill_ledger::{Action, Ledger, PromotedVersions, PromotionItem};
 use serde_json::{Value, json};
 
 use crate::ReconcileError;
@@ -122,15 +122,7 @@ pub(crate) async fn carry_out_promotion(
         }
         Ended::Failed { run_id, detail } => {
             ledger
-                .move_action(
-                    backfill_id,
-                    &action.action_key,
-                    &ActionState::LIVE,
-                    ActionState::Failed,
-                    run_id,
-                    &detail,
-                    actor,
-                )
+                .fail_action(backfill_id, &action.action_key, run_id, &detail, actor)
                 .await?;
         }
     }

@@ -149,15 +149,7 @@ pub async fn rollback(
             }
             Ended::Failed { run_id, detail } => {
                 ledger
-                    .move_action(
-                        backfill_id,
-                        &key,
-                        &ActionState::LIVE,
-                        ActionState::Failed,
-                        run_id,
-                        &detail,
-                        actor,
-                    )
+                    .fail_action(backfill_id, &key, run_id, &detail, actor)
                     .await?;
             }
         }
