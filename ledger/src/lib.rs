@@ -27,7 +27,7 @@ mod proofs;
 mod summary;
 mod trigger_sweep;
 
-pub use partitions::{Claim, RunTimes, projected_spend};
+pub use partitions::{Claim, RunTimes, spend_with_next_run};
 pub use summary::PartitionSummary;
 pub use trigger_sweep::Reissued;
 

@@ -27,7 +27,12 @@ pub enum Claim {
 
 /// Spend so far plus what the active runs and one more will cost at the average run
 /// length seen so far (no finished run yet: no projection, nothing held).
-pub fn projected_spend(spent_ms: i64, finished: i64, active: i64, price_per_run_hour: f64) -> f64 {
+pub fn spend_with_next_run(
+    spent_ms: i64,
+    finished: i64,
+    active: i64,
+    price_per_run_hour: f64,
+) -> f64 {
     let average = if finished > 0 {
         spent_ms as f64 / finished as f64
     } else {
@@ -93,7 +98,7 @@ impl Ledger {
                 row.try_get(0).map_err(corrupt)?,
                 row.try_get(1).map_err(corrupt)?,
             );
-            let projected = projected_spend(spent_ms, finished, active, price);
+            let projected = spend_with_next_run(spent_ms, finished, active, price);
             if projected > budget {
                 tx.rollback().await?;
                 return Ok(Claim::Held {

@@ -16,6 +16,6 @@ mod operator;
 mod reads;
 mod run_times;
 
-pub use claim::{Claim, projected_spend};
+pub use claim::{Claim, spend_with_next_run};
 pub(crate) use reads::{columns, partition_from_row};
 pub use run_times::RunTimes;

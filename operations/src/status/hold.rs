@@ -35,7 +35,7 @@ impl Hold {
         }
         let g = &backfill.guards;
         if let (Some(price), Some(budget)) = (g.price_per_run_hour, g.budget) {
-            let projected = backfill_ledger::projected_spend(
+            let projected = backfill_ledger::spend_with_next_run(
                 summary.run_ms,
                 summary.finished_runs,
                 summary.active(),

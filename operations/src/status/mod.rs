@@ -11,5 +11,5 @@ mod report;
 pub use counts::StateCounts;
 pub use hold::Hold;
 pub use listing::{BackfillLine, recent_backfills};
-pub use rates::{HOUR_MS, projected_spend, rates};
+pub use rates::{HOUR_MS, rates, spend_at_completion};
 pub use report::{StatusReport, status_report};

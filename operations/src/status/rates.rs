@@ -18,7 +18,7 @@ pub fn rates(summary: &PartitionSummary, now: i64) -> (f64, Option<i64>) {
 
 /// Spend once every partition has run, at the average run length seen so far (the spend
 /// so far when no run has finished with a measured length).
-pub fn projected_spend(summary: &PartitionSummary, run_hours: f64, price: f64) -> f64 {
+pub fn spend_at_completion(summary: &PartitionSummary, run_hours: f64, price: f64) -> f64 {
     if summary.finished_runs == 0 {
         return run_hours * price;
     }

@@ -7,7 +7,7 @@ use serde::{Serialize, Serializer};
 
 use super::counts::StateCounts;
 use super::hold::Hold;
-use super::rates::{HOUR_MS, projected_spend, rates};
+use super::rates::{HOUR_MS, rates, spend_at_completion};
 use crate::error::OperationError;
 use crate::lookup::load_backfill;
 
@@ -96,7 +96,7 @@ impl StatusReport {
             retries: summary.retries,
             run_hours,
             spend: run_hours * price,
-            projected_spend: projected_spend(&summary, run_hours, price),
+            projected_spend: spend_at_completion(&summary, run_hours, price),
             throughput_per_hour,
             eta_s,
             held: hold.as_ref().and_then(|h| h.reason),
