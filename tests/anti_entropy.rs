@@ -248,8 +248,9 @@ async fn a_stray_message_from_another_ledger_is_dead_lettered_and_the_fleet_carr
 }
 
 /// A backfill the ledger cannot read (its row corrupted by hand) does not stop the sweep:
-/// the other backfills' lost triggers are still re-issued (invariant 9), and nothing runs
-/// for the unreadable one.
+/// the other backfills' lost triggers are still re-issued (invariant 9), and the
+/// unreadable one's partition ends dead-lettered with the reason, without a run
+/// (invariant 11).
 #[tokio::test]
 async fn an_unreadable_backfill_does_not_stop_the_sweep_for_the_others() {
     use backfill_producer::{Order, ProduceRequest, publish_pending, register};
@@ -301,12 +302,22 @@ async fn an_unreadable_backfill_does_not_stop_the_sweep_for_the_others() {
     fleet.start_worker("w1", None);
     fleet.wait_all_succeeded(Duration::from_secs(60)).await;
     fleet.assert_one_run_per_partition();
-    let stuck = fleet.ledger.partitions(&other).await.unwrap();
-    assert_eq!(stuck.len(), 1);
-    assert_eq!(
-        stuck[0].state,
-        PartitionState::Pending,
-        "nothing ran for it"
+    // Its own lost trigger is re-issued too, and the worker that cannot read its backfill
+    // dead-letters it with the reason: an end, not a partition pending for ever.
+    let ended = support::eventually(
+        "the unreadable backfill's partition to end",
+        Duration::from_secs(60),
+        || async {
+            let ps = fleet.ledger.partitions(&other).await.unwrap();
+            (ps[0].state == PartitionState::DeadLettered).then(|| ps[0].clone())
+        },
+    )
+    .await;
+    let why = ended.last_error.unwrap_or_default();
+    assert!(
+        why.contains("not a window"),
+        "the reason names the bad value: {why}"
     );
+    assert_eq!(fleet.sim.sim.stats().runs_created, 4, "no run for it");
     fleet.stop().await;
 }

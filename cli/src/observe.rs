@@ -24,7 +24,7 @@ pub async fn start(
         // ends with the process.
         serve(addr, metrics.clone(), CancellationToken::new())
             .await
-            .map_err(|e| CliError::usage(format!("--metrics-addr: {e} (METRICS_ADDR)")))?;
+            .map_err(|e| CliError::usage(format!("--metrics-addr {e} (METRICS_ADDR)")))?;
     }
     Ok(metrics)
 }

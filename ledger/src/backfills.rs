@@ -169,6 +169,19 @@ impl Ledger {
         row.as_ref().map(backfill_from_row).transpose()
     }
 
+    /// The backfill's manifest id alone (what a re-issued message carries): readable even
+    /// when other fields of the row no longer decode.
+    pub async fn manifest_id(
+        &self,
+        backfill_id: &BackfillId,
+    ) -> Result<Option<String>, LedgerError> {
+        let row = sqlx::query("SELECT manifest_id FROM backfills WHERE backfill_id = $1")
+            .bind(backfill_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| r.try_get(0).map_err(corrupt)).transpose()
+    }
+
     /// The most recently registered backfills (newest first, at most `limit`): what
     /// dashboards show. Older ones stay in the ledger and the audit.
     pub async fn recent_backfills(&self, limit: i64) -> Result<Vec<BackfillId>, LedgerError> {

@@ -36,7 +36,7 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         std::io::Error::new(
             e.kind(),
-            format!("binding the metrics endpoint to {addr}: {e}"),
+            format!("{addr}: {e}"),
         )
     })?;
     let addr = listener.local_addr()?;

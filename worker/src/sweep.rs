@@ -1,16 +1,41 @@
 //! What a worker does beside handling messages: the sweep that re-issues what the broker
 //! lost (overdue checks, overdue triggers), from the ledger.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use backfill_broker::{Lane, Publisher};
-use backfill_contract::{PartitionMessage, Step};
-use backfill_ledger::{Backfill, Partition, PartitionState, now_ms};
+use backfill_contract::{BackfillId, PartitionMessage, Step};
+use backfill_ledger::{Partition, PartitionState, now_ms};
 use tracing::Instrument;
 
 use crate::dead_letter::DeadLetter;
 use crate::received::{Received, partition_span};
 use crate::{StepError, Worker};
+
+/// The manifest ids of one sweep pass, each backfill's read once. Only the manifest id is
+/// read, so a backfill whose other fields no longer decode still has its lost messages
+/// re-issued; the worker that handles them cannot read the backfill either, and
+/// dead-letters them with the reason (invariant 11).
+#[derive(Default)]
+struct Manifests(HashMap<BackfillId, Option<String>>);
+
+impl Manifests {
+    async fn of(&mut self, worker: &Worker, p: &Partition) -> Option<String> {
+        if let Some(known) = self.0.get(&p.backfill_id) {
+            return known.clone();
+        }
+        let read = match worker.ledger.manifest_id(&p.backfill_id).await {
+            Ok(manifest_id) => manifest_id,
+            Err(e) => {
+                tracing::warn!(backfill_id = %p.backfill_id, error = %e, "sweep: cannot read the backfill's manifest id; passing over its partitions");
+                None
+            }
+        };
+        self.0.insert(p.backfill_id.clone(), read.clone());
+        read
+    }
+}
 
 impl Worker {
     /// Re-issues the checks that are overdue by more than the grace period (their message
@@ -24,8 +49,9 @@ impl Worker {
             .await?;
         let ledger_id = self.ledger_id().await?;
         let mut reissued = 0;
+        let mut manifests = Manifests::default();
         for p in overdue {
-            let (Some(run_id), Some(backfill)) = (p.run_id, self.backfill_of(&p).await) else {
+            let (Some(run_id), Some(manifest_id)) = (p.run_id, manifests.of(self, &p).await) else {
                 continue;
             };
             let Some(seq) = self
@@ -35,10 +61,7 @@ impl Worker {
             else {
                 continue;
             };
-            let m = Received::issued(
-                publisher,
-                fresh_trigger(&p, &backfill.manifest_id, &ledger_id),
-            );
+            let m = Received::issued(publisher, fresh_trigger(&p, &manifest_id, &ledger_id));
             let span = partition_span(Lane::Check, &p, Some(run_id));
             async {
                 let reason = "overdue check re-issued";
@@ -70,11 +93,12 @@ impl Worker {
             .await?;
         let ledger_id = self.ledger_id().await?;
         let mut reissued = 0;
+        let mut manifests = Manifests::default();
         for p in overdue {
-            let Some(backfill) = self.backfill_of(&p).await else {
+            let Some(manifest_id) = manifests.of(self, &p).await else {
                 continue;
             };
-            let msg = fresh_trigger(&p, &backfill.manifest_id, &ledger_id);
+            let msg = fresh_trigger(&p, &manifest_id, &ledger_id);
             let span = partition_span(Lane::Trigger, &p, None);
             if self
                 .reissue_trigger(publisher, &p, msg, before)
@@ -86,19 +110,6 @@ impl Worker {
             }
         }
         Ok(reissued)
-    }
-
-    /// The backfill of a partition the sweep found, or none: one backfill the ledger
-    /// cannot read (gone, or a row it cannot decode) is logged and passed over, so the
-    /// sweep still re-issues every other backfill's lost messages (invariant 9).
-    async fn backfill_of(&self, p: &Partition) -> Option<Backfill> {
-        match self.ledger.backfill(&p.backfill_id).await {
-            Ok(backfill) => backfill,
-            Err(e) => {
-                tracing::warn!(backfill_id = %p.backfill_id, error = %e, "sweep: cannot read the backfill; passing over its partitions");
-                None
-            }
-        }
     }
 
     /// Re-issues one waiting partition's trigger `msg`, or dead-letters the partition

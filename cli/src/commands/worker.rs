@@ -30,7 +30,7 @@ pub async fn run(global: &GlobalOpts, args: WorkerArgs) -> Result<(), CliError> 
     let ledger = global.ledger().await?;
     let mut config = WorkerConfig::new(args.worker_id.unwrap_or_else(default_worker_id));
     config.concurrency = args.concurrency;
-    config.fleet_settings = "--ledger-url / LEDGER_URL or --namespace / BACKFILL_NAMESPACE".into();
+    config.fleet_settings = FLEET_SETTINGS.into();
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
     config.claim_lease = Duration::from_secs(args.claim_lease_s);
     config.check_grace = Duration::from_secs(args.check_grace_s);
