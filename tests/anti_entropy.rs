@@ -80,9 +80,7 @@ async fn a_trigger_dead_lettered_on_the_delivery_limit_is_healed() {
     );
 
     fleet.start_worker("w1", None);
-    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
-    fleet.assert_one_run_per_partition();
-    fleet.stop().await;
+    fleet.ends_with_one_run_each(Duration::from_secs(60)).await;
 }
 
 #[tokio::test]
@@ -206,9 +204,7 @@ async fn unstamped_triggers_a_stranger_dead_lettered_are_reissued() {
         );
     }
     fleet.start_worker("w1", None);
-    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
-    fleet.assert_one_run_per_partition();
-    fleet.stop().await;
+    fleet.ends_with_one_run_each(Duration::from_secs(60)).await;
 }
 
 /// A message stamped by another ledger in a namespace whose backfills are in this

@@ -34,7 +34,14 @@ fn dead_letters(fleet: &ProcessFleet) -> Vec<serde_json::Value> {
         .unwrap_or_default()
 }
 
-async fn ends_dead_lettered(sim: SimConfig, budget_s: &str, reason: &str, error: &str) {
+/// Runs a fleet of four partitions whose day 2 meets `fault` on every `runs/get`, with an
+/// outage budget of `budget_s`, and checks that day 2 ends dead-lettered for `reason`
+/// with `error` on record.
+async fn ends_dead_lettered(fault: FaultKind, budget_s: &str, reason: &str, error: &str) {
+    let sim = SimConfig {
+        faults: vec![on_runs_get(fault, "2026-01-02")],
+        ..fast_sim()
+    };
     let mut fleet = ProcessFleet::new(&support::amqp_url_string(), sim).await;
     fleet.set_env("WORKER_OUTAGE_BUDGET_S", budget_s);
     // Longer than a request's own retries (about 6 s against a failing endpoint), as the
@@ -75,39 +82,47 @@ async fn ends_dead_lettered(sim: SimConfig, budget_s: &str, reason: &str, error:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_on_runs_get_is_dead_lettered_at_once_with_its_reason() {
     // A budget of an hour: the dead letter cannot come from the budget.
-    let sim = SimConfig {
-        faults: vec![on_runs_get(FaultKind::BadRequest, "2026-01-02")],
-        ..fast_sim()
-    };
-    ends_dead_lettered(sim, "3600", "permanent_error", "INVALID_PARAMETER_VALUE").await;
+    ends_dead_lettered(
+        FaultKind::BadRequest,
+        "3600",
+        "permanent_error",
+        "INVALID_PARAMETER_VALUE",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_403_on_runs_get_ends_in_the_dlq_within_the_outage_budget() {
-    let sim = SimConfig {
-        faults: vec![on_runs_get(FaultKind::Forbidden, "2026-01-02")],
-        ..fast_sim()
-    };
     // Refused credentials may be rotated: retried within the budget, then dead-lettered.
-    ends_dead_lettered(sim, "5", "outage_budget_spent", "PERMISSION_DENIED").await;
+    ends_dead_lettered(
+        FaultKind::Forbidden,
+        "5",
+        "outage_budget_spent",
+        "PERMISSION_DENIED",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_html_login_page_with_200_is_dead_lettered_not_looped() {
-    let sim = SimConfig {
-        faults: vec![on_runs_get(FaultKind::LoginPage, "2026-01-02")],
-        ..fast_sim()
-    };
-    ends_dead_lettered(sim, "5", "outage_budget_spent", "unreadable response").await;
+    ends_dead_lettered(
+        FaultKind::LoginPage,
+        "5",
+        "outage_budget_spent",
+        "unreadable response",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_past_the_budget_is_dead_lettered_with_the_last_error() {
-    let sim = SimConfig {
-        faults: vec![on_runs_get(FaultKind::Internal, "2026-01-02")],
-        ..fast_sim()
-    };
-    ends_dead_lettered(sim, "5", "outage_budget_spent", "INTERNAL_ERROR").await;
+    ends_dead_lettered(
+        FaultKind::Internal,
+        "5",
+        "outage_budget_spent",
+        "INTERNAL_ERROR",
+    )
+    .await;
 }
 
 /// A `Retry-After: 3600` against a broker whose `consumer_timeout` is 5 s: the answer is

@@ -54,6 +54,25 @@ async fn recorded_run(
         .expect("run recorded")
 }
 
+/// Claims `attempt` with `token` as worker `w` and records run `run_id` for it (first check
+/// due at once), returning what recording answered.
+async fn claimed_run(
+    ledger: &Ledger,
+    key: &PartitionKey,
+    attempt: Attempt,
+    token: &str,
+    run_id: i64,
+) -> Option<CheckSeq> {
+    ledger
+        .claim_trigger(key, attempt, token, "w")
+        .await
+        .unwrap();
+    ledger
+        .record_run(key, attempt, RunId::from(run_id), None, 0, "w")
+        .await
+        .unwrap()
+}
+
 fn key(id: &str, date: &str) -> PartitionKey {
     PartitionKey::new(id.parse().unwrap(), date.parse().unwrap())
 }
@@ -504,11 +523,7 @@ async fn the_summary_is_computed_by_the_database_and_matches_the_rows() {
                 .unwrap()
         );
         let d2 = key("bf", "2026-01-02");
-        ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap();
-        ledger
-            .record_run(&d2, a1, RunId::from(3), None, 0, "w")
-            .await
-            .unwrap();
+        claimed_run(&ledger, &d2, a1, "t3", 3).await;
         let d3 = key("bf", "2026-01-03");
         ledger.claim_trigger(&d3, a1, "t4", "w").await.unwrap();
         assert!(
@@ -649,11 +664,7 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         // Day 1 fails once after 3 s, then succeeds after 1 s: both runs count.
         let d1 = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
-        ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a1, RunId::from(1), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d1, a1, "t1", 1).await;
         assert!(
             ledger
                 .schedule_retry(
@@ -671,11 +682,7 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         step(&mut last, spend().await);
         assert_eq!(last, 3_000);
         let a2 = a1.next();
-        ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a2, RunId::from(2), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d1, a2, "t2", 2).await;
         assert!(
             ledger
                 .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
@@ -703,11 +710,7 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         assert!(ledger.request_rerun(&d1, a2, "op", "dq").await.unwrap());
         step(&mut last, spend().await);
         let a3 = a2.next();
-        ledger.claim_trigger(&d1, a3, "t3", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a3, RunId::from(3), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d1, a3, "t3", 3).await;
         let dead = run_of(3, 500);
         assert!(
             ledger
@@ -722,11 +725,7 @@ async fn spend_counts_every_attempts_run_and_never_goes_down() {
         // its claim to the cancel (an upper bound), and not as a measured run.
         let d2 = key("bf", "2026-01-02");
         let before_claim = now_ms();
-        ledger.claim_trigger(&d2, a1, "t4", "w").await.unwrap();
-        ledger
-            .record_run(&d2, a1, RunId::from(4), None, 0, "w")
-            .await
-            .unwrap();
+        claimed_run(&ledger, &d2, a1, "t4", 4).await;
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         assert!(ledger.cancel_active(&d2, a1, "op", "stop").await.unwrap());
         let after_cancel = now_ms();
@@ -767,11 +766,7 @@ async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
         assert!(ledger.set_guards(&id, &guards, "op").await.unwrap());
         let d1 = key("bf", "2026-01-01");
         let a1 = Attempt::FIRST;
-        ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a1, RunId::from(1), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d1, a1, "t1", 1).await;
         ledger
             .schedule_retry(
                 &d1,
@@ -785,11 +780,7 @@ async fn the_budget_guard_counts_the_runs_of_failed_attempts() {
             .await
             .unwrap();
         let a2 = a1.next();
-        ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d1, a2, RunId::from(2), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d1, a2, "t2", 2).await;
         ledger
             .record_success(&d1, a2, s.unwrap(), run_of(2, 1_000), "w")
             .await
@@ -818,11 +809,7 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
         // Day 1: claimed, running, cancelled, re-run, claimed again (the cancelled run
         // belongs to attempt 1, not 2), refused and dead-lettered by its claim.
         let d1 = key("bf", "2026-01-01");
-        ledger.claim_trigger(&d1, a1, "t1", "w").await.unwrap();
-        ledger
-            .record_run(&d1, a1, RunId::from(11), None, 0, "w")
-            .await
-            .unwrap();
+        claimed_run(&ledger, &d1, a1, "t1", 11).await;
         assert!(ledger.cancel_active(&d1, a1, "op", "stop").await.unwrap());
         assert!(ledger.request_rerun(&d1, a1, "op", "again").await.unwrap());
         ledger.claim_trigger(&d1, a2, "t2", "w").await.unwrap();
@@ -836,11 +823,7 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
         // Day 2: a run fails and is retried; the waiting attempt 2 is dead-lettered (the
         // failed run is attempt 1's); re-run from there carries no run either.
         let d2 = key("bf", "2026-01-02");
-        ledger.claim_trigger(&d2, a1, "t3", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d2, a1, RunId::from(21), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d2, a1, "t3", 21).await;
         ledger
             .schedule_retry(&d2, a1, s.unwrap(), times(21), 0, "CLOUD_FAILURE", "w")
             .await
@@ -855,11 +838,7 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
 
         // Day 3: dead-lettered while running (its run not known at Databricks), re-run.
         let d3 = key("bf", "2026-01-03");
-        ledger.claim_trigger(&d3, a1, "t4", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d3, a1, RunId::from(31), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d3, a1, "t4", 31).await;
         assert!(
             ledger
                 .dead_letter(&d3, a1, s, None, "run not found", "w")
@@ -870,11 +849,7 @@ async fn every_partition_event_names_its_states_and_the_attempts_run() {
 
         // Day 4: succeeds, is verified, then re-run.
         let d4 = key("bf", "2026-01-04");
-        ledger.claim_trigger(&d4, a1, "t5", "w").await.unwrap();
-        let s = ledger
-            .record_run(&d4, a1, RunId::from(41), None, 0, "w")
-            .await
-            .unwrap();
+        let s = claimed_run(&ledger, &d4, a1, "t5", 41).await;
         ledger
             .record_success(&d4, a1, s.unwrap(), times(41), "w")
             .await

@@ -125,9 +125,7 @@ async fn workers_survive_severed_broker_connections_without_loss_or_duplicates()
         tokio::time::sleep(Duration::from_millis(700)).await;
         proxy.sever();
     }
-    fleet.wait_all_succeeded(Duration::from_secs(60)).await;
-    fleet.assert_one_run_per_partition();
-    fleet.stop().await;
+    fleet.ends_with_one_run_each(Duration::from_secs(60)).await;
 }
 
 #[tokio::test]
@@ -397,9 +395,7 @@ async fn a_ledger_outage_is_waited_out_with_nothing_lost_or_duplicated() {
     proxy.take_down();
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.restore();
-    fleet.wait_all_succeeded(Duration::from_secs(90)).await;
-    fleet.assert_one_run_per_partition();
-    fleet.stop().await;
+    fleet.ends_with_one_run_each(Duration::from_secs(90)).await;
 }
 
 /// The trigger messages of partitions waiting at the cap ask again at a pace set by the

@@ -234,13 +234,12 @@ impl Ledger {
     }
 
     pub async fn actions(&self, backfill_id: &BackfillId) -> Result<Vec<Action>, LedgerError> {
-        let rows = sqlx::query(
+        self.backfill_rows(
             "SELECT * FROM actions WHERE backfill_id = $1 ORDER BY seq, at_ms, action_key",
+            backfill_id,
+            action_from_row,
         )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(action_from_row).collect()
+        .await
     }
 
     /// Ends a live action failed, with its run (if it started one) and what went wrong;

@@ -157,16 +157,17 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Option<Backfill>, LedgerError> {
-        let row = sqlx::query(
-            "SELECT backfill_id, job_id, start_date, end_date, request_json, manifest_id, \
-             manifest_json, state, concurrency_cap, created_by, created_at_ms, \
-             price_per_run_hour, budget, protected_windows, production_job_id \
-             FROM backfills WHERE backfill_id = $1",
-        )
-        .bind(backfill_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(backfill_from_row).transpose()
+        let rows = self
+            .backfill_rows(
+                "SELECT backfill_id, job_id, start_date, end_date, request_json, manifest_id, \
+                 manifest_json, state, concurrency_cap, created_by, created_at_ms, \
+                 price_per_run_hour, budget, protected_windows, production_job_id \
+                 FROM backfills WHERE backfill_id = $1",
+                backfill_id,
+                backfill_from_row,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     /// The backfill's manifest id alone (what a re-issued message carries): readable even

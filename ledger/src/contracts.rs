@@ -120,14 +120,15 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Option<ContractVersion>, LedgerError> {
-        let row = sqlx::query(
-            "SELECT version, contract_json, amended_by, reason, at_ms FROM contracts \
-             WHERE backfill_id = $1 ORDER BY version DESC LIMIT 1",
-        )
-        .bind(backfill_id.to_string())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(version_from_row).transpose()
+        let rows = self
+            .backfill_rows(
+                "SELECT version, contract_json, amended_by, reason, at_ms FROM contracts \
+                 WHERE backfill_id = $1 ORDER BY version DESC LIMIT 1",
+                backfill_id,
+                version_from_row,
+            )
+            .await?;
+        Ok(rows.into_iter().next())
     }
 
     /// Every version, oldest first: the contract's history for the audit.
@@ -135,14 +136,13 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Vec<ContractVersion>, LedgerError> {
-        let rows = sqlx::query(
+        self.backfill_rows(
             "SELECT version, contract_json, amended_by, reason, at_ms FROM contracts \
              WHERE backfill_id = $1 ORDER BY version",
+            backfill_id,
+            version_from_row,
         )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(version_from_row).collect()
+        .await
     }
 
     /// Records a new version of the contract, amending version `current` (0 when there is

@@ -70,15 +70,8 @@ impl Ledger {
 
     /// The evaluations of every partition's attempts, oldest first.
     pub async fn dq_results(&self, backfill_id: &BackfillId) -> Result<Vec<DqResult>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT partition_date, attempt, run_id, rule, passed, value, threshold, policy_hash FROM dq_results \
-             WHERE backfill_id = $1 ORDER BY result_id",
-        )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+        self.backfill_rows("SELECT partition_date, attempt, run_id, rule, passed, value, threshold, policy_hash FROM dq_results \
+             WHERE backfill_id = $1 ORDER BY result_id", backfill_id, |r| {
                 Ok(DqResult {
                     partition_date: r.try_get("partition_date").map_err(corrupt)?,
                     attempt: r.try_get("attempt").map_err(corrupt)?,
@@ -89,7 +82,6 @@ impl Ledger {
                     threshold: r.try_get("threshold").map_err(corrupt)?,
                     policy_hash: r.try_get("policy_hash").map_err(corrupt)?,
                 })
-            })
-            .collect()
+            }).await
     }
 }

@@ -116,15 +116,11 @@ impl Ledger {
 
     /// Every event of a backfill, in the order they were recorded.
     pub async fn events(&self, backfill_id: &BackfillId) -> Result<Vec<Event>, LedgerError> {
-        let rows = sqlx::query(
+        self.backfill_rows(
             "SELECT event_id, at_ms, actor, backfill_id, partition_date, attempt, run_id, kind, \
              from_state, to_state, detail FROM events WHERE backfill_id = $1 ORDER BY event_id",
-        )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+            backfill_id,
+            |r| {
                 Ok(Event {
                     event_id: r.try_get("event_id").map_err(corrupt)?,
                     at_ms: r.try_get("at_ms").map_err(corrupt)?,
@@ -141,7 +137,8 @@ impl Ledger {
                     to_state: r.try_get("to_state").map_err(corrupt)?,
                     detail: r.try_get("detail").map_err(corrupt)?,
                 })
-            })
-            .collect()
+            },
+        )
+        .await
     }
 }

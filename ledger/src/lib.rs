@@ -24,6 +24,7 @@ mod model;
 mod partitions;
 mod promotions;
 mod proofs;
+mod rows;
 mod summary;
 mod trigger_sweep;
 

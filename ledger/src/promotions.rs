@@ -186,17 +186,16 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Vec<PromotionItem>, LedgerError> {
-        let rows = sqlx::query(
+        self.backfill_rows(
             "SELECT i.action_key, a.seq, i.partition_date, i.attempt, i.staging_version, i.state, \
              i.version_before, i.version_after, i.rolled_back_by \
              FROM promotion_items i JOIN actions a \
              ON a.backfill_id = i.backfill_id AND a.action_key = i.action_key \
              WHERE i.backfill_id = $1 ORDER BY a.seq, i.partition_date",
+            backfill_id,
+            item_from_row,
         )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(item_from_row).collect()
+        .await
     }
 
     /// Moves a promotion action to `succeeded` with the versions its run reported per

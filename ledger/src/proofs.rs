@@ -113,13 +113,12 @@ impl Ledger {
 
     /// Every recorded proof of the backfill, oldest partition and attempt first.
     pub async fn proofs(&self, backfill_id: &BackfillId) -> Result<Vec<Proof>, LedgerError> {
-        let rows = sqlx::query(
+        self.backfill_rows(
             "SELECT partition_date, attempt, run_id, staging_table, staging_version, output_json, \
              passed_policy FROM proofs WHERE backfill_id = $1 ORDER BY partition_date, attempt",
+            backfill_id,
+            proof_from_row,
         )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(proof_from_row).collect()
+        .await
     }
 }

@@ -93,18 +93,12 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Vec<(String, i64)>, LedgerError> {
-        let rows = sqlx::query(
-            "SELECT d.rule, CAST(SUM(CASE WHEN d.passed = 0 THEN 1 ELSE 0 END) AS BIGINT) \
+        self.backfill_rows("SELECT d.rule, CAST(SUM(CASE WHEN d.passed = 0 THEN 1 ELSE 0 END) AS BIGINT) \
              FROM dq_results d WHERE d.backfill_id = $1 AND NOT EXISTS ( \
                SELECT 1 FROM dq_results n WHERE n.backfill_id = d.backfill_id \
                AND n.partition_date = d.partition_date AND n.rule = d.rule \
                AND (n.attempt > d.attempt OR (n.attempt = d.attempt AND n.result_id > d.result_id))) \
-             GROUP BY d.rule ORDER BY d.rule",
-        )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(two_columns).collect()
+             GROUP BY d.rule ORDER BY d.rule", backfill_id, two_columns).await
     }
 
     /// Promotion and rollback actions counted by kind and state.
@@ -112,22 +106,19 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Vec<(ActionKind, ActionState, i64)>, LedgerError> {
-        let rows = sqlx::query(
+        self.backfill_rows(
             "SELECT kind, state, CAST(COUNT(*) AS BIGINT) FROM actions WHERE backfill_id = $1 \
              GROUP BY kind, state ORDER BY kind, state",
-        )
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
+            backfill_id,
+            |r| {
                 let (kind, state): (String, String) = two_columns(r)?;
                 Ok((
                     kind.parse()?,
                     state.parse()?,
                     r.try_get(2).map_err(corrupt)?,
                 ))
-            })
-            .collect()
+            },
+        )
+        .await
     }
 }

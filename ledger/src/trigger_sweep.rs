@@ -10,7 +10,7 @@ use sqlx::Row;
 
 use crate::events::insert_event;
 use crate::model::corrupt;
-use crate::partitions::{columns, partition_from_row};
+use crate::partitions::columns;
 use crate::{Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionState, now_ms};
 
 /// A trigger re-issued by the sweep: the sequence its message must carry, and how many
@@ -31,21 +31,21 @@ impl Ledger {
         limit: i64,
         namespace: &str,
     ) -> Result<Vec<Partition>, LedgerError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM partitions WHERE state IN ('pending', 'failed', 'triggering') \
-             AND COALESCE(check_due_ms, updated_at_ms) < $1 \
-             AND backfill_id IN (SELECT b.backfill_id FROM backfills b WHERE b.state = 'active' \
-             AND (b.namespace IS NULL OR b.namespace = $3)) \
-             ORDER BY COALESCE(check_due_ms, updated_at_ms) LIMIT $2"
-        ))
-        .bind(before_ms)
-        .bind(limit)
-        .bind(namespace)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(partition_from_row).collect()
+        self.partitions_due(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM partitions WHERE state IN ('pending', 'failed', 'triggering') \
+                 AND COALESCE(check_due_ms, updated_at_ms) < $1 \
+                 AND backfill_id IN (SELECT b.backfill_id FROM backfills b WHERE b.state = 'active' \
+                 AND (b.namespace IS NULL OR b.namespace = $3)) \
+                 ORDER BY COALESCE(check_due_ms, updated_at_ms) LIMIT $2"
+            ),
+            before_ms,
+            limit,
+            namespace,
+        )
+        .await
     }
 
     /// Takes over the partition's trigger: only if it is still in `state` at `attempt`

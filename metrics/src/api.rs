@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use crate::buckets::{HistogramFamily, wait_buckets};
+use crate::families;
 use crate::labels;
 
 /// Calls to the Databricks API, per endpoint. A clone records into the same families.
@@ -31,26 +32,30 @@ impl ApiMetrics {
     }
 
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register(
-            "backfill_databricks_requests",
-            "HTTP requests to the Jobs API by endpoint and answer (code, timeout, transport)",
-            self.requests.clone(),
-        );
-        r.register(
-            "backfill_databricks_request_retries",
-            "Requests retried in process after a retryable failure",
-            self.retries.clone(),
-        );
-        r.register(
-            "backfill_databricks_throttled",
-            "Answers that throttled us (429, or 503 with Retry-After)",
-            self.throttled.clone(),
-        );
-        r.register_with_unit(
-            "backfill_databricks_request_duration",
-            "Latency of Jobs API requests, answer included",
-            Unit::Seconds,
-            self.latency.clone(),
+        families::register(
+            r,
+            [
+                families::plain(
+                    "backfill_databricks_requests",
+                    "HTTP requests to the Jobs API by endpoint and answer (code, timeout, transport)",
+                    self.requests.clone(),
+                ),
+                families::plain(
+                    "backfill_databricks_request_retries",
+                    "Requests retried in process after a retryable failure",
+                    self.retries.clone(),
+                ),
+                families::plain(
+                    "backfill_databricks_throttled",
+                    "Answers that throttled us (429, or 503 with Retry-After)",
+                    self.throttled.clone(),
+                ),
+                families::seconds(
+                    "backfill_databricks_request_duration",
+                    "Latency of Jobs API requests, answer included",
+                    self.latency.clone(),
+                ),
+            ],
         );
     }
 

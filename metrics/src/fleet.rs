@@ -3,9 +3,10 @@
 
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use crate::buckets::FloatGauge;
+use crate::families;
 use crate::labels;
 
 /// One backfill as the ledger shows it, handed to [`FleetGauges::record`].
@@ -68,81 +69,85 @@ pub struct FleetGauges {
 
 impl FleetGauges {
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register(
-            "backfill_partitions",
-            "Partitions per backfill by ledger state",
-            self.partitions.clone(),
-        );
-        r.register(
-            "backfill_partitions_verified",
-            "Succeeded partitions proven against Databricks by the reconciler",
-            self.verified.clone(),
-        );
-        r.register(
-            "backfill_partition_retries",
-            "Attempts beyond the first, summed over a backfill's partitions",
-            self.retries.clone(),
-        );
-        r.register(
-            "backfill_active_runs",
-            "Runs triggering or running, to compare with the concurrency cap",
-            self.active_runs.clone(),
-        );
-        r.register(
-            "backfill_concurrency_cap",
-            "A backfill's concurrency cap",
-            self.cap.clone(),
-        );
-        r.register(
-            "backfill_paused",
-            "1 while an operator has paused the backfill",
-            self.paused.clone(),
-        );
-        r.register(
-            "backfill_guard_held",
-            "1 while new runs are held back, by reason (paused, cancelled, budget, protected_window, production_running)",
-            self.held.clone(),
-        );
-        r.register(
-            "backfill_spend",
-            "Spend so far (finished run-hours times the price per run-hour)",
-            self.spend.clone(),
-        );
-        r.register(
-            "backfill_projected_spend",
-            "Spend once every partition has run, at the average run length so far",
-            self.projected_spend.clone(),
-        );
-        r.register(
-            "backfill_budget",
-            "The spend budget set with `backfill guards --budget` (absent when none)",
-            self.budget.clone(),
-        );
-        r.register_with_unit(
-            "backfill_eta",
-            "Time until every partition is done at the last hour's rate (absent without a rate)",
-            Unit::Seconds,
-            self.eta.clone(),
-        );
-        r.register(
-            "backfill_dq_failing_partitions",
-            "Partitions whose latest data-quality verdict fails a rule",
-            self.dq_failing.clone(),
-        );
-        r.register(
-            "backfill_actions",
-            "Promotion waves and rollbacks by state",
-            self.actions.clone(),
-        );
-        r.register(
-            "backfill_partitions_promotion",
-            "Partitions by where their current attempt stands towards production (promoted, proven_not_promoted, rolled_back)",
-            self.promotion.clone(),
-        );
-        r.register(
-            "backfill_ledger_up",
-            "1 when the last read of the ledger succeeded",
-            self.ledger_up.clone(),
+        families::register(
+            r,
+            [
+                families::plain(
+                    "backfill_partitions",
+                    "Partitions per backfill by ledger state",
+                    self.partitions.clone(),
+                ),
+                families::plain(
+                    "backfill_partitions_verified",
+                    "Succeeded partitions proven against Databricks by the reconciler",
+                    self.verified.clone(),
+                ),
+                families::plain(
+                    "backfill_partition_retries",
+                    "Attempts beyond the first, summed over a backfill's partitions",
+                    self.retries.clone(),
+                ),
+                families::plain(
+                    "backfill_active_runs",
+                    "Runs triggering or running, to compare with the concurrency cap",
+                    self.active_runs.clone(),
+                ),
+                families::plain(
+                    "backfill_concurrency_cap",
+                    "A backfill's concurrency cap",
+                    self.cap.clone(),
+                ),
+                families::plain(
+                    "backfill_paused",
+                    "1 while an operator has paused the backfill",
+                    self.paused.clone(),
+                ),
+                families::plain(
+                    "backfill_guard_held",
+                    "1 while new runs are held back, by reason (paused, cancelled, budget, protected_window, production_running)",
+                    self.held.clone(),
+                ),
+                families::plain(
+                    "backfill_spend",
+                    "Spend so far (finished run-hours times the price per run-hour)",
+                    self.spend.clone(),
+                ),
+                families::plain(
+                    "backfill_projected_spend",
+                    "Spend once every partition has run, at the average run length so far",
+                    self.projected_spend.clone(),
+                ),
+                families::plain(
+                    "backfill_budget",
+                    "The spend budget set with `backfill guards --budget` (absent when none)",
+                    self.budget.clone(),
+                ),
+                families::seconds(
+                    "backfill_eta",
+                    "Time until every partition is done at the last hour's rate (absent without a rate)",
+                    self.eta.clone(),
+                ),
+                families::plain(
+                    "backfill_dq_failing_partitions",
+                    "Partitions whose latest data-quality verdict fails a rule",
+                    self.dq_failing.clone(),
+                ),
+                families::plain(
+                    "backfill_actions",
+                    "Promotion waves and rollbacks by state",
+                    self.actions.clone(),
+                ),
+                families::plain(
+                    "backfill_partitions_promotion",
+                    "Partitions by where their current attempt stands towards production (promoted, proven_not_promoted, rolled_back)",
+                    self.promotion.clone(),
+                ),
+                families::plain(
+                    "backfill_ledger_up",
+                    "1 when the last read of the ledger succeeded",
+                    self.ledger_up.clone(),
+                ),
+            ],
         );
     }
 

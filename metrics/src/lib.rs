@@ -11,6 +11,7 @@
 mod api;
 mod buckets;
 mod exposition;
+mod families;
 mod fleet;
 mod health;
 mod labels;

@@ -4,6 +4,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::families;
 use crate::labels;
 
 /// Queue depths and consumers as the broker reports them.
@@ -15,15 +16,20 @@ pub struct QueueGauges {
 
 impl QueueGauges {
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register(
-            "backfill_queue_messages",
-            "Messages ready in a queue, as the broker reports (trigger, check, dlq)",
-            self.messages.clone(),
-        );
-        r.register(
-            "backfill_queue_consumers",
-            "Consumers attached to a queue, as the broker reports",
-            self.consumers.clone(),
+        families::register(
+            r,
+            [
+                families::plain(
+                    "backfill_queue_messages",
+                    "Messages ready in a queue, as the broker reports (trigger, check, dlq)",
+                    self.messages.clone(),
+                ),
+                families::plain(
+                    "backfill_queue_consumers",
+                    "Consumers attached to a queue, as the broker reports",
+                    self.consumers.clone(),
+                ),
+            ],
         );
     }
 

@@ -3,8 +3,9 @@
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
+use crate::families;
 use crate::labels;
 
 /// The reconciler's passes.
@@ -17,21 +18,25 @@ pub struct ReconcileMetrics {
 
 impl ReconcileMetrics {
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register(
-            "backfill_reconcile_passes",
-            "Reconciler passes by result (complete, incomplete, error)",
-            self.passes.clone(),
-        );
-        r.register(
-            "backfill_reconcile_gaps",
-            "Gaps found by the last reconciler pass, by kind",
-            self.gaps.clone(),
-        );
-        r.register_with_unit(
-            "backfill_reconcile_last_success_timestamp",
-            "Unix time of the last pass that read the ledger and Databricks",
-            Unit::Seconds,
-            self.last_success.clone(),
+        families::register(
+            r,
+            [
+                families::plain(
+                    "backfill_reconcile_passes",
+                    "Reconciler passes by result (complete, incomplete, error)",
+                    self.passes.clone(),
+                ),
+                families::plain(
+                    "backfill_reconcile_gaps",
+                    "Gaps found by the last reconciler pass, by kind",
+                    self.gaps.clone(),
+                ),
+                families::seconds(
+                    "backfill_reconcile_last_success_timestamp",
+                    "Unix time of the last pass that read the ledger and Databricks",
+                    self.last_success.clone(),
+                ),
+            ],
         );
     }
 

@@ -33,12 +33,9 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> std::io::Result<MetricsServer> {
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("{addr}: {e}"),
-        )
-    })?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{addr}: {e}")))?;
     let addr = listener.local_addr()?;
     let app = Router::new()
         .route("/metrics", get(metrics_text))

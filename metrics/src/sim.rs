@@ -5,6 +5,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
+use crate::families;
 use crate::labels;
 
 /// The simulator's totals, handed to [`SimMetrics::record`].
@@ -38,30 +39,35 @@ fn raise_to(counter: &Counter, total: u64) {
 
 impl SimMetrics {
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register(
-            "backfill_sim_calls",
-            "Calls the simulator answered, by endpoint",
-            self.calls.clone(),
-        );
-        r.register(
-            "backfill_sim_throttled",
-            "Calls the simulator answered 429 (rate limits and throttle faults)",
-            self.throttled.clone(),
-        );
-        r.register(
-            "backfill_sim_faults_injected",
-            "Faults the simulator injected (errors, lost answers, delays)",
-            self.faults.clone(),
-        );
-        r.register(
-            "backfill_sim_runs_started",
-            "Runs the simulator created",
-            self.runs_started.clone(),
-        );
-        r.register(
-            "backfill_sim_runs_active",
-            "Runs pending, queued or running in the simulator",
-            self.runs_active.clone(),
+        families::register(
+            r,
+            [
+                families::plain(
+                    "backfill_sim_calls",
+                    "Calls the simulator answered, by endpoint",
+                    self.calls.clone(),
+                ),
+                families::plain(
+                    "backfill_sim_throttled",
+                    "Calls the simulator answered 429 (rate limits and throttle faults)",
+                    self.throttled.clone(),
+                ),
+                families::plain(
+                    "backfill_sim_faults_injected",
+                    "Faults the simulator injected (errors, lost answers, delays)",
+                    self.faults.clone(),
+                ),
+                families::plain(
+                    "backfill_sim_runs_started",
+                    "Runs the simulator created",
+                    self.runs_started.clone(),
+                ),
+                families::plain(
+                    "backfill_sim_runs_active",
+                    "Runs pending, queued or running in the simulator",
+                    self.runs_active.clone(),
+                ),
+            ],
         );
     }
 

@@ -7,9 +7,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use prometheus_client::registry::{Registry, Unit};
+use prometheus_client::registry::Registry;
 
 use crate::buckets::{HistogramFamily, run_buckets, wait_buckets};
+use crate::families;
 use crate::labels::{self, bounded_token};
 
 /// What the worker does with messages and runs.
@@ -52,78 +53,80 @@ impl WorkerMetrics {
     }
 
     pub(crate) fn register(&self, r: &mut Registry) {
-        r.register(
-            "backfill_messages_consumed",
-            "Messages received from a lane",
-            self.consumed.clone(),
-        );
-        r.register(
-            "backfill_messages_acked",
-            "Messages acknowledged after their follow-ups were confirmed",
-            self.acked.clone(),
-        );
-        r.register(
-            "backfill_messages_requeued",
-            "Messages returned to their queue unsettled (publishing failed)",
-            self.requeued.clone(),
-        );
-        r.register(
-            "backfill_messages_delayed",
-            "Messages sent round the delay tiers, by reason",
-            self.delayed.clone(),
-        );
-        r.register(
-            "backfill_messages_dead_lettered",
-            "Messages published to the dead-letter queue, by reason",
-            self.dead_lettered.clone(),
-        );
-        r.register(
-            "backfill_runs_triggered",
-            "Databricks runs started (or found by their idempotency token)",
-            self.triggered.clone(),
-        );
-        r.register(
-            "backfill_run_outcomes",
-            "Terminal runs by result, failure class and termination type and code",
-            self.outcomes.clone(),
-        );
-        r.register_with_unit(
-            "backfill_run_duration",
-            "Length of finished runs as Databricks reports it (start to end)",
-            Unit::Seconds,
-            self.run_duration.clone(),
-        );
-        r.register_with_unit(
-            "backfill_run_queue_wait",
-            "Time finished runs spent queued at Databricks before starting",
-            Unit::Seconds,
-            self.run_queue_wait.clone(),
-        );
-        r.register_with_unit(
-            "backfill_message_queue_wait",
-            "Time from a message becoming due to a worker taking it",
-            Unit::Seconds,
-            self.message_wait.clone(),
-        );
-        r.register(
-            "backfill_checks_reissued",
-            "Overdue checks re-issued by the sweep (their message was lost)",
-            self.checks_reissued.clone(),
-        );
-        r.register(
-            "backfill_triggers_reissued",
-            "Overdue triggers of waiting partitions re-issued by the sweep (the broker lost them)",
-            self.triggers_reissued.clone(),
-        );
-        r.register(
-            "backfill_broker_reconnects",
-            "Connections to the broker re-established after a loss",
-            self.broker_reconnects.clone(),
-        );
-        r.register(
-            "backfill_broker_connected",
-            "1 while this process holds a working broker connection",
-            self.broker_connected.clone(),
+        families::register(
+            r,
+            [
+                families::plain(
+                    "backfill_messages_consumed",
+                    "Messages received from a lane",
+                    self.consumed.clone(),
+                ),
+                families::plain(
+                    "backfill_messages_acked",
+                    "Messages acknowledged after their follow-ups were confirmed",
+                    self.acked.clone(),
+                ),
+                families::plain(
+                    "backfill_messages_requeued",
+                    "Messages returned to their queue unsettled (publishing failed)",
+                    self.requeued.clone(),
+                ),
+                families::plain(
+                    "backfill_messages_delayed",
+                    "Messages sent round the delay tiers, by reason",
+                    self.delayed.clone(),
+                ),
+                families::plain(
+                    "backfill_messages_dead_lettered",
+                    "Messages published to the dead-letter queue, by reason",
+                    self.dead_lettered.clone(),
+                ),
+                families::plain(
+                    "backfill_runs_triggered",
+                    "Databricks runs started (or found by their idempotency token)",
+                    self.triggered.clone(),
+                ),
+                families::plain(
+                    "backfill_run_outcomes",
+                    "Terminal runs by result, failure class and termination type and code",
+                    self.outcomes.clone(),
+                ),
+                families::seconds(
+                    "backfill_run_duration",
+                    "Length of finished runs as Databricks reports it (start to end)",
+                    self.run_duration.clone(),
+                ),
+                families::seconds(
+                    "backfill_run_queue_wait",
+                    "Time finished runs spent queued at Databricks before starting",
+                    self.run_queue_wait.clone(),
+                ),
+                families::seconds(
+                    "backfill_message_queue_wait",
+                    "Time from a message becoming due to a worker taking it",
+                    self.message_wait.clone(),
+                ),
+                families::plain(
+                    "backfill_checks_reissued",
+                    "Overdue checks re-issued by the sweep (their message was lost)",
+                    self.checks_reissued.clone(),
+                ),
+                families::plain(
+                    "backfill_triggers_reissued",
+                    "Overdue triggers of waiting partitions re-issued by the sweep (the broker lost them)",
+                    self.triggers_reissued.clone(),
+                ),
+                families::plain(
+                    "backfill_broker_reconnects",
+                    "Connections to the broker re-established after a loss",
+                    self.broker_reconnects.clone(),
+                ),
+                families::plain(
+                    "backfill_broker_connected",
+                    "1 while this process holds a working broker connection",
+                    self.broker_connected.clone(),
+                ),
+            ],
         );
     }
 

@@ -346,6 +346,14 @@ impl Fleet {
         assert_eq!(stats.runs_created, u64::from(self.days));
     }
 
+    /// Waits (up to `limit`) for every partition to succeed, checks each ran exactly once,
+    /// and stops the fleet: how a test that expects a clean finish ends.
+    pub async fn ends_with_one_run_each(self, limit: Duration) {
+        self.wait_all_succeeded(limit).await;
+        self.assert_one_run_per_partition();
+        self.stop().await;
+    }
+
     pub async fn stop(mut self) {
         for (stop, handle) in self.workers.drain(..) {
             stop.cancel();

@@ -17,5 +17,5 @@ mod reads;
 mod run_times;
 
 pub use claim::{Claim, spend_with_next_run};
-pub(crate) use reads::{columns, partition_from_row};
+pub(crate) use reads::columns;
 pub use run_times::RunTimes;

@@ -44,15 +44,16 @@ impl Ledger {
         &self,
         backfill_id: &BackfillId,
     ) -> Result<Vec<Partition>, LedgerError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM partitions WHERE backfill_id = $1 ORDER BY partition_date"
-        ))
-        .bind(backfill_id.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(partition_from_row).collect()
+        self.backfill_rows(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM partitions WHERE backfill_id = $1 ORDER BY partition_date"
+            ),
+            backfill_id,
+            partition_from_row,
+        )
+        .await
     }
 
     /// How many partitions are in each state (every state present, zero included).
@@ -155,19 +156,37 @@ impl Ledger {
         limit: i64,
         namespace: &str,
     ) -> Result<Vec<Partition>, LedgerError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM partitions WHERE state = 'running' AND check_due_ms < $1 \
-             AND backfill_id IN (SELECT b.backfill_id FROM backfills b \
-             WHERE b.namespace IS NULL OR b.namespace = $3) \
-             ORDER BY check_due_ms LIMIT $2"
-        ))
-        .bind(before_ms)
-        .bind(limit)
-        .bind(namespace)
-        .fetch_all(&self.pool)
-        .await?;
+        self.partitions_due(
+            concat!(
+                "SELECT ",
+                columns!(),
+                " FROM partitions WHERE state = 'running' AND check_due_ms < $1 \
+                 AND backfill_id IN (SELECT b.backfill_id FROM backfills b \
+                 WHERE b.namespace IS NULL OR b.namespace = $3) \
+                 ORDER BY check_due_ms LIMIT $2"
+            ),
+            before_ms,
+            limit,
+            namespace,
+        )
+        .await
+    }
+
+    /// The partitions `sql` selects with `$1` the time they were due before, `$2` how many
+    /// at the most and `$3` the namespace: the sweeps' overdue checks and triggers.
+    pub(crate) async fn partitions_due(
+        &self,
+        sql: &'static str,
+        before_ms: i64,
+        limit: i64,
+        namespace: &str,
+    ) -> Result<Vec<Partition>, LedgerError> {
+        let rows = sqlx::query(sql)
+            .bind(before_ms)
+            .bind(limit)
+            .bind(namespace)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter().map(partition_from_row).collect()
     }
 }
