@@ -72,6 +72,6 @@ fn no_engine() -> Response {
     error(
         StatusCode::CONFLICT,
         "NO_ENGINE",
-        "the live pipeline needs an executing engine (backfill sim --engine spark)",
+        "the live pipeline needs an executing engine (the Spark engine)",
     )
 }
