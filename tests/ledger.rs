@@ -974,3 +974,108 @@ async fn the_csv_export_neutralises_cells_a_spreadsheet_would_evaluate() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_freed_slot_wakes_the_trigger_due_next_and_runs_triggered_together_are_looked_at() {
+    for_each_backend(|ledger| async move {
+        register(&ledger, "bf", 4, 5).await;
+        let bf: BackfillId = "bf".parse().unwrap();
+        let a1 = Attempt::FIRST;
+        assert_eq!(ledger.wake_waiting_trigger(&bf, 1_000).await.unwrap(), None);
+        // Two triggers wait in the delay tiers (due at 5 s and 3 s); one is due already
+        // (in its lane, not waiting); one was never sent round.
+        let (k1, k2, k3) = (
+            key("bf", "2026-01-01"),
+            key("bf", "2026-01-02"),
+            key("bf", "2026-01-03"),
+        );
+        ledger
+            .touch_trigger(&k1, a1, None, 5_000, true)
+            .await
+            .unwrap();
+        ledger
+            .touch_trigger(&k2, a1, None, 3_000, true)
+            .await
+            .unwrap();
+        ledger
+            .touch_trigger(&k3, a1, None, 500, true)
+            .await
+            .unwrap();
+        let before = ledger.partition(&k2).await.unwrap().unwrap().check_seq;
+        let first = ledger
+            .wake_waiting_trigger(&bf, 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (first.date, first.attempt),
+            (k2.date, a1),
+            "the one due next"
+        );
+        assert_eq!(first.issue_seq, before.next(), "its waiting message dies");
+        let row = ledger.partition(&k2).await.unwrap().unwrap();
+        assert_eq!(
+            (row.check_seq, row.check_due_ms),
+            (first.issue_seq, Some(1_000))
+        );
+        let second = ledger
+            .wake_waiting_trigger(&bf, 1_000)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.date, k1.date);
+        assert_eq!(ledger.wake_waiting_trigger(&bf, 1_000).await.unwrap(), None);
+
+        // Runs triggered together: those whose next check is later than now are made
+        // due now (once); one whose check is due already is left alone.
+        register(&ledger, "bs", 3, 5).await;
+        let bs: BackfillId = "bs".parse().unwrap();
+        let far = now_ms() + 3_600_000;
+        let mut seqs = Vec::new();
+        for (date, due) in [("2026-01-01", far), ("2026-01-02", far), ("2026-01-03", 0)] {
+            let k = key("bs", date);
+            ledger.claim_trigger(&k, a1, date, "w").await.unwrap();
+            seqs.push(recorded_run(&ledger, &k, a1, seqs.len() as i64 + 1, due).await);
+        }
+        let now = now_ms();
+        let window = (now - 60_000, now + 60_000);
+        let mut looked = ledger
+            .restart_sibling_checks(&bs, window, now, now)
+            .await
+            .unwrap();
+        looked.sort_by_key(|s| s.date);
+        let dates: Vec<String> = looked.iter().map(|s| s.date.to_string()).collect();
+        assert_eq!(dates, ["2026-01-01", "2026-01-02"]);
+        assert_eq!(looked[0].check_seq, seqs[0].next());
+        assert_eq!(looked[1].run_id, RunId::from(2));
+        assert!(
+            ledger
+                .restart_sibling_checks(&bs, window, now + 1, now + 1)
+                .await
+                .unwrap()
+                .is_empty(),
+            "checks already due are not restarted again"
+        );
+        // Outside the window, nothing; nor a check due sooner than asked.
+        register(&ledger, "bt", 1, 5).await;
+        let kt = key("bt", "2026-01-01");
+        ledger.claim_trigger(&kt, a1, "tt", "w").await.unwrap();
+        recorded_run(&ledger, &kt, a1, 9, now + 500).await;
+        let bt: BackfillId = "bt".parse().unwrap();
+        assert!(
+            ledger
+                .restart_sibling_checks(&bt, window, now, now + 1_000)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            ledger
+                .restart_sibling_checks(&bs, (0, 1), 0, 0)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    })
+    .await;
+}

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::common::sim_config;
 use crate::sizes::{Sizes, median};
 use crate::support::fleet::Fleet;
+use crate::timeline::Timeline;
 
 /// Calls and detection delay of one run of `run` under a policy, walking the chain of
 /// checks the way the worker does: the first check at `first`, each next one when the
@@ -22,7 +23,7 @@ use crate::support::fleet::Fleet;
 fn walk(run: Duration, policy: &PollPolicy, history: RunHistory) -> (u32, Duration) {
     let (mut age, mut calls) = (policy.first, 1);
     while age < run {
-        age += next_check_in(age, policy, history);
+        age += next_check_in(age, policy, history, 0.0);
         calls += 1;
     }
     (calls, age - run)
@@ -131,6 +132,7 @@ async fn fleet_run(n: u32, cap: i64, run_ms: u64, spread_ms: u64, scale: f64) ->
         },
         makespan_s: (last - first) as f64 / 1000.0,
         work_s: work as f64 / 1000.0,
+        timeline: Timeline::of(&partitions, cap as usize),
     };
     fleet.stop().await;
     out
@@ -144,6 +146,7 @@ struct FleetRun {
     delay_p95: f64,
     makespan_s: f64,
     work_s: f64,
+    timeline: Timeline,
 }
 
 pub async fn api(sizes: Sizes) -> String {
@@ -237,6 +240,7 @@ async fn makespan_table(sizes: Sizes, n: u32, cap: i64, run: (u64, u64), scale: 
     }
     let makespan = median(results.iter().map(|r| r.makespan_s).collect());
     let work = median(results.iter().map(|r| r.work_s).collect());
+    let waits = |f: fn(&Timeline) -> f64| median(results.iter().map(|r| f(&r.timeline)).collect());
     let mean = work / f64::from(n);
     let waves = f64::from(n).div_euclid(cap as f64) + f64::from(n % cap as u32 != 0);
     let ideal = waves * mean;
@@ -257,10 +261,22 @@ async fn makespan_table(sizes: Sizes, n: u32, cap: i64, run: (u64, u64), scale: 
          | measure | seconds |\n| --- | --- |\n\
          | measured makespan (first trigger to last success recorded), median of {} | {makespan:.1} |\n\
          | ideal `ceil(N / cap) x mean duration` = {waves:.0} x {mean:.2} | {ideal:.1} |\n\
-         | lower bound: total work / cap | {bound:.1} |\n\n\
-         Makespan is {:.0}% of the ideal and {:.0}% of the lower bound.\n",
+         | lower bound: total work / cap | {bound:.1} |\n\
+         | mean wait, trigger to run start | {:.2} |\n\
+         | mean wait, run end to success recorded: first wave / later runs | {:.2} / {:.2} |\n\
+         | mean wait, slot freed to the next trigger | {:.2} |\n\n\
+         Makespan is {:.1}% of the ideal and {:.1}% of the lower bound ({}).\n",
         sizes.repeats,
+        waits(|t| t.start),
+        waits(|t| t.detect_first),
+        waits(|t| t.detect_later),
+        waits(|t| t.admit),
         makespan / ideal * 100.0,
-        makespan / bound * 100.0
+        makespan / bound * 100.0,
+        results
+            .iter()
+            .map(|r| format!("{:.1}%", r.makespan_s / ideal * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }

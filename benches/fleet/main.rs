@@ -9,6 +9,7 @@
 //! cargo bench --bench fleet -- --quick           # small sizes, one run (CI)
 //! cargo bench --bench fleet -- throughput api    # some sections only
 //! cargo bench --bench fleet -- peer              # against a Celery pool (benches/peer)
+//! cargo bench --bench fleet -- makespan --repeats 1  # medians over another count of runs
 //!
 //! Results are printed and written to target/bench-results.md. Nothing here asserts a
 //! speed: a slow machine gets slow figures, not a failure.
@@ -25,6 +26,7 @@ mod faults;
 mod load;
 mod peer;
 mod sizes;
+mod timeline;
 
 mod sections {
     pub use super::admission::admission;
@@ -44,12 +46,12 @@ async fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let wanted: Vec<&str> = args
         .iter()
-        .filter(|a| !a.starts_with('-'))
+        .filter(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
         .map(String::as_str)
         .collect();
     let sizes = Sizes {
         quick,
-        repeats: if quick { 1 } else { 3 },
+        repeats: repeats_arg(&args).unwrap_or(if quick { 1 } else { 3 }),
     };
     let all = [
         "throughput",
@@ -93,4 +95,14 @@ async fn main() {
     let out = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-results.md");
     std::fs::write(&out, &report).unwrap();
     eprintln!("bench: written to {}", out.display());
+}
+
+/// `--repeats N`: how many runs each median is taken over (3 by default, 1 with `--quick`).
+fn repeats_arg(args: &[String]) -> Option<usize> {
+    let at = args.iter().position(|a| a == "--repeats")?;
+    let n = args.get(at + 1).and_then(|n| n.parse().ok());
+    Some(
+        n.filter(|n| *n > 0)
+            .expect("--repeats takes a whole number above zero"),
+    )
 }

@@ -52,12 +52,18 @@ impl Publisher {
         Ok(Self { channel, topology })
     }
 
-    /// The exchange and routing key a destination maps to.
     /// The namespace this publisher sends into.
     pub fn namespace(&self) -> &str {
         self.topology.namespace()
     }
 
+    /// The shortest delay the broker can keep a message for: a shorter wait is rounded
+    /// up to it, so a receiver waits that out itself.
+    pub fn shortest_delay(&self) -> Duration {
+        self.topology.delay_tiers()[0]
+    }
+
+    /// The exchange and routing key a destination maps to.
     pub fn route(&self, destination: Destination) -> (String, String) {
         match destination {
             Destination::Lane(lane) => (self.topology.work_exchange(), lane.key().to_owned()),

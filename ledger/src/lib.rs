@@ -28,9 +28,9 @@ mod rows;
 mod summary;
 mod trigger_sweep;
 
-pub use partitions::{Claim, RunTimes, spend_with_next_run};
+pub use partitions::{Claim, RunTimes, Sibling, spend_with_next_run};
 pub use summary::PartitionSummary;
-pub use trigger_sweep::Reissued;
+pub use trigger_sweep::{Reissued, Woken};
 
 pub use actions::{Action, ActionKind, ActionState};
 pub use backfills::{NewBackfill, Registration};

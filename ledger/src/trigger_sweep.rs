@@ -3,9 +3,10 @@
 //! worker on another ledger took it, a delivery limit dead-lettered it), and their
 //! re-issue by compare-and-set, so that one sweeper re-issues and every older trigger
 //! message of the partition dies on arrival (its `issue_seq` is no longer the row's
-//! `check_seq`).
+//! `check_seq`). Waking a trigger that waits at the cap when a slot frees is the same
+//! move made early.
 
-use backfill_contract::{Attempt, CheckSeq};
+use backfill_contract::{Attempt, BackfillId, CheckSeq, PartitionDate};
 use sqlx::Row;
 
 use crate::events::insert_event;
@@ -19,6 +20,15 @@ use crate::{Ledger, LedgerError, NewEvent, Partition, PartitionKey, PartitionSta
 pub struct Reissued {
     pub issue_seq: CheckSeq,
     pub reissues: i64,
+}
+
+/// A waiting trigger woken for a freed slot: its partition, attempt, and the sequence
+/// its fresh message must carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Woken {
+    pub date: PartitionDate,
+    pub attempt: Attempt,
+    pub issue_seq: CheckSeq,
 }
 
 impl Ledger {
@@ -96,6 +106,42 @@ impl Ledger {
         insert_event(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(Some(reissued))
+    }
+
+    /// A slot of the backfill freed: takes over the trigger of the pending partition
+    /// whose trigger message, sent round the delay tiers, is due next after `now_ms`
+    /// (the one that would have asked first), bumping `check_seq` (that message dies on arrival) and making it due
+    /// now, so the caller's fresh trigger can take the slot at once. `None` when no
+    /// trigger waits, or another caller woke it first. Partitions waiting out a retry's
+    /// backoff (failed) are not woken early. Not an event: no state changes.
+    pub async fn wake_waiting_trigger(
+        &self,
+        backfill_id: &BackfillId,
+        now_ms: i64,
+    ) -> Result<Option<Woken>, LedgerError> {
+        let row = sqlx::query(
+            "UPDATE partitions SET check_seq = check_seq + 1, check_due_ms = $2 \
+             WHERE backfill_id = $1 AND state = 'pending' AND check_due_ms > $2 \
+             AND partition_date = (SELECT partition_date FROM partitions \
+               WHERE backfill_id = $1 AND state = 'pending' AND check_due_ms > $2 \
+               ORDER BY check_due_ms LIMIT 1) \
+             RETURNING partition_date, attempt, check_seq",
+        )
+        .bind(backfill_id.to_string())
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let date: String = row.try_get(0).map_err(corrupt)?;
+        let attempt: i64 = row.try_get(1).map_err(corrupt)?;
+        let attempt = u32::try_from(attempt).map_err(corrupt)?;
+        Ok(Some(Woken {
+            date: date.parse().map_err(corrupt)?,
+            attempt: Attempt::try_from(attempt).map_err(corrupt)?,
+            issue_seq: CheckSeq::from(row.try_get::<i64, _>(2).map_err(corrupt)?),
+        }))
     }
 
     /// A waiting partition whose trigger keeps being lost → dead_lettered, only if it is

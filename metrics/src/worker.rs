@@ -28,6 +28,7 @@ pub struct WorkerMetrics {
     message_wait: HistogramFamily<labels::Lane>,
     checks_reissued: Counter,
     triggers_reissued: Counter,
+    triggers_woken: Counter,
     pub broker_reconnects: Counter,
     pub broker_connected: Gauge,
 }
@@ -47,6 +48,7 @@ impl WorkerMetrics {
             message_wait: Family::new_with_constructor(wait_buckets),
             checks_reissued: Counter::default(),
             triggers_reissued: Counter::default(),
+            triggers_woken: Counter::default(),
             broker_reconnects: Counter::default(),
             broker_connected: Gauge::default(),
         }
@@ -115,6 +117,11 @@ impl WorkerMetrics {
                     "backfill_triggers_reissued",
                     "Overdue triggers of waiting partitions re-issued by the sweep (the broker lost them)",
                     self.triggers_reissued.clone(),
+                ),
+                families::plain(
+                    "backfill_triggers_woken",
+                    "Triggers waiting at the concurrency cap handed a slot the moment a run freed it",
+                    self.triggers_woken.clone(),
                 ),
                 families::plain(
                     "backfill_broker_reconnects",
@@ -201,5 +208,9 @@ impl WorkerMetrics {
 
     pub fn triggers_reissued(&self, n: u64) {
         self.triggers_reissued.inc_by(n);
+    }
+
+    pub fn trigger_woken(&self) {
+        self.triggers_woken.inc();
     }
 }

@@ -1,6 +1,7 @@
 //! What a worker remembers of the ledger between messages, each read at most so often:
 //! a backfill's immutable fields (for ever), its guards (a second), its finished runs'
-//! lengths (30 s) and how many of its partitions wait to start (2 s).
+//! lengths (30 s; a second while too few have finished to go by), how many of its
+//! partitions wait to start (2 s), and whether its triggers were lately held at the cap.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +21,14 @@ pub(crate) struct CachedReads {
     guards: Expiring<BackfillId, Guards>,
     /// Run lengths, for adaptive polling.
     histories: Expiring<BackfillId, RunHistory>,
+    /// Run lengths while fewer runs have finished than polling needs: they grow fast.
+    young_histories: Expiring<BackfillId, RunHistory>,
     /// Partitions waiting to start (pending or failed): how far apart triggers at the cap
     /// ask again.
     backlogs: Expiring<BackfillId, i64>,
+    /// Backfills whose triggers this worker lately sent round at the cap: a slot one of
+    /// their runs frees is handed to a waiting trigger at once.
+    at_cap: Expiring<BackfillId, ()>,
 }
 
 impl Default for CachedReads {
@@ -31,7 +37,9 @@ impl Default for CachedReads {
             backfills: Expiring::forever(),
             guards: Expiring::new(Duration::from_secs(1)),
             histories: Expiring::new(Duration::from_secs(30)),
+            young_histories: Expiring::new(Duration::from_secs(1)),
             backlogs: Expiring::new(Duration::from_secs(2)),
+            at_cap: Expiring::new(Duration::from_secs(60)),
         }
     }
 }
@@ -68,9 +76,21 @@ impl CachedReads {
         self.guards.get_or_read(id, read).await
     }
 
-    /// The backfill's run lengths so far, re-read at most every 30 s (a failed read
-    /// keeps the last known, or none: polling without history is only costlier).
-    pub(crate) async fn run_history(&self, ledger: &Ledger, id: &BackfillId) -> RunHistory {
+    /// The backfill's run lengths so far, re-read at most every 30 s once `enough` runs
+    /// have finished, every second before (a failed read keeps the last known, or none:
+    /// polling without history is only costlier).
+    pub(crate) async fn run_history(
+        &self,
+        ledger: &Ledger,
+        id: &BackfillId,
+        enough: u32,
+    ) -> RunHistory {
+        let known = self.histories.last(id).filter(|h| h.finished >= enough);
+        let cache = if known.is_some() {
+            &self.histories
+        } else {
+            &self.young_histories
+        };
         let read = async {
             let (n, shortest, mean) = ledger.run_lengths(id).await?;
             Ok::<_, LedgerError>(RunHistory {
@@ -82,7 +102,11 @@ impl CachedReads {
         let failed = |e: LedgerError| {
             tracing::debug!(error = %e, "run history unavailable; polling without it");
         };
-        self.histories.get_or_read_or_last(id, read, failed).await
+        let history = cache.get_or_read_or_last(id, read, failed).await;
+        if known.is_none() && history.finished >= enough {
+            self.histories.put(id.clone(), history);
+        }
+        history
     }
 
     /// How many partitions of the backfill wait to start, re-counted at most every 2 s (a
@@ -102,5 +126,15 @@ impl CachedReads {
             tracing::debug!(error = %e, "backlog unavailable; asking at the base delay");
         };
         self.backlogs.get_or_read_or_last(id, read, failed).await
+    }
+
+    /// Notes that a trigger of the backfill was just sent round at the cap.
+    pub(crate) fn held_at_cap(&self, id: &BackfillId) {
+        self.at_cap.put(id.clone(), ());
+    }
+
+    /// Whether a trigger of the backfill was sent round at the cap in the last minute.
+    pub(crate) fn lately_at_cap(&self, id: &BackfillId) -> bool {
+        self.at_cap.fresh(id).is_some()
     }
 }

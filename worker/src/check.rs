@@ -10,9 +10,15 @@ use backfill_databricks::{Failure, RunOutcome, classify};
 use backfill_ledger::{Partition, RunTimes, now_ms};
 use rand::Rng;
 
-use crate::policy::{CheckAction, FailureDecision, decide_check, decide_failure, next_check_in};
+use crate::policy::{
+    CheckAction, FailureDecision, check_phase, decide_check, decide_failure, next_check_in,
+};
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
+
+/// How many times one check message may wait out a short gap itself before it hands the
+/// chain on through the broker.
+const CLOSE_LOOKS: u32 = 3;
 
 /// The check a message is: of which run, at which link of its chain.
 #[derive(Debug, Clone, Copy)]
@@ -33,70 +39,128 @@ impl Worker {
         if let CheckAction::Drop(reason) = decide_check(p, msg.attempt, run_id, check_seq) {
             return Ok(Handled::Dropped(reason));
         }
-        let run = match self.client.get_run(run_id.get()).await {
-            Ok(run) => run,
-            Err(e) if e.is_not_found() => {
-                let reason = format!("run {run_id} not found at Databricks: {e}");
-                return self.give_up(m, check, None, "run_not_found", &reason).await;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let times = RunTimes {
-            run_id,
-            run_url: run.run_page_url.clone(),
-            started_ms: run.start_time.filter(|t| *t > 0),
-            ended_ms: run.ended_at(),
-        };
-        match classify(&run) {
-            RunOutcome::InProgress { state, known } => {
-                self.still_running(m, p, check, state, known).await
-            }
-            RunOutcome::Succeeded => {
-                self.record_outcome(&run, "succeeded", "none");
-                let recorded = self
-                    .ledger
-                    .record_success(&m.key, msg.attempt, check_seq, times, self.id())
-                    .await?;
-                if recorded {
-                    tracing::info!("partition succeeded");
-                    Ok(Handled::Succeeded { run_id })
-                } else {
-                    Ok(Handled::Dropped("partition moved on".into()))
+        // A run due to end sooner than the broker can delay a message is waited for here.
+        let mut close_looks = 0;
+        loop {
+            let run = match self.client.get_run(run_id.get()).await {
+                Ok(run) => run,
+                Err(e) if e.is_not_found() => {
+                    let reason = format!("run {run_id} not found at Databricks: {e}");
+                    return self.give_up(m, check, None, "run_not_found", &reason).await;
                 }
+                Err(e) => return Err(e.into()),
+            };
+            let (state, known) = match classify(&run) {
+                RunOutcome::InProgress { state, known } => (state, known),
+                RunOutcome::Succeeded => return self.run_succeeded(m, p, check, &run).await,
+                RunOutcome::Failed(failure) => {
+                    return self.run_ended_in_failure(m, check, &run, failure).await;
+                }
+            };
+            let wait = self.next_look(m, p, &run).await;
+            if wait < m.publisher.shortest_delay() && close_looks < CLOSE_LOOKS {
+                close_looks += 1;
+                tokio::time::sleep(wait).await;
+                continue;
             }
-            RunOutcome::Failed(failure) => {
-                let jitter = rand::rng().random_range(-1.0..=1.0);
-                let decision = decide_failure(&failure, msg.attempt, &self.config.retry, jitter);
-                let result = match decision {
-                    FailureDecision::Retry { .. } => "retried",
-                    FailureDecision::DeadLetter { .. } => "dead_lettered",
-                };
-                self.record_outcome(&run, result, failure.class.as_str());
-                self.run_failed(m, check, times, &failure, decision).await
-            }
+            return self.still_running(m, check, state, known, wait).await;
         }
     }
 
-    /// The run is still going: hand the chain on, then schedule the next check.
-    async fn still_running(
+    /// How long until the run is looked at again: by its age since it started at
+    /// Databricks (since its trigger while it has not), the backfill's run lengths and
+    /// the partition's phase.
+    async fn next_look(&self, m: &Received, p: &Partition, run: &Run) -> Duration {
+        let now = now_ms();
+        let since = run
+            .start_time
+            .filter(|t| *t > 0)
+            .or(p.triggered_at_ms)
+            .unwrap_or(now);
+        let age = Duration::from_millis((now - since).max(0) as u64);
+        let history = self
+            .cached
+            .run_history(
+                &self.ledger,
+                &m.msg.backfill_id,
+                self.config.poll.min_history,
+            )
+            .await;
+        next_check_in(age, &self.config.poll, history, check_phase(p.date.date()))
+    }
+
+    /// The run succeeded: record it, hand its slot on, and look at the runs started with
+    /// it while their ends cannot be predicted.
+    async fn run_succeeded(
         &self,
         m: &Received,
         p: &Partition,
         check: CheckOf,
+        run: &Run,
+    ) -> Result<Handled, StepError> {
+        self.record_outcome(run, "succeeded", "none");
+        let times = run_times(check, run);
+        let length = times
+            .started_ms
+            .zip(times.ended_ms)
+            .map(|(s, e)| Duration::from_millis((e - s).max(0) as u64));
+        let recorded = self
+            .ledger
+            .record_success(&m.key, m.msg.attempt, check.check_seq, times, self.id())
+            .await?;
+        if !recorded {
+            return Ok(Handled::Dropped("partition moved on".into()));
+        }
+        tracing::info!("partition succeeded");
+        self.slot_freed(m).await;
+        if let Some(length) = length {
+            self.siblings_may_have_ended(m, p, length).await;
+        }
+        Ok(Handled::Succeeded {
+            run_id: check.run_id,
+        })
+    }
+
+    /// The run failed: decide once between a new attempt and the dead-letter queue.
+    async fn run_ended_in_failure(
+        &self,
+        m: &Received,
+        check: CheckOf,
+        run: &Run,
+        failure: Failure,
+    ) -> Result<Handled, StepError> {
+        let jitter = rand::rng().random_range(-1.0..=1.0);
+        let decision = decide_failure(&failure, m.msg.attempt, &self.config.retry, jitter);
+        let result = match decision {
+            FailureDecision::Retry { .. } => "retried",
+            FailureDecision::DeadLetter { .. } => "dead_lettered",
+        };
+        self.record_outcome(run, result, failure.class.as_str());
+        let handled = self
+            .run_failed(m, check, run_times(check, run), &failure, decision)
+            .await?;
+        if matches!(
+            handled,
+            Handled::RetryScheduled { .. } | Handled::DeadLettered(_)
+        ) {
+            self.slot_freed(m).await;
+        }
+        Ok(handled)
+    }
+
+    /// The run is still going: hand the chain on, then schedule the next check `wait`
+    /// from now.
+    async fn still_running(
+        &self,
+        m: &Received,
+        check: CheckOf,
         state: String,
         known: bool,
+        wait: Duration,
     ) -> Result<Handled, StepError> {
         if !known {
             tracing::warn!(state = %state, "unknown run state; treating it as not terminal");
         }
-        let age = Duration::from_millis(
-            (now_ms() - p.triggered_at_ms.unwrap_or_else(now_ms)).max(0) as u64,
-        );
-        let history = self
-            .cached
-            .run_history(&self.ledger, &m.msg.backfill_id)
-            .await;
-        let wait = next_check_in(age, &self.config.poll, history);
         let due = now_ms() + wait.as_millis() as i64;
         // Hand the chain on first: a duplicate of this check fails here and dies.
         // If we die before publishing, the sweep re-issues the overdue check.
@@ -185,5 +249,15 @@ impl Worker {
         let duration = ms(run.run_duration)
             .or_else(|| ms(run.ended_at().zip(run.start_time).map(|(e, s)| e - s)));
         w.run_times(duration, ms(run.queue_duration));
+    }
+}
+
+/// What the ledger keeps of a terminal run.
+fn run_times(check: CheckOf, run: &Run) -> RunTimes {
+    RunTimes {
+        run_id: check.run_id,
+        run_url: run.run_page_url.clone(),
+        started_ms: run.start_time.filter(|t| *t > 0),
+        ended_ms: run.ended_at(),
     }
 }

@@ -67,8 +67,13 @@ impl Worker {
             self.metrics.worker.message_wait(m.lane.key(), waited);
         }
         if let Some(wait) = remaining_wait(msg.not_before_ms, now) {
-            let reason = msg.reason.clone().unwrap_or_else(|| "not due yet".into());
-            return self.delay_not_due(m, wait, &reason).await;
+            if wait > m.publisher.shortest_delay() {
+                let reason = msg.reason.clone().unwrap_or_else(|| "not due yet".into());
+                return self.delay_not_due(m, wait, &reason).await;
+            }
+            // Less than the shortest delay tier is left (a wait the tiers could not make
+            // exactly): waited out here, so the message acts when due, not a tier later.
+            tokio::time::sleep(wait).await;
         }
         let Some(partition) = self.ledger.partition(&m.key).await? else {
             return self

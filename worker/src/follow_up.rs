@@ -136,9 +136,11 @@ impl Worker {
         // superfluous re-issue).
         let msg = &m.msg;
         let touched = match msg.step {
+            // The sequence the message goes round with (a trigger waiting at the cap
+            // carries the row's, so a trigger woken meanwhile keeps its due time).
             Step::Trigger => {
                 self.ledger
-                    .touch_trigger(&m.key, msg.attempt, msg.issue_seq, due_ms, handled)
+                    .touch_trigger(&m.key, msg.attempt, again.issue_seq, due_ms, handled)
                     .await
             }
             Step::Check { check_seq, .. } => {

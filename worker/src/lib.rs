@@ -39,6 +39,7 @@ mod handled;
 mod outage;
 pub mod policy;
 mod received;
+mod run_ended;
 mod run_now;
 mod sweep;
 mod trigger;

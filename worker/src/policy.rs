@@ -7,7 +7,11 @@ use backfill_contract::{Attempt, CheckSeq, RunId};
 use backfill_databricks::{Failure, FailureClass};
 use backfill_ledger::{Partition, PartitionState};
 
-use crate::{PollPolicy, RetryPolicy};
+use crate::RetryPolicy;
+
+mod polling;
+
+pub use polling::{RunHistory, check_phase, next_check_in};
 
 /// What a trigger message should do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,39 +202,6 @@ pub fn decide_failure(
     FailureDecision::Retry {
         after: Duration::from_secs_f64(jittered.max(0.0)),
     }
-}
-
-/// What is known of a backfill's finished runs (Databricks start to end).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct RunHistory {
-    pub finished: u32,
-    pub shortest: Duration,
-    pub mean: Duration,
-}
-
-/// When to look at a run next, given how long ago it was triggered and what this
-/// backfill's finished runs lasted (see [`PollPolicy`]).
-pub fn next_check_in(run_age: Duration, policy: &PollPolicy, history: RunHistory) -> Duration {
-    let ceiling = policy.max.max(policy.first);
-    if history.finished < policy.min_history.max(1) {
-        return run_age
-            .mul_f64(policy.age_fraction)
-            .clamp(policy.first, ceiling);
-    }
-    let window = history
-        .shortest
-        .min(history.mean.mul_f64(policy.window_start));
-    if run_age < window {
-        // Sparse: catch early failures cheaply, and land on the window's start.
-        let next_age = run_age
-            .mul_f64(policy.early_growth)
-            .max(run_age + policy.first)
-            .min(window);
-        return (next_age - run_age).clamp(policy.first, ceiling);
-    }
-    run_age
-        .mul_f64(policy.close_fraction)
-        .clamp(policy.first, ceiling)
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 
 use std::time::Duration;
 
+use backfill_broker::Lane;
 use backfill_contract::idempotency_token;
 use backfill_ledger::{BackfillState, Claim, HoldReason, Partition, now_ms};
 use rand::Rng;
 
+use crate::follow_up::Due;
 use crate::policy::{TriggerAction, admission_wait, decide_trigger, superseded_trigger};
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
@@ -67,7 +69,7 @@ impl Worker {
                     None => Ok(Handled::Dropped("partition moved on".into())),
                 }
             }
-            TriggerAction::Claim => self.claim(m).await,
+            TriggerAction::Claim => self.claim(m, p).await,
             TriggerAction::ReAttach => {
                 if p.owner.as_deref() != Some(self.id())
                     && !self
@@ -90,7 +92,7 @@ impl Worker {
 
     /// Claims the attempt unless a guard holds it back, then starts its run; a trigger
     /// held, at the cap or of an inactive backfill goes round the delay tiers.
-    async fn claim(&self, m: &Received) -> Result<Handled, StepError> {
+    async fn claim(&self, m: &Received, p: &Partition) -> Result<Handled, StepError> {
         let msg = &m.msg;
         let admission = self.config.admission_delay;
         // Guards change at any time: read them at most a second old, not from the cache
@@ -113,7 +115,14 @@ impl Worker {
                 let waiting = self.cached.backlog(&self.ledger, &msg.backfill_id).await;
                 let sample = rand::rng().random_range(0.0..1.0);
                 let wait = admission_wait(admission, waiting, cap, sample);
-                self.delay(m, "at_cap", wait, &reason).await
+                // Carries the row's sequence: when a slot frees, a fresh trigger woken for
+                // it supersedes this one (see `slot_freed`).
+                let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason.as_str());
+                again.issue_seq = Some(p.check_seq);
+                self.delay_follow_up(m, again, Lane::Trigger, "at_cap", wait, Due::Record)
+                    .await?;
+                self.cached.held_at_cap(&msg.backfill_id);
+                Ok(Handled::Delayed(reason))
             }
             Claim::NotActive(BackfillState::Cancelled) => {
                 let why = "backfill cancelled by an operator";

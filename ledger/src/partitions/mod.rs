@@ -7,6 +7,7 @@
 //! - `endings`: succeeded, a new attempt, dead-lettered; verified by the reconciler.
 //! - `operator`: cancelled, and an operator's re-run.
 //! - `reads`: partitions read and counted.
+//! - `siblings`: the checks of runs triggered together, made due when one of them ends.
 
 mod cas;
 mod check_chain;
@@ -15,7 +16,9 @@ mod endings;
 mod operator;
 mod reads;
 mod run_times;
+mod siblings;
 
 pub use claim::{Claim, spend_with_next_run};
 pub(crate) use reads::columns;
 pub use run_times::RunTimes;
+pub use siblings::Sibling;
