@@ -990,15 +990,15 @@ async fn a_freed_slot_wakes_the_trigger_due_next_and_runs_triggered_together_are
             key("bf", "2026-01-03"),
         );
         ledger
-            .touch_trigger(&k1, a1, None, 5_000, true)
+            .touch_trigger(&k1, a1, None, 5_000, true, true)
             .await
             .unwrap();
         ledger
-            .touch_trigger(&k2, a1, None, 3_000, true)
+            .touch_trigger(&k2, a1, None, 3_000, true, true)
             .await
             .unwrap();
         ledger
-            .touch_trigger(&k3, a1, None, 500, true)
+            .touch_trigger(&k3, a1, None, 500, true, true)
             .await
             .unwrap();
         let before = ledger.partition(&k2).await.unwrap().unwrap().check_seq;
@@ -1025,6 +1025,46 @@ async fn a_freed_slot_wakes_the_trigger_due_next_and_runs_triggered_together_are
             .unwrap();
         assert_eq!(second.date, k1.date);
         assert_eq!(ledger.wake_waiting_trigger(&bf, 1_000).await.unwrap(), None);
+
+        // A retry waiting out its backoff is not woken; once its trigger meets the cap,
+        // it is. Another backfill's waiting triggers are never touched.
+        register(&ledger, "br", 2, 5).await;
+        register(&ledger, "bo", 1, 5).await;
+        let br: BackfillId = "br".parse().unwrap();
+        let kr = key("br", "2026-01-01");
+        ledger.claim_trigger(&kr, a1, "tr", "w").await.unwrap();
+        let seq = recorded_run(&ledger, &kr, a1, 5, 0).await;
+        let later = now_ms() + 60_000;
+        assert!(
+            ledger
+                .schedule_retry(&kr, a1, seq, times(5), later, "boom", "w")
+                .await
+                .unwrap()
+        );
+        let ko = key("bo", "2026-01-01");
+        ledger
+            .touch_trigger(&ko, a1, None, later, true, true)
+            .await
+            .unwrap();
+        let now = now_ms();
+        assert_eq!(ledger.wake_waiting_trigger(&br, now).await.unwrap(), None);
+        let a2 = a1.next();
+        ledger
+            .touch_trigger(&kr, a2, None, later, true, true)
+            .await
+            .unwrap();
+        let retry = ledger
+            .wake_waiting_trigger(&br, now)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((retry.date, retry.attempt), (kr.date, a2));
+        let other = ledger.partition(&ko).await.unwrap().unwrap();
+        assert_eq!(
+            other.check_due_ms,
+            Some(later),
+            "another backfill's trigger waits on"
+        );
 
         // Runs triggered together: those whose next check is later than now are made
         // due now (once); one whose check is due already is left alone.

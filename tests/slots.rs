@@ -11,8 +11,10 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use backfill_ledger::PartitionState;
+use backfill_broker::Lane;
+use backfill_ledger::{PartitionState, now_ms};
 use backfill_metrics::{Group, Metrics};
+use backfill_worker::Handled;
 use backfill_worker::policy::{RunHistory, check_phase, next_check_in};
 use backfill_worker::{PollPolicy, Worker};
 use support::fleet::{Fleet, fast_sim, test_worker_config};
@@ -116,5 +118,66 @@ async fn the_end_of_one_run_has_the_runs_started_with_it_looked_at() {
         let late = p.updated_at_ms - p.run_ended_ms.unwrap();
         assert!(late < 10_000, "{}: seen {late} ms after its end", p.date);
     }
+    fleet.stop().await;
+}
+
+/// A trigger sent round at the cap carries its row's sequence; once a freed slot wakes
+/// the partition, that copy dies on arrival, and the woken one claims.
+#[tokio::test]
+async fn a_trigger_sent_round_at_the_cap_dies_once_a_woken_one_replaces_it() {
+    let sim = backfill_simulator::SimConfig {
+        running_ms: 60_000,
+        ..fast_sim()
+    };
+    let fleet = Fleet::new(2, 1, sim).await;
+    let worker = fleet.worker("w1");
+    let publisher = fleet.broker.publisher();
+    let first = fleet.trigger("2026-01-01").await;
+    let handled = worker
+        .process(&publisher, Lane::Trigger, &first.encode())
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Triggered { .. }), "{handled:?}");
+    let second = fleet.trigger("2026-01-02").await;
+    let handled = worker
+        .process(&publisher, Lane::Trigger, &second.encode())
+        .await
+        .unwrap();
+    assert!(matches!(handled, Handled::Delayed(_)), "{handled:?}");
+    let key = backfill_ledger::PartitionKey::new(fleet.backfill_id.clone(), second.partition_date);
+    let waiting = fleet.ledger.partition(&key).await.unwrap().unwrap();
+    assert!(
+        waiting.check_due_ms.unwrap() > now_ms(),
+        "its due time is recorded"
+    );
+    let woken = fleet
+        .ledger
+        .wake_waiting_trigger(&fleet.backfill_id, now_ms())
+        .await
+        .unwrap()
+        .expect("the trigger at the cap is woken");
+    assert_eq!(woken.issue_seq, waiting.check_seq.next());
+    let mut copy = second.clone();
+    copy.issue_seq = Some(waiting.check_seq);
+    let handled = worker
+        .process(&publisher, Lane::Trigger, &copy.encode())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&handled, Handled::Dropped(why) if why.starts_with("superseded trigger")),
+        "{handled:?}"
+    );
+    let mut fresh = second.clone();
+    fresh.issue_seq = Some(woken.issue_seq);
+    let handled = worker
+        .process(&publisher, Lane::Trigger, &fresh.encode())
+        .await
+        .unwrap();
+    // The cap is still full: the woken trigger waits again, the cap holds.
+    assert!(matches!(handled, Handled::Delayed(_)), "{handled:?}");
+    assert_eq!(
+        fleet.ledger.active_runs(&fleet.backfill_id).await.unwrap(),
+        1
+    );
     fleet.stop().await;
 }

@@ -91,6 +91,10 @@ impl Ledger {
     }
 
     /// `"sqlite"` or `"postgres"`.
+    pub(crate) fn is_postgres(&self) -> bool {
+        self.backend == Backend::Postgres
+    }
+
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
             Backend::Sqlite => "sqlite",

@@ -22,6 +22,10 @@ pub struct Reissued {
     pub reissues: i64,
 }
 
+/// A trigger waiting at the cap: a pending partition's, or a failed one's whose retry
+/// trigger met the cap (its backoff is over).
+const WAITING_AT_CAP: &str = "(state = 'pending' OR (state = 'failed' AND waiting_at_cap = 1))";
+
 /// A waiting trigger woken for a freed slot: its partition, attempt, and the sequence
 /// its fresh message must carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,29 +112,40 @@ impl Ledger {
         Ok(Some(reissued))
     }
 
-    /// A slot of the backfill freed: takes over the trigger of the pending partition
-    /// whose trigger message, sent round the delay tiers, is due next after `now_ms`
-    /// (the one that would have asked first), bumping `check_seq` (that message dies on arrival) and making it due
-    /// now, so the caller's fresh trigger can take the slot at once. `None` when no
-    /// trigger waits, or another caller woke it first. Partitions waiting out a retry's
-    /// backoff (failed) are not woken early. Not an event: no state changes.
+    /// A slot of the backfill freed: takes over the trigger that waits at the cap (a
+    /// pending partition's sent round the delay tiers, or a failed one's whose retry
+    /// met the cap after its backoff) and is due next after `now_ms`, bumping
+    /// `check_seq` (that message dies on arrival) and making it due now, so the caller's
+    /// fresh trigger can take the slot at once. `None` when no trigger waits, or every
+    /// waiting one is being woken by another caller. A retry still waiting out its
+    /// backoff is never woken early. Not an event: no state changes.
     pub async fn wake_waiting_trigger(
         &self,
         backfill_id: &BackfillId,
         now_ms: i64,
     ) -> Result<Option<Woken>, LedgerError> {
-        let row = sqlx::query(
-            "UPDATE partitions SET check_seq = check_seq + 1, check_due_ms = $2 \
-             WHERE backfill_id = $1 AND state = 'pending' AND check_due_ms > $2 \
+        // On PostgreSQL concurrent wakers would all pick the same row and free slots
+        // would go unused: each skips the rows another is waking.
+        let skip_locked = if self.is_postgres() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "UPDATE partitions SET check_seq = check_seq + 1, check_due_ms = $2, \
+             waiting_at_cap = 0 \
+             WHERE backfill_id = $1 AND {WAITING_AT_CAP} AND check_due_ms > $2 \
              AND partition_date = (SELECT partition_date FROM partitions \
-               WHERE backfill_id = $1 AND state = 'pending' AND check_due_ms > $2 \
-               ORDER BY check_due_ms LIMIT 1) \
-             RETURNING partition_date, attempt, check_seq",
-        )
-        .bind(backfill_id.to_string())
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
+               WHERE backfill_id = $1 AND {WAITING_AT_CAP} AND check_due_ms > $2 \
+               ORDER BY check_due_ms LIMIT 1{skip_locked}) \
+             RETURNING partition_date, attempt, check_seq"
+        );
+        // Built from literals only; values are bound.
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(backfill_id.to_string())
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -219,7 +234,8 @@ impl Ledger {
     /// Moves a waiting partition's trigger due time to `due_ms` (its trigger message was
     /// just sent round the delay tiers), if `issue_seq` (when given) is still the live one;
     /// a live trigger was handled, so the count of re-issues without progress restarts,
-    /// and `handled` (sent round without an error) ends any outage on record.
+    /// `handled` (sent round without an error) ends any outage on record, and `at_cap`
+    /// says whether it waits at the concurrency cap (a run's end may wake it).
     /// Not an event: nothing changes but when the sweep would step in.
     pub async fn touch_trigger(
         &self,
@@ -228,6 +244,7 @@ impl Ledger {
         issue_seq: Option<CheckSeq>,
         due_ms: i64,
         handled: bool,
+        at_cap: bool,
     ) -> Result<(), LedgerError> {
         let live = if issue_seq.is_some() {
             " AND check_seq = $5"
@@ -240,9 +257,11 @@ impl Ledger {
             ""
         };
         let sql = format!(
-            "UPDATE partitions SET check_due_ms = $1, reissues = 0{outage} WHERE backfill_id = $2 \
+            "UPDATE partitions SET check_due_ms = $1, reissues = 0, \
+             waiting_at_cap = {}{outage} WHERE backfill_id = $2 \
              AND partition_date = $3 AND attempt = $4 \
-             AND state IN ('pending', 'failed', 'triggering'){live}"
+             AND state IN ('pending', 'failed', 'triggering'){live}",
+            i32::from(at_cap)
         );
         // Built from literals only; values are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))

@@ -20,6 +20,9 @@ use crate::{Handled, StepError, Worker};
 /// chain on through the broker.
 const CLOSE_LOOKS: u32 = 3;
 
+/// The longest gap a worker waits out itself, whatever the delay tiers.
+pub(crate) const CLOSE_WAIT_LIMIT: Duration = Duration::from_secs(1);
+
 /// The check a message is: of which run, at which link of its chain.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CheckOf {
@@ -39,7 +42,9 @@ impl Worker {
         if let CheckAction::Drop(reason) = decide_check(p, msg.attempt, run_id, check_seq) {
             return Ok(Handled::Dropped(reason));
         }
-        // A run due to end sooner than the broker can delay a message is waited for here.
+        // A run due to end sooner than the broker can delay a message is waited for here
+        // (never more than a second at a time, so a delivery is never held for long).
+        let close = m.publisher.shortest_delay().min(CLOSE_WAIT_LIMIT);
         let mut close_looks = 0;
         loop {
             let run = match self.client.get_run(run_id.get()).await {
@@ -58,12 +63,20 @@ impl Worker {
                 }
             };
             let wait = self.next_look(m, p, &run).await;
-            if wait < m.publisher.shortest_delay() && close_looks < CLOSE_LOOKS {
-                close_looks += 1;
-                tokio::time::sleep(wait).await;
-                continue;
+            if wait >= close || close_looks == CLOSE_LOOKS {
+                return self.still_running(m, check, state, known, wait).await;
             }
-            return self.still_running(m, check, state, known, wait).await;
+            close_looks += 1;
+            tokio::time::sleep(wait).await;
+            // Still the live check of a running partition? (An operator may have
+            // cancelled it meanwhile.)
+            let now = self.ledger.partition(&m.key).await?;
+            let action = now.map_or(CheckAction::Drop("partition is gone".into()), |now| {
+                decide_check(&now, msg.attempt, run_id, check_seq)
+            });
+            if let CheckAction::Drop(reason) = action {
+                return Ok(Handled::Dropped(reason));
+            }
         }
     }
 

@@ -32,7 +32,8 @@ impl Default for RetryPolicy {
 ///
 /// Without a history of this backfill's runs: soon after it starts, then less often as it
 /// ages (`age_fraction` of its age), so completion is seen within that fraction of the
-/// run's length. Once `min_history` runs have finished, their lengths say when runs end:
+/// run's length (each partition on a grid of its own phase, so the first of a wave
+/// started together is seen far sooner, and has the others looked at). Once `min_history` runs have finished, their lengths say when runs end:
 /// sparse checks (each `early_growth` times the age of the last) until the shortest
 /// length seen (or `window_start` of the mean, if sooner), then every `close_fraction`
 /// of the age, so completion is seen within that fraction of the run's length at a
@@ -52,7 +53,7 @@ impl Default for PollPolicy {
     fn default() -> Self {
         Self {
             first: Duration::from_secs(1),
-            age_fraction: 0.25,
+            age_fraction: 0.5,
             max: Duration::from_secs(600),
             min_history: 5,
             early_growth: 8.0,

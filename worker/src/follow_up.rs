@@ -13,6 +13,9 @@ use crate::check::CheckOf;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
 
+/// The `reason` label of a trigger sent round because the backfill's cap is full.
+pub(crate) const AT_CAP: &str = "at_cap";
+
 /// Whether a delayed message's due time is to be written to the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Due {
@@ -140,7 +143,14 @@ impl Worker {
             // carries the row's, so a trigger woken meanwhile keeps its due time).
             Step::Trigger => {
                 self.ledger
-                    .touch_trigger(&m.key, msg.attempt, again.issue_seq, due_ms, handled)
+                    .touch_trigger(
+                        &m.key,
+                        msg.attempt,
+                        again.issue_seq,
+                        due_ms,
+                        handled,
+                        kind == AT_CAP,
+                    )
                     .await
             }
             Step::Check { check_seq, .. } => {

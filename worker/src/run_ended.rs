@@ -30,10 +30,10 @@ impl Worker {
         }
     }
 
-    /// `p`'s run succeeded after `length`: while the backfill's history is too short to
-    /// predict ends, look now at the runs triggered within a twentieth of that length
-    /// of it (at least a second). Best effort: a check not published is re-issued by
-    /// the sweep.
+    /// `p`'s run succeeded after `length`: when it is the backfill's first run to end (no
+    /// history to predict ends from), look now at the runs triggered within a twentieth
+    /// of that length of it (at least a second). Best effort: a check not published is
+    /// re-issued by the sweep.
     pub(crate) async fn siblings_may_have_ended(
         &self,
         m: &Received,
@@ -48,7 +48,9 @@ impl Worker {
             .cached
             .run_history(&self.ledger, &m.msg.backfill_id, enough)
             .await;
-        if history.finished >= enough {
+        // Only the first end of the backfill (as this worker last read it): the checks
+        // of one wave are restarted once, not at every end.
+        if history.finished > 1 || enough == 0 {
             return;
         }
         let near = length.mul_f64(0.05).max(Duration::from_secs(1)).as_millis() as i64;
@@ -86,20 +88,26 @@ impl Worker {
             .ledger
             .restart_sibling_checks(id, window, now, soon)
             .await?;
+        // Every restarted chain is published, whatever became of the one before.
+        let mut first_error = None;
         for s in siblings {
             let step = Step::Check {
                 run_id: s.run_id,
                 check_seq: s.check_seq,
             };
-            let mut msg = self.fresh_message(m, s.date, s.attempt, step).await?;
-            msg.reason = Some(format!(
-                "a run started with it ended ({})",
-                m.msg.partition_date
-            ));
-            self.publish(m, &msg, Destination::Lane(Lane::Check))
-                .await?;
+            let published = async {
+                let mut msg = self.fresh_message(m, s.date, s.attempt, step).await?;
+                msg.reason = Some(format!(
+                    "a run started with it ended ({})",
+                    m.msg.partition_date
+                ));
+                self.publish(m, &msg, Destination::Lane(Lane::Check)).await
+            };
+            if let Err(e) = published.await {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// A message of this fleet about another partition of `m`'s backfill.

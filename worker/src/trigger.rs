@@ -10,7 +10,7 @@ use backfill_contract::idempotency_token;
 use backfill_ledger::{BackfillState, Claim, HoldReason, Partition, now_ms};
 use rand::Rng;
 
-use crate::follow_up::Due;
+use crate::follow_up::{AT_CAP, Due};
 use crate::policy::{TriggerAction, admission_wait, decide_trigger, superseded_trigger};
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
@@ -100,7 +100,7 @@ impl Worker {
         let guards = self.cached.guards(&self.ledger, &msg.backfill_id).await?;
         if let Some(hold) = self.production.hold(&self.client, &guards).await? {
             return self
-                .delay(m, hold.reason.as_str(), admission, &hold.detail)
+                .wait_again(m, p, hold.reason.as_str(), admission, &hold.detail)
                 .await;
         }
         let token = self.token(m).await?;
@@ -115,14 +115,8 @@ impl Worker {
                 let waiting = self.cached.backlog(&self.ledger, &msg.backfill_id).await;
                 let sample = rand::rng().random_range(0.0..1.0);
                 let wait = admission_wait(admission, waiting, cap, sample);
-                // Carries the row's sequence: when a slot frees, a fresh trigger woken for
-                // it supersedes this one (see `slot_freed`).
-                let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason.as_str());
-                again.issue_seq = Some(p.check_seq);
-                self.delay_follow_up(m, again, Lane::Trigger, "at_cap", wait, Due::Record)
-                    .await?;
                 self.cached.held_at_cap(&msg.backfill_id);
-                Ok(Handled::Delayed(reason))
+                self.wait_again(m, p, AT_CAP, wait, &reason).await
             }
             Claim::NotActive(BackfillState::Cancelled) => {
                 let why = "backfill cancelled by an operator";
@@ -133,15 +127,35 @@ impl Worker {
             }
             Claim::NotActive(state) => {
                 let reason = format!("backfill {}", state.as_str());
-                self.delay(m, not_active_label(state), admission, &reason)
+                self.wait_again(m, p, not_active_label(state), admission, &reason)
                     .await
             }
             Claim::Lost => Ok(Handled::Dropped("claimed by another worker".into())),
             Claim::Held { reason, detail } => {
                 tracing::info!(reason = detail, "new run held back");
-                self.delay(m, reason.as_str(), admission, &detail).await
+                self.wait_again(m, p, reason.as_str(), admission, &detail)
+                    .await
             }
         }
+    }
+
+    /// Sends a trigger that may not start now round the delay tiers for `wait`. It
+    /// carries the row's sequence, so a fresh trigger issued meanwhile (woken for a freed
+    /// slot, re-issued by the sweep) supersedes it instead of living beside it.
+    async fn wait_again(
+        &self,
+        m: &Received,
+        p: &Partition,
+        kind: &'static str,
+        wait: Duration,
+        reason: &str,
+    ) -> Result<Handled, StepError> {
+        let msg = &m.msg;
+        let mut again = msg.follow_up(msg.attempt, msg.step.clone(), reason);
+        again.issue_seq = Some(p.check_seq);
+        self.delay_follow_up(m, again, Lane::Trigger, kind, wait, Due::Record)
+            .await?;
+        Ok(Handled::Delayed(reason.to_owned()))
     }
 
     /// The attempt's idempotency token, derived from this fleet's ledger and the message.

@@ -76,7 +76,9 @@ impl Ledger {
             .set("run_ended_ms", Bind::OptInt(run.ended_ms))
             .set("check_due_ms", Bind::Int(retry_due_ms))
             .set_expr("reissues = 0")
-            .set_expr("outage_since_ms = NULL");
+            .set_expr("outage_since_ms = NULL")
+            // Out its backoff, not at the cap: no run's end wakes it early.
+            .set_expr("waiting_at_cap = 0");
         let event = NewEvent::partition(actor, key, attempt, "retry_scheduled")
             .run(Some(run.run_id))
             .states(PartitionState::Running, PartitionState::Failed)
