@@ -15,6 +15,9 @@ pub struct Timeline {
     pub detect_later: f64,
     /// A slot freed (a success recorded) to the trigger that took it.
     pub admit: f64,
+    /// The makespan the same runs, in the same order, would take if every next run
+    /// started the moment a slot freed (list scheduling, no orchestration at all).
+    pub no_overhead: f64,
 }
 
 impl Timeline {
@@ -56,6 +59,20 @@ impl Timeline {
             detect_first: detect(&runs[..first]),
             detect_later: detect(&runs[first..]),
             admit,
+            no_overhead: secs(list_scheduled(runs.iter().map(|r| (r.2 - r.1).max(0)), cap)),
         }
     }
+}
+
+/// How long runs of these lengths take on `cap` slots when each starts, in order, the
+/// moment a slot is free.
+fn list_scheduled(lengths: impl Iterator<Item = i64>, cap: usize) -> i64 {
+    let mut slots = std::collections::BinaryHeap::from(vec![std::cmp::Reverse(0i64); cap.max(1)]);
+    let mut end = 0;
+    for length in lengths {
+        let std::cmp::Reverse(free) = slots.pop().unwrap_or(std::cmp::Reverse(0));
+        end = end.max(free + length);
+        slots.push(std::cmp::Reverse(free + length));
+    }
+    end
 }
