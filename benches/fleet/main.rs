@@ -9,6 +9,8 @@
 //! cargo bench --bench fleet -- --quick           # small sizes, one run (CI)
 //! cargo bench --bench fleet -- throughput api    # some sections only
 //! cargo bench --bench fleet -- peer              # against a Celery pool (benches/peer)
+//! cargo bench --bench fleet -- peer --repeats 1  # one run instead of three
+//! BENCH_PEER_POOLS=none cargo bench --bench fleet -- peer   # the fleet's side only
 //!
 //! Results are printed and written to target/bench-results.md. Nothing here asserts a
 //! speed: a slow machine gets slow figures, not a failure.
@@ -42,14 +44,21 @@ use sizes::Sizes;
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // `--repeats N` overrides the repeats of every section (3, or 1 with --quick).
+    let repeats = args
+        .iter()
+        .position(|a| a == "--repeats")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| n.parse::<usize>().expect("--repeats takes a number"));
     let wanted: Vec<&str> = args
         .iter()
-        .filter(|a| !a.starts_with('-'))
-        .map(String::as_str)
+        .enumerate()
+        .filter(|(i, a)| !a.starts_with('-') && (*i == 0 || args[i - 1] != "--repeats"))
+        .map(|(_, a)| a.as_str())
         .collect();
     let sizes = Sizes {
         quick,
-        repeats: if quick { 1 } else { 3 },
+        repeats: repeats.unwrap_or(if quick { 1 } else { 3 }).max(1),
     };
     let all = [
         "throughput",

@@ -98,6 +98,11 @@ impl Ledger {
         }
     }
 
+    /// SQLite runs its short write transactions as one batch of statements each.
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -12,6 +12,7 @@
 mod actions;
 mod approvals;
 mod backfills;
+mod batch;
 mod connect;
 mod contracts;
 mod dq_results;

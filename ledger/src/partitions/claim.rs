@@ -4,6 +4,7 @@
 use backfill_contract::Attempt;
 use sqlx::Row;
 
+use crate::batch;
 use crate::model::corrupt;
 use crate::partitions::cas::{Bind, Cas};
 use crate::{
@@ -53,6 +54,11 @@ impl Ledger {
         token: &str,
         owner: &str,
     ) -> Result<Claim, LedgerError> {
+        if self.is_sqlite()
+            && let Some(claim) = self.claim_batched(key, attempt, token, owner).await?
+        {
+            return Ok(claim);
+        }
         let mut tx = self.pool.begin().await?;
         let locked = sqlx::query(
             "UPDATE backfills SET state = state WHERE backfill_id = $1 \
@@ -109,26 +115,63 @@ impl Ledger {
                 });
             }
         }
-        let now = now_ms();
-        let cas = Cas::on(key, attempt)
-            .expect_state(&[PartitionState::Pending, PartitionState::Failed])
-            .move_to(PartitionState::Triggering)
-            .set("idempotency_token", Bind::Text(token.to_owned()))
-            .set("owner", Bind::Text(owner.to_owned()))
-            .set("triggered_at_ms", Bind::Int(now))
-            .set("check_due_ms", Bind::Int(now))
-            .set_expr("reissues = 0")
-            .set_expr("outage_since_ms = NULL")
-            .set("run_id", Bind::OptInt(None))
-            .set("run_url", Bind::OptText(None));
-        let event = NewEvent::partition(owner, key, attempt, "claimed")
-            .detail(format!("idempotency token {token}"));
+        let (cas, event) = claim_cas(key, attempt, token, owner);
         if Self::apply_in(&mut tx, cas, Some(event)).await?.is_none() {
             tx.rollback().await?;
             return Ok(Claim::Lost);
         }
         tx.commit().await?;
         Ok(Claim::Claimed)
+    }
+
+    /// SQLite: the claim as one batch. The compare-and-set runs only while the backfill
+    /// is active, below its cap and without a budget; the guards are read in the same
+    /// transaction, so a claim that did not happen says why as the long way would. A
+    /// backfill with a budget (its projection is computed here, not in SQL) takes the
+    /// long way: `None`.
+    async fn claim_batched(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        token: &str,
+        owner: &str,
+    ) -> Result<Option<Claim>, LedgerError> {
+        // `$1` is the backfill id (`Cas::on`).
+        const ACTIVE: &str = "(SELECT COUNT(*) FROM partitions WHERE backfill_id = $1 \
+             AND state IN ('triggering', 'running'))";
+        let (mut cas, event) = claim_cas(key, attempt, token, owner);
+        cas.wheres.push(format!(
+            "EXISTS (SELECT 1 FROM backfills b WHERE b.backfill_id = $1 \
+             AND b.state = 'active' AND b.concurrency_cap > {ACTIVE} \
+             AND (b.price_per_run_hour IS NULL OR b.budget IS NULL))"
+        ));
+        let query = cas.batch(Some(event), |sql| {
+            format!(
+                "BEGIN IMMEDIATE; SELECT state, concurrency_cap, \
+                 price_per_run_hour IS NOT NULL AND budget IS NOT NULL, {ACTIVE} \
+                 FROM backfills WHERE backfill_id = $1; {sql}; COMMIT"
+            )
+        });
+        let rows = batch::run(&self.pool, query).await?;
+        let Some(guards) = rows.first() else {
+            return Ok(Some(Claim::Lost));
+        };
+        if rows.len() > 1 {
+            return Ok(Some(Claim::Claimed));
+        }
+        let state: BackfillState = guards.try_get::<String, _>(0).map_err(corrupt)?.parse()?;
+        let cap: i64 = guards.try_get(1).map_err(corrupt)?;
+        let budgeted: bool = guards.try_get::<i64, _>(2).map_err(corrupt)? != 0;
+        let active: i64 = guards.try_get(3).map_err(corrupt)?;
+        Ok(if state != BackfillState::Active {
+            Some(Claim::NotActive(state))
+        } else if active >= cap {
+            Some(Claim::AtCapacity { active, cap })
+        } else if budgeted {
+            None
+        } else {
+            Some(Claim::Lost)
+        })
     }
 
     /// Re-takes a claim whose owner is gone (its trigger message came back to another
@@ -147,4 +190,23 @@ impl Ledger {
         let event = NewEvent::partition(owner, key, attempt, "claim_taken_over");
         Ok(self.apply(cas, event).await?.is_some())
     }
+}
+
+/// pending/failed → triggering with the token recorded, and its event.
+fn claim_cas(key: &PartitionKey, attempt: Attempt, token: &str, owner: &str) -> (Cas, NewEvent) {
+    let now = now_ms();
+    let cas = Cas::on(key, attempt)
+        .expect_state(&[PartitionState::Pending, PartitionState::Failed])
+        .move_to(PartitionState::Triggering)
+        .set("idempotency_token", Bind::Text(token.to_owned()))
+        .set("owner", Bind::Text(owner.to_owned()))
+        .set("triggered_at_ms", Bind::Int(now))
+        .set("check_due_ms", Bind::Int(now))
+        .set_expr("reissues = 0")
+        .set_expr("outage_since_ms = NULL")
+        .set("run_id", Bind::OptInt(None))
+        .set("run_url", Bind::OptText(None));
+    let event = NewEvent::partition(owner, key, attempt, "claimed")
+        .detail(format!("idempotency token {token}"));
+    (cas, event)
 }
