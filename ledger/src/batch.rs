@@ -12,12 +12,15 @@
 //! unknown (the caller stopped waiting, or the rollback failed) is closed, not returned
 //! to the pool (closing a SQLite connection rolls back what it had open).
 
-use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::any::AnyArguments;
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool, Executor};
 
+use futures_util::TryStreamExt;
+
 use crate::LedgerError;
+use crate::group::{JobRows, split};
 
 /// A pooled connection that is closed on drop unless its batch ended cleanly.
 struct Held(Option<PoolConnection<Any>>);
@@ -44,16 +47,17 @@ impl Held {
 }
 
 /// Runs `query`, a batch of statements that opens a transaction and commits it, on one
-/// connection; returns every row its statements returned, in order.
-pub(crate) async fn run(
+/// connection; returns the rows of each of its statements, in order.
+pub(crate) async fn run_statements(
     pool: &AnyPool,
     query: Query<'_, Any, AnyArguments>,
-) -> Result<Vec<AnyRow>, LedgerError> {
+) -> Result<JobRows, LedgerError> {
     let mut held = Held(Some(pool.acquire().await?));
-    match query.fetch_all(&mut **held.conn()).await {
-        Ok(rows) => {
+    let results = held.conn().fetch_many(query).try_collect::<Vec<_>>().await;
+    match results {
+        Ok(results) => {
             held.release();
-            Ok(rows)
+            Ok(split(results))
         }
         Err(e) => {
             rollback(held).await;

@@ -19,6 +19,7 @@ mod dq_results;
 mod error;
 mod events;
 mod fleet;
+mod group;
 mod guards;
 mod identity;
 mod model;

@@ -2,24 +2,16 @@
 //! together with its event.
 
 use backfill_contract::{Attempt, CheckSeq, RunId};
-use sqlx::any::{AnyArguments, AnyRow};
-use sqlx::query::Query;
-use sqlx::{Any, Row};
+use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use crate::batch;
 use crate::events::insert_event;
+use crate::group::{Job, query};
 use crate::model::corrupt;
 use crate::partitions::RunTimes;
 use crate::{Ledger, LedgerError, NewEvent, PartitionKey, PartitionState, now_ms};
 
-/// A value bound into a statement.
-#[derive(Debug, Clone)]
-pub(super) enum Bind {
-    Int(i64),
-    OptInt(Option<i64>),
-    Text(String),
-    OptText(Option<String>),
-}
+pub(super) use crate::group::Bind;
 
 /// A conditional `UPDATE partitions ... WHERE <expected state> RETURNING check_seq`:
 /// it changes the row only if the row is still as the caller saw it. Every one also
@@ -185,34 +177,18 @@ impl Cas {
         )
     }
 
-    /// The statement with its values bound.
-    fn query(sql: String, binds: Vec<Bind>) -> Query<'static, Any, AnyArguments> {
-        // Built only from column names and states in this file; values are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for bind in binds {
-            query = match bind {
-                Bind::Int(v) => query.bind(v),
-                Bind::OptInt(v) => query.bind(v),
-                Bind::Text(v) => query.bind(v),
-                Bind::OptText(v) => query.bind(v),
-            };
-        }
-        query
-    }
-
-    /// SQLite: this compare-and-set and its event as one batch that commits, and the
-    /// compare-and-set's row if it changed one. `sql` frames the two statements.
-    pub(super) fn batch(
-        mut self,
-        event: Option<NewEvent>,
-        frame: impl FnOnce(&str) -> String,
-    ) -> Query<'static, Any, AnyArguments> {
-        let mut sql = self.sql();
+    /// SQLite: this compare-and-set, after `before` (statements that read in the same
+    /// transaction), and its event, as a job for the group commit.
+    pub(super) fn job(mut self, before: &[&str], event: Option<NewEvent>) -> Job {
+        let mut statements: Vec<String> = before.iter().map(|s| (*s).to_owned()).collect();
+        statements.push(self.sql());
         if let Some(event) = event {
-            let insert = self.event_sql(event);
-            sql = format!("{sql}; {insert}");
+            statements.push(self.event_sql(event));
         }
-        Self::query(frame(&sql), self.binds)
+        Job {
+            statements,
+            binds: self.binds,
+        }
     }
 }
 
@@ -239,10 +215,13 @@ impl Ledger {
         event: NewEvent,
     ) -> Result<Option<CheckSeq>, LedgerError> {
         if self.is_sqlite() {
-            let query = cas.batch(Some(event), |sql| format!("BEGIN IMMEDIATE; {sql}; COMMIT"));
-            let rows = batch::run(&self.pool, query).await?;
+            let rows = self
+                .group
+                .run(&self.pool, cas.job(&[], Some(event)))
+                .await?;
             return rows
                 .first()
+                .and_then(|rows| rows.first())
                 .map(|row| applied(row).map(|a| a.check_seq))
                 .transpose();
         }
@@ -275,7 +254,10 @@ impl Ledger {
         event: Option<NewEvent>,
     ) -> Result<Option<CheckSeq>, LedgerError> {
         let sql = cas.sql();
-        let Some(row) = Cas::query(sql, cas.binds).fetch_optional(&mut **tx).await? else {
+        let Some(row) = query(sql, cas.binds, true)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
             return Ok(None);
         };
         let applied = applied(&row)?;

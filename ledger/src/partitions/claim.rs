@@ -4,7 +4,6 @@
 use backfill_contract::Attempt;
 use sqlx::Row;
 
-use crate::batch;
 use crate::model::corrupt;
 use crate::partitions::cas::{Bind, Cas};
 use crate::{
@@ -145,18 +144,19 @@ impl Ledger {
              AND b.state = 'active' AND b.concurrency_cap > {ACTIVE} \
              AND (b.price_per_run_hour IS NULL OR b.budget IS NULL))"
         ));
-        let query = cas.batch(Some(event), |sql| {
-            format!(
-                "BEGIN IMMEDIATE; SELECT state, concurrency_cap, \
-                 price_per_run_hour IS NOT NULL AND budget IS NOT NULL, {ACTIVE} \
-                 FROM backfills WHERE backfill_id = $1; {sql}; COMMIT"
-            )
-        });
-        let rows = batch::run(&self.pool, query).await?;
-        let Some(guards) = rows.first() else {
+        let guards = format!(
+            "SELECT state, concurrency_cap, \
+             price_per_run_hour IS NOT NULL AND budget IS NOT NULL, {ACTIVE} \
+             FROM backfills WHERE backfill_id = $1"
+        );
+        let rows = self
+            .group
+            .run(&self.pool, cas.job(&[&guards], Some(event)))
+            .await?;
+        let Some(guards) = rows.first().and_then(|rows| rows.first()) else {
             return Ok(Some(Claim::Lost));
         };
-        if rows.len() > 1 {
+        if rows.get(1).is_some_and(|rows| !rows.is_empty()) {
             return Ok(Some(Claim::Claimed));
         }
         let state: BackfillState = guards.try_get::<String, _>(0).map_err(corrupt)?.parse()?;
