@@ -98,17 +98,33 @@ impl Group {
 
 /// Runs groups until the queue is empty.
 async fn drain(group: Group, pool: AnyPool) {
+    // Dropped mid-way (the runtime shut down, or a panic), it lets the next caller start
+    // a drain again, and the callers waiting now hear of it instead of waiting forever.
+    let mut draining = Draining(Some(group.clone()));
     loop {
         let jobs: Vec<Queued> = {
             let mut queue = group.lock();
             if queue.jobs.is_empty() {
                 queue.draining = false;
+                draining.0 = None;
                 return;
             }
             let n = queue.jobs.len().min(most_jobs());
             queue.jobs.drain(..n).collect()
         };
         run_group(&pool, jobs).await;
+    }
+}
+
+struct Draining(Option<Group>);
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            let mut queue = group.lock();
+            queue.draining = false;
+            queue.jobs.clear();
+        }
     }
 }
 
