@@ -12,15 +12,17 @@
 //! unknown (the caller stopped waiting, or the rollback failed) is closed, not returned
 //! to the pool (closing a SQLite connection rolls back what it had open).
 
-use sqlx::any::AnyArguments;
+use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyPool, Either, Executor};
 
 use futures_util::TryStreamExt;
 
 use crate::LedgerError;
-use crate::group::{JobRows, split};
+
+/// Rows of each statement of a batch, in order.
+pub(crate) type JobRows = Vec<Vec<AnyRow>>;
 
 /// A pooled connection that is closed on drop unless its batch ended cleanly.
 struct Held(Option<PoolConnection<Any>>);
@@ -75,4 +77,18 @@ async fn rollback(mut held: Held) {
         Err(e) if e.to_string().contains("no transaction is active") => held.release(),
         Err(_) => {}
     }
+}
+
+/// The rows a batch's statements returned, split by statement (each statement's result
+/// follows its rows).
+fn split(results: Vec<Either<sqlx::any::AnyQueryResult, AnyRow>>) -> JobRows {
+    let mut statements = Vec::new();
+    let mut current = Vec::new();
+    for result in results {
+        match result {
+            Either::Right(row) => current.push(row),
+            Either::Left(_) => statements.push(std::mem::take(&mut current)),
+        }
+    }
+    statements
 }

@@ -14,12 +14,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::any::AnyArguments;
 use sqlx::query::Query;
-use sqlx::{Any, AnyPool, Either};
+use sqlx::{Any, AnyPool};
 use tokio::sync::oneshot;
 
-use crate::{LedgerError, batch};
+use crate::LedgerError;
+use crate::batch::{self, JobRows};
 
 /// A value bound into a statement.
 #[derive(Debug, Clone)]
@@ -49,9 +50,6 @@ pub(crate) struct Job {
     pub(crate) statements: Vec<String>,
     pub(crate) binds: Vec<Bind>,
 }
-
-/// Rows of each statement of a job, in order.
-pub(crate) type JobRows = Vec<Vec<AnyRow>>;
 
 struct Queued {
     job: Job,
@@ -222,20 +220,6 @@ fn renumber(statement: &str, offset: usize) -> String {
         }
     }
     out
-}
-
-/// The rows a batch's statements returned, split by statement (each statement's result
-/// follows its rows).
-pub(crate) fn split(results: Vec<Either<sqlx::any::AnyQueryResult, AnyRow>>) -> JobRows {
-    let mut statements = Vec::new();
-    let mut current = Vec::new();
-    for result in results {
-        match result {
-            Either::Right(row) => current.push(row),
-            Either::Left(_) => statements.push(std::mem::take(&mut current)),
-        }
-    }
-    statements
 }
 
 #[cfg(test)]
