@@ -177,14 +177,14 @@ impl Cas {
         )
     }
 
-    /// SQLite: this compare-and-set, after `before` (statements that read in the same
-    /// transaction), and its event, as a job for the group commit.
-    pub(super) fn job(mut self, before: &[&str], event: Option<NewEvent>) -> Job {
-        let mut statements: Vec<String> = before.iter().map(|s| (*s).to_owned()).collect();
-        statements.push(self.sql());
+    /// SQLite: this compare-and-set, its event, then `after` (statements in the same
+    /// transaction), as a job for the group commit.
+    pub(super) fn job(mut self, event: Option<NewEvent>, after: &[&str]) -> Job {
+        let mut statements = vec![self.sql()];
         if let Some(event) = event {
             statements.push(self.event_sql(event));
         }
+        statements.extend(after.iter().map(|s| (*s).to_owned()));
         Job {
             statements,
             binds: self.binds,
@@ -217,7 +217,7 @@ impl Ledger {
         if self.is_sqlite() {
             let rows = self
                 .group
-                .run(&self.pool, cas.job(&[], Some(event)))
+                .run(&self.pool, cas.job(Some(event), &[]))
                 .await?;
             return rows
                 .first()

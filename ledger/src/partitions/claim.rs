@@ -123,9 +123,10 @@ impl Ledger {
         Ok(Claim::Claimed)
     }
 
-    /// SQLite: the claim as one batch. The compare-and-set runs only while the backfill
-    /// is active, below its cap and without a budget; the guards are read in the same
-    /// transaction, so a claim that did not happen says why as the long way would. A
+    /// SQLite: the claim as one job of the group commit. The compare-and-set runs only
+    /// while the backfill is active, below its cap and without a budget; a claim that did
+    /// not happen reads the guards in the same transaction, to say why as the long way
+    /// would. A
     /// backfill with a budget (its projection is computed here, not in SQL) takes the
     /// long way: `None`.
     async fn claim_batched(
@@ -144,21 +145,23 @@ impl Ledger {
              AND b.state = 'active' AND b.concurrency_cap > {ACTIVE} \
              AND (b.price_per_run_hour IS NULL OR b.budget IS NULL))"
         ));
+        // Read only when the claim did not happen (the event's insert changed nothing),
+        // to say why; the same transaction, so as the compare-and-set saw them.
         let guards = format!(
             "SELECT state, concurrency_cap, \
              price_per_run_hour IS NOT NULL AND budget IS NOT NULL, {ACTIVE} \
-             FROM backfills WHERE backfill_id = $1"
+             FROM backfills WHERE backfill_id = $1 AND changes() = 0"
         );
         let rows = self
             .group
-            .run(&self.pool, cas.job(&[&guards], Some(event)))
+            .run(&self.pool, cas.job(Some(event), &[&guards]))
             .await?;
-        let Some(guards) = rows.first().and_then(|rows| rows.first()) else {
-            return Ok(Some(Claim::Lost));
-        };
-        if rows.get(1).is_some_and(|rows| !rows.is_empty()) {
+        if rows.first().is_some_and(|rows| !rows.is_empty()) {
             return Ok(Some(Claim::Claimed));
         }
+        let Some(guards) = rows.get(2).and_then(|rows| rows.first()) else {
+            return Ok(Some(Claim::Lost));
+        };
         let state: BackfillState = guards.try_get::<String, _>(0).map_err(corrupt)?.parse()?;
         let cap: i64 = guards.try_get(1).map_err(corrupt)?;
         let budgeted: bool = guards.try_get::<i64, _>(2).map_err(corrupt)? != 0;
