@@ -10,6 +10,7 @@
 //! cargo bench --bench fleet -- throughput api    # some sections only
 //! cargo bench --bench fleet -- peer              # against a Celery pool (benches/peer)
 //! cargo bench --bench fleet -- makespan --repeats 1  # medians over another count of runs
+//! BENCH_PEER_POOLS=none cargo bench --bench fleet -- peer   # the fleet's side only
 //!
 //! Results are printed and written to target/bench-results.md. Nothing here asserts a
 //! speed: a slow machine gets slow figures, not a failure.

@@ -53,7 +53,8 @@ fn row(out: &mut String, what: &str, runs: &[Run]) -> f64 {
 
 pub async fn peer(sizes: Sizes) -> String {
     let n = sizes.pick(300, 5000);
-    let pools: &[usize] = sizes.pick(&[8][..], &[8, 16][..]);
+    let pools = pool_sizes(sizes);
+    let pools = pools.as_slice();
     let venv = peer_venv();
     let mut fleet = Vec::new();
     let mut celery: Vec<Vec<Run>> = pools.iter().map(|_| Vec::new()).collect();
@@ -128,6 +129,19 @@ pub async fn peer(sizes: Sizes) -> String {
          include its producer's and verify's."
     );
     out
+}
+
+/// The Celery pool sizes to run: `BENCH_PEER_POOLS` (`8,16`, or `none` for the fleet's
+/// side alone), else 8, and 16 too in the full run.
+fn pool_sizes(sizes: Sizes) -> Vec<usize> {
+    match std::env::var("BENCH_PEER_POOLS") {
+        Ok(v) if v == "none" => Vec::new(),
+        Ok(v) => v
+            .split(',')
+            .map(|c| c.trim().parse().expect("BENCH_PEER_POOLS: sizes like 8,16"))
+            .collect(),
+        Err(_) => sizes.pick(vec![8], vec![8, 16]),
+    }
 }
 
 /// The 1-minute load average (from /proc/loadavg).

@@ -6,11 +6,18 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 use crate::LedgerError;
+use crate::group::Group;
 
 /// A handle on the ledger; cheap to clone (a connection pool).
 #[derive(Clone)]
 pub struct Ledger {
     pub(crate) pool: AnyPool,
+    /// Where a partition's row is read on its hot path: on SQLite a read-only connection
+    /// of its own (WAL readers wait for no writer, and the writer's connection does not
+    /// wait for them); elsewhere the same pool.
+    pub(crate) reads: AnyPool,
+    /// SQLite: the queue of short write transactions committed together.
+    pub(crate) group: Group,
     backend: Backend,
 }
 
@@ -62,7 +69,30 @@ impl Ledger {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        let reads = match backend {
+            // An in-memory database is private to its connection.
+            Backend::Sqlite if !dial.contains(":memory:") => {
+                AnyPoolOptions::new()
+                    .acquire_timeout(Duration::from_secs(30))
+                    .max_connections(pool_size("LEDGER_SQLITE_READ_POOL", 1))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 15000; PRAGMA query_only = ON;")
+                                .await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&dial)
+                    .await?
+            }
+            _ => pool.clone(),
+        };
+        Ok(Self {
+            pool,
+            reads,
+            group: Group::default(),
+            backend,
+        })
     }
 
     fn parse(url: &str) -> Result<(Backend, String), LedgerError> {
@@ -102,7 +132,13 @@ impl Ledger {
         }
     }
 
+    /// SQLite runs its short write transactions as one batch of statements each.
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+
     pub async fn close(&self) {
+        self.reads.close().await;
         self.pool.close().await;
     }
 }

@@ -12,12 +12,14 @@
 mod actions;
 mod approvals;
 mod backfills;
+mod batch;
 mod connect;
 mod contracts;
 mod dq_results;
 mod error;
 mod events;
 mod fleet;
+mod group;
 mod guards;
 mod identity;
 mod model;

@@ -3,20 +3,15 @@
 
 use backfill_contract::{Attempt, CheckSeq, RunId};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 use crate::events::insert_event;
+use crate::group::{Job, query};
 use crate::model::corrupt;
 use crate::partitions::RunTimes;
 use crate::{Ledger, LedgerError, NewEvent, PartitionKey, PartitionState, now_ms};
 
-/// A value bound into a statement.
-#[derive(Debug, Clone)]
-pub(super) enum Bind {
-    Int(i64),
-    OptInt(Option<i64>),
-    Text(String),
-    OptText(Option<String>),
-}
+pub(super) use crate::group::Bind;
 
 /// A conditional `UPDATE partitions ... WHERE <expected state> RETURNING check_seq`:
 /// it changes the row only if the row is still as the caller saw it. Every one also
@@ -134,6 +129,80 @@ impl Cas {
             self.wheres.join(" AND ")
         )
     }
+
+    fn push(&mut self, value: Bind) -> String {
+        self.binds.push(value);
+        format!("${}", self.binds.len())
+    }
+
+    /// SQLite: the statement that records `event` right after this compare-and-set, in
+    /// the same batch, only if it changed its row (`changes()`: the rows the statement
+    /// before changed), completed as [`Ledger::complete`] does from what the row kept
+    /// (`prev_state`, `prev_run_id`). `$1` and `$2` are the row's key (see [`Cas::on`]).
+    pub(super) fn event_sql(&mut self, event: NewEvent) -> String {
+        let (from, to) = if event.from_state.is_none() && event.to_state.is_none() {
+            let to = match self.to {
+                Some(to) => self.push(Bind::Text(to.as_str().to_owned())),
+                None => "prev_state".to_owned(),
+            };
+            ("prev_state".to_owned(), to)
+        } else {
+            let text = |s: Option<PartitionState>| Bind::OptText(s.map(|s| s.as_str().to_owned()));
+            (
+                self.push(text(event.from_state)),
+                self.push(text(event.to_state)),
+            )
+        };
+        let run_id = match event.run_id {
+            Some(run_id) => self.push(Bind::Int(run_id.get())),
+            None => "prev_run_id".to_owned(),
+        };
+        let values = [
+            self.push(Bind::Int(now_ms())),
+            self.push(Bind::Text(event.actor)),
+            self.push(Bind::Text(event.backfill_id.to_string())),
+            self.push(Bind::OptText(event.partition_date.map(|d| d.to_string()))),
+            self.push(Bind::OptInt(event.attempt.map(|a| i64::from(a.get())))),
+            run_id,
+            self.push(Bind::Text(event.kind.to_owned())),
+            from,
+            to,
+            self.push(Bind::Text(event.detail)),
+        ];
+        format!(
+            "INSERT INTO events (at_ms, actor, backfill_id, partition_date, attempt, run_id, \
+             kind, from_state, to_state, detail) SELECT {} FROM partitions \
+             WHERE backfill_id = $1 AND partition_date = $2 AND changes() = 1",
+            values.join(", ")
+        )
+    }
+
+    /// SQLite: this compare-and-set, its event, then `after` (statements in the same
+    /// transaction), as a job for the group commit.
+    pub(super) fn job(mut self, event: Option<NewEvent>, after: &[&str]) -> Job {
+        let mut statements = vec![self.sql()];
+        if let Some(event) = event {
+            statements.push(self.event_sql(event));
+        }
+        statements.extend(after.iter().map(|s| (*s).to_owned()));
+        Job {
+            statements,
+            binds: self.binds,
+        }
+    }
+}
+
+/// What a compare-and-set's `RETURNING` row says.
+fn applied(row: &AnyRow) -> Result<Applied, LedgerError> {
+    let from: Option<String> = row.try_get(1).map_err(corrupt)?;
+    Ok(Applied {
+        check_seq: CheckSeq::from(row.try_get::<i64, _>(0).map_err(corrupt)?),
+        from: from.map(|s| s.parse()).transpose()?,
+        run_id: row
+            .try_get::<Option<i64>, _>(2)
+            .map_err(corrupt)?
+            .map(RunId::from),
+    })
 }
 
 impl Ledger {
@@ -145,6 +214,17 @@ impl Ledger {
         cas: Cas,
         event: NewEvent,
     ) -> Result<Option<CheckSeq>, LedgerError> {
+        if self.is_sqlite() {
+            let rows = self
+                .group
+                .run(&self.pool, cas.job(Some(event), &[]))
+                .await?;
+            return rows
+                .first()
+                .and_then(|rows| rows.first())
+                .map(|row| applied(row).map(|a| a.check_seq))
+                .transpose();
+        }
         let mut tx = self.pool.begin().await?;
         let seq = Self::apply_in(&mut tx, cas, Some(event)).await?;
         match seq {
@@ -174,28 +254,13 @@ impl Ledger {
         event: Option<NewEvent>,
     ) -> Result<Option<CheckSeq>, LedgerError> {
         let sql = cas.sql();
-        // Built only from column names and states in this file; values are bound.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for bind in cas.binds {
-            query = match bind {
-                Bind::Int(v) => query.bind(v),
-                Bind::OptInt(v) => query.bind(v),
-                Bind::Text(v) => query.bind(v),
-                Bind::OptText(v) => query.bind(v),
-            };
-        }
-        let Some(row) = query.fetch_optional(&mut **tx).await? else {
+        let Some(row) = query(sql, cas.binds, true)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
             return Ok(None);
         };
-        let from: Option<String> = row.try_get(1).map_err(corrupt)?;
-        let applied = Applied {
-            check_seq: CheckSeq::from(row.try_get::<i64, _>(0).map_err(corrupt)?),
-            from: from.map(|s| s.parse()).transpose()?,
-            run_id: row
-                .try_get::<Option<i64>, _>(2)
-                .map_err(corrupt)?
-                .map(RunId::from),
-        };
+        let applied = applied(&row)?;
         if let Some(event) = event {
             insert_event(tx, &Self::complete(event, applied, cas.to)).await?;
         }

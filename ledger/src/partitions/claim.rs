@@ -53,6 +53,11 @@ impl Ledger {
         token: &str,
         owner: &str,
     ) -> Result<Claim, LedgerError> {
+        if self.is_sqlite()
+            && let Some(claim) = self.claim_batched(key, attempt, token, owner).await?
+        {
+            return Ok(claim);
+        }
         let mut tx = self.pool.begin().await?;
         let locked = sqlx::query(
             "UPDATE backfills SET state = state WHERE backfill_id = $1 \
@@ -109,26 +114,67 @@ impl Ledger {
                 });
             }
         }
-        let now = now_ms();
-        let cas = Cas::on(key, attempt)
-            .expect_state(&[PartitionState::Pending, PartitionState::Failed])
-            .move_to(PartitionState::Triggering)
-            .set("idempotency_token", Bind::Text(token.to_owned()))
-            .set("owner", Bind::Text(owner.to_owned()))
-            .set("triggered_at_ms", Bind::Int(now))
-            .set("check_due_ms", Bind::Int(now))
-            .set_expr("reissues = 0")
-            .set_expr("outage_since_ms = NULL")
-            .set("run_id", Bind::OptInt(None))
-            .set("run_url", Bind::OptText(None));
-        let event = NewEvent::partition(owner, key, attempt, "claimed")
-            .detail(format!("idempotency token {token}"));
+        let (cas, event) = claim_cas(key, attempt, token, owner);
         if Self::apply_in(&mut tx, cas, Some(event)).await?.is_none() {
             tx.rollback().await?;
             return Ok(Claim::Lost);
         }
         tx.commit().await?;
         Ok(Claim::Claimed)
+    }
+
+    /// SQLite: the claim as one job of the group commit. The compare-and-set runs only
+    /// while the backfill is active, below its cap and without a budget; a claim that did
+    /// not happen reads the guards in the same transaction, to say why as the long way
+    /// would. A
+    /// backfill with a budget (its projection is computed here, not in SQL) takes the
+    /// long way: `None`.
+    async fn claim_batched(
+        &self,
+        key: &PartitionKey,
+        attempt: Attempt,
+        token: &str,
+        owner: &str,
+    ) -> Result<Option<Claim>, LedgerError> {
+        // `$1` is the backfill id (`Cas::on`).
+        const ACTIVE: &str = "(SELECT COUNT(*) FROM partitions WHERE backfill_id = $1 \
+             AND state IN ('triggering', 'running'))";
+        let (mut cas, event) = claim_cas(key, attempt, token, owner);
+        cas.wheres.push(format!(
+            "EXISTS (SELECT 1 FROM backfills b WHERE b.backfill_id = $1 \
+             AND b.state = 'active' AND b.concurrency_cap > {ACTIVE} \
+             AND (b.price_per_run_hour IS NULL OR b.budget IS NULL))"
+        ));
+        // Read only when the claim did not happen (the event's insert changed nothing),
+        // to say why; the same transaction, so as the compare-and-set saw them.
+        let guards = format!(
+            "SELECT state, concurrency_cap, \
+             price_per_run_hour IS NOT NULL AND budget IS NOT NULL, {ACTIVE} \
+             FROM backfills WHERE backfill_id = $1 AND changes() = 0"
+        );
+        let rows = self
+            .group
+            .run(&self.pool, cas.job(Some(event), &[&guards]))
+            .await?;
+        if rows.first().is_some_and(|rows| !rows.is_empty()) {
+            return Ok(Some(Claim::Claimed));
+        }
+        let Some(guards) = rows.get(2).and_then(|rows| rows.first()) else {
+            return Ok(Some(Claim::Lost));
+        };
+        let state: BackfillState = guards.try_get::<String, _>(0).map_err(corrupt)?.parse()?;
+        let cap: i64 = guards.try_get(1).map_err(corrupt)?;
+        let budgeted: bool = guards.try_get::<i64, _>(2).map_err(corrupt)? != 0;
+        let active: i64 = guards.try_get(3).map_err(corrupt)?;
+        Ok(if state != BackfillState::Active {
+            Some(Claim::NotActive(state))
+        } else if active >= cap {
+            Some(Claim::AtCapacity { active, cap })
+        } else if budgeted {
+            None
+        } else {
+            Some(Claim::Lost)
+        })
     }
 
     /// Re-takes a claim whose owner is gone (its trigger message came back to another
@@ -147,4 +193,23 @@ impl Ledger {
         let event = NewEvent::partition(owner, key, attempt, "claim_taken_over");
         Ok(self.apply(cas, event).await?.is_some())
     }
+}
+
+/// pending/failed → triggering with the token recorded, and its event.
+fn claim_cas(key: &PartitionKey, attempt: Attempt, token: &str, owner: &str) -> (Cas, NewEvent) {
+    let now = now_ms();
+    let cas = Cas::on(key, attempt)
+        .expect_state(&[PartitionState::Pending, PartitionState::Failed])
+        .move_to(PartitionState::Triggering)
+        .set("idempotency_token", Bind::Text(token.to_owned()))
+        .set("owner", Bind::Text(owner.to_owned()))
+        .set("triggered_at_ms", Bind::Int(now))
+        .set("check_due_ms", Bind::Int(now))
+        .set_expr("reissues = 0")
+        .set_expr("outage_since_ms = NULL")
+        .set("run_id", Bind::OptInt(None))
+        .set("run_url", Bind::OptText(None));
+    let event = NewEvent::partition(owner, key, attempt, "claimed")
+        .detail(format!("idempotency token {token}"));
+    (cas, event)
 }

@@ -34,7 +34,7 @@ impl Ledger {
         ))
         .bind(key.backfill_id.to_string())
         .bind(key.date.to_string())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         row.as_ref().map(partition_from_row).transpose()
     }
@@ -127,23 +127,34 @@ impl Ledger {
         Ok(())
     }
 
-    /// Notes, in one transaction, that the trigger messages of `dates` were confirmed.
+    /// Notes that the trigger messages of `dates` were confirmed.
     pub async fn mark_enqueued_many(
         &self,
         backfill_id: &BackfillId,
         dates: &[PartitionDate],
     ) -> Result<(), LedgerError> {
+        // One statement a thousand dates: the write lock is held for as short as can be
+        // (a worker's writes wait for it). A note, not a transition: marked in parts, a
+        // failure leaves the rest unmarked, to be published again.
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
-        for date in dates {
-            sqlx::query(ENQUEUED_SQL)
+        for part in dates.chunks(1000) {
+            let list: Vec<String> = (0..part.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE partitions SET enqueued = 1, \
+                 check_due_ms = CASE WHEN state = 'pending' AND enqueued = 0 \
+                 AND (check_due_ms IS NULL OR check_due_ms < $2) THEN $2 ELSE check_due_ms END \
+                 WHERE backfill_id = $1 AND partition_date IN ({})",
+                list.join(", ")
+            );
+            // Built from placeholders only; values are bound.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(backfill_id.to_string())
-                .bind(date.to_string())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                .bind(now);
+            for date in part {
+                query = query.bind(date.to_string());
+            }
+            query.execute(&self.pool).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

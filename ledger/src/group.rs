@@ -1,0 +1,238 @@
+//! SQLite: group commit. The short write transactions of concurrent callers (a partition's
+//! transition and its event, a claim with its guards) are queued, and whatever is queued
+//! when the connection comes free runs as one transaction, one batch of statements on
+//! the connection's thread (see `batch`): one hand-off and one commit for the group
+//! instead of one each.
+//!
+//! Each job's statements run in order, after the jobs queued before it, so a job sees
+//! what the earlier ones wrote (a claim counts the claims made before it in the group:
+//! the cap holds). A job changes nothing a caller has not asked for: a compare-and-set
+//! that finds its row moved returns no row, as alone. If the group fails (a statement
+//! errs), it is rolled back and each job runs again alone, so one job's error is its
+//! own. The group runs on a task of its own: a caller that stops waiting does not stop
+//! the others' writes half-way.
+
+use std::sync::{Arc, Mutex};
+
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool};
+use tokio::sync::oneshot;
+
+use crate::LedgerError;
+use crate::batch::{self, JobRows};
+
+/// A value bound into a statement.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Int(i64),
+    OptInt(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+}
+
+/// Most jobs in one group (their statements are prepared for the group, and bound values
+/// add up: SQLite takes 32,766); `LEDGER_SQLITE_GROUP` sets it (1: no grouping), for
+/// experiments.
+fn most_jobs() -> usize {
+    static MOST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MOST.get_or_init(|| {
+        std::env::var("LEDGER_SQLITE_GROUP")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|n| (1..=256).contains(n))
+            .unwrap_or(64)
+    })
+}
+
+/// One caller's transaction: statements (`$1`.. name its own values) and their values.
+pub(crate) struct Job {
+    pub(crate) statements: Vec<String>,
+    pub(crate) binds: Vec<Bind>,
+}
+
+struct Queued {
+    job: Job,
+    reply: oneshot::Sender<Result<JobRows, LedgerError>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    jobs: Vec<Queued>,
+    /// A task is running groups; it takes what is queued before it stops.
+    draining: bool,
+}
+
+/// The queue of one ledger handle's SQLite writes (clones share it).
+#[derive(Clone, Default)]
+pub(crate) struct Group(Arc<Mutex<Queue>>);
+
+impl std::fmt::Debug for Group {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Group")
+    }
+}
+
+impl Group {
+    /// Runs `job` in the next group; the rows of each of its statements.
+    pub(crate) async fn run(&self, pool: &AnyPool, job: Job) -> Result<JobRows, LedgerError> {
+        let (reply, rows) = oneshot::channel();
+        let start = {
+            let mut queue = self.lock();
+            queue.jobs.push(Queued { job, reply });
+            !std::mem::replace(&mut queue.draining, true)
+        };
+        if start {
+            tokio::spawn(drain(self.clone(), pool.clone()));
+        }
+        rows.await
+            .map_err(|_| LedgerError::Database(sqlx::Error::WorkerCrashed))?
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs groups until the queue is empty.
+async fn drain(group: Group, pool: AnyPool) {
+    // Dropped mid-way (the runtime shut down, or a panic), it lets the next caller start
+    // a drain again, and the callers waiting now hear of it instead of waiting forever.
+    let mut draining = Draining(Some(group.clone()));
+    loop {
+        let jobs: Vec<Queued> = {
+            let mut queue = group.lock();
+            if queue.jobs.is_empty() {
+                queue.draining = false;
+                draining.0 = None;
+                return;
+            }
+            let n = queue.jobs.len().min(most_jobs());
+            queue.jobs.drain(..n).collect()
+        };
+        run_group(&pool, jobs).await;
+    }
+}
+
+struct Draining(Option<Group>);
+
+impl Drop for Draining {
+    fn drop(&mut self) {
+        if let Some(group) = self.0.take() {
+            let mut queue = group.lock();
+            queue.draining = false;
+            queue.jobs.clear();
+        }
+    }
+}
+
+async fn run_group(pool: &AnyPool, jobs: Vec<Queued>) {
+    if jobs.len() == 1 {
+        for q in jobs {
+            let result = alone(pool, &q.job).await;
+            let _ = q.reply.send(result);
+        }
+        return;
+    }
+    let mut sql = String::from("BEGIN IMMEDIATE");
+    let mut binds = Vec::new();
+    for q in &jobs {
+        let offset = binds.len();
+        for statement in &q.job.statements {
+            sql.push_str("; ");
+            sql.push_str(&renumber(statement, offset));
+        }
+        binds.extend(q.job.binds.iter().cloned());
+    }
+    sql.push_str("; COMMIT");
+    match batch::run_statements(pool, query(sql, binds, false)).await {
+        Ok(mut statements) => {
+            // The BEGIN's and COMMIT's (empty) results around the jobs'.
+            let mut rows = statements.drain(1..).collect::<Vec<_>>().into_iter();
+            for q in jobs {
+                let mine = rows.by_ref().take(q.job.statements.len()).collect();
+                let _ = q.reply.send(Ok(mine));
+            }
+        }
+        Err(_) => {
+            // Rolled back: each job again, alone, so that an error is its own job's.
+            for q in jobs {
+                let result = alone(pool, &q.job).await;
+                let _ = q.reply.send(result);
+            }
+        }
+    }
+}
+
+/// One job as its own transaction.
+async fn alone(pool: &AnyPool, job: &Job) -> Result<JobRows, LedgerError> {
+    let sql = format!("BEGIN IMMEDIATE; {}; COMMIT", job.statements.join("; "));
+    let statements = batch::run_statements(pool, query(sql, job.binds.clone(), true)).await?;
+    // After the BEGIN's (empty) result, before the COMMIT's.
+    Ok(statements
+        .into_iter()
+        .skip(1)
+        .take(job.statements.len())
+        .collect())
+}
+
+/// The statement with its values bound.
+pub(crate) fn query(
+    sql: String,
+    binds: Vec<Bind>,
+    persistent: bool,
+) -> Query<'static, Any, AnyArguments> {
+    // Built only from column names and states in the ledger's code; values are bound.
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(persistent);
+    for bind in binds {
+        query = match bind {
+            Bind::Int(v) => query.bind(v),
+            Bind::OptInt(v) => query.bind(v),
+            Bind::Text(v) => query.bind(v),
+            Bind::OptText(v) => query.bind(v),
+        };
+    }
+    query
+}
+
+/// `statement` with each `$N` made `$(N + offset)`: its values follow the jobs' before it.
+/// The ledger's statements hold no `$` but in their parameters.
+fn renumber(statement: &str, offset: usize) -> String {
+    if offset == 0 {
+        return statement.to_owned();
+    }
+    let mut out = String::with_capacity(statement.len() + 16);
+    let mut chars = statement.char_indices().peekable();
+    while let Some((_, c)) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut n = 0usize;
+        let mut digits = false;
+        while let Some((_, d)) = chars.peek().copied().filter(|(_, d)| d.is_ascii_digit()) {
+            n = n * 10 + (d as usize - '0' as usize);
+            digits = true;
+            chars.next();
+        }
+        if digits {
+            out.push_str(&(n + offset).to_string());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renumber;
+
+    #[test]
+    fn parameters_are_renumbered_past_the_jobs_before() {
+        assert_eq!(
+            renumber("UPDATE t SET a = $1, b = $12 WHERE c = $2", 10),
+            "UPDATE t SET a = $11, b = $22 WHERE c = $12"
+        );
+        assert_eq!(renumber("SELECT $3", 0), "SELECT $3");
+        assert_eq!(renumber("x = 'a$' AND y = $1", 1), "x = 'a$' AND y = $2");
+    }
+}
