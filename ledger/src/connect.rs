@@ -71,7 +71,7 @@ impl Ledger {
         }
         let reads = match backend {
             // An in-memory database is private to its connection.
-            Backend::Sqlite if !dial.contains(":memory:") => {
+            Backend::Sqlite if !dial.contains(":memory:") && !dial.contains("mode=memory") => {
                 AnyPoolOptions::new()
                     .acquire_timeout(Duration::from_secs(30))
                     .max_connections(pool_size("LEDGER_SQLITE_READ_POOL", 1))

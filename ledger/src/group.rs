@@ -83,7 +83,10 @@ impl Group {
             !std::mem::replace(&mut queue.draining, true)
         };
         if start {
-            tokio::spawn(drain(self.clone(), pool.clone()));
+            // Made before the task: a task dropped before it first runs (the runtime
+            // shutting down) still lets the next caller start a drain.
+            let draining = Draining(Some(self.clone()));
+            tokio::spawn(drain(self.clone(), pool.clone(), draining));
         }
         rows.await
             .map_err(|_| LedgerError::Database(sqlx::Error::WorkerCrashed))?
@@ -95,10 +98,9 @@ impl Group {
 }
 
 /// Runs groups until the queue is empty.
-async fn drain(group: Group, pool: AnyPool) {
-    // Dropped mid-way (the runtime shut down, or a panic), it lets the next caller start
-    // a drain again, and the callers waiting now hear of it instead of waiting forever.
-    let mut draining = Draining(Some(group.clone()));
+/// `draining`, dropped mid-way (the runtime shut down, or a panic), lets the next caller
+/// start a drain again, and the callers waiting now hear of it instead of waiting forever.
+async fn drain(group: Group, pool: AnyPool, mut draining: Draining) {
     loop {
         let jobs: Vec<Queued> = {
             let mut queue = group.lock();
@@ -154,8 +156,20 @@ async fn run_group(pool: &AnyPool, jobs: Vec<Queued>) {
                 let _ = q.reply.send(Ok(mine));
             }
         }
+        Err(e) if e.is_transient() => {
+            // Busy, locked, out of connections or IO: no statement of a job caused it, and
+            // running each alone would wait it out once per job. Every job was rolled
+            // back, so each is told so, to retry later.
+            for q in jobs {
+                let why = format!("rolled back with the group of writes it was part of: {e}");
+                let _ = q.reply.send(Err(LedgerError::Database(sqlx::Error::Io(
+                    std::io::Error::other(why),
+                ))));
+            }
+        }
         Err(_) => {
-            // Rolled back: each job again, alone, so that an error is its own job's.
+            // A statement failed and the group was rolled back: each job again, alone, so
+            // that the error is its own job's.
             for q in jobs {
                 let result = alone(pool, &q.job).await;
                 let _ = q.reply.send(result);

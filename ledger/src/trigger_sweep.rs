@@ -140,13 +140,14 @@ impl Ledger {
                ORDER BY check_due_ms LIMIT 1{skip_locked}) \
              RETURNING partition_date, attempt, check_seq"
         );
-        // Built from literals only; values are bound.
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        // Built from literals only; values are bound. Every row fetched: the statement
+        // runs to its end, so a failed commit is an error, not a row of a change undone.
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(backfill_id.to_string())
             .bind(now_ms)
-            .fetch_optional(&self.pool)
+            .fetch_all(&self.pool)
             .await?;
-        let Some(row) = row else {
+        let Some(row) = rows.first() else {
             return Ok(None);
         };
         let date: String = row.try_get(0).map_err(corrupt)?;
@@ -216,7 +217,7 @@ impl Ledger {
         attempt: Attempt,
         now_ms: i64,
     ) -> Result<Option<i64>, LedgerError> {
-        let since: Option<Option<i64>> = sqlx::query_scalar(
+        let since: Vec<Option<i64>> = sqlx::query_scalar(
             "UPDATE partitions SET outage_since_ms = COALESCE(outage_since_ms, $1) \
              WHERE backfill_id = $2 AND partition_date = $3 AND attempt = $4 \
              AND state IN ('pending', 'failed', 'triggering', 'running') \
@@ -226,9 +227,10 @@ impl Ledger {
         .bind(key.backfill_id.to_string())
         .bind(key.date.to_string())
         .bind(i64::from(attempt.get()))
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(since.flatten())
+        // Every row fetched: the statement runs to its end, so a failed commit is an error.
+        Ok(since.into_iter().next().flatten())
     }
 
     /// Moves a waiting partition's trigger due time to `due_ms` (its trigger message was

@@ -63,7 +63,10 @@ pub struct FleetBudget {
     budget: ApiBudget,
     heartbeat: Duration,
     live: AtomicI64,
-    ready_at: Instant,
+    /// When this worker may first call: a heartbeat and a half after its own first
+    /// heartbeat was written (every other worker has counted it by then, and shrunk its
+    /// share); none before that heartbeat.
+    ready_at: Mutex<Option<Instant>>,
     windows: Mutex<HashMap<&'static str, VecDeque<Instant>>>,
     /// Per endpoint, until when it is paused and when this worker learnt of it.
     paused_until: Mutex<HashMap<String, (Instant, Instant)>>,
@@ -98,7 +101,7 @@ impl FleetBudget {
             budget,
             heartbeat,
             live: AtomicI64::new(1),
-            ready_at: Instant::now() + heartbeat + Duration::from_millis(250),
+            ready_at: Mutex::new(None),
             windows: Mutex::new(HashMap::new()),
             paused_until: Mutex::new(HashMap::new()),
             max_pause: Mutex::new(MAX_RETRY_AFTER),
@@ -132,6 +135,10 @@ impl FleetBudget {
         let ttl = (self.heartbeat * 3).as_millis() as i64;
         let live = self.ledger.heartbeat(&self.worker_id, ttl).await?;
         self.live.store(live, Ordering::Relaxed);
+        self.ready_at
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(|| Instant::now() + self.heartbeat + self.heartbeat / 2);
         let now_wall = now_ms();
         let paused = self.ledger.paused_endpoints().await?;
         // The ledger's pauses replace this worker's own, so an operator's `backfill
@@ -168,8 +175,11 @@ impl FleetBudget {
         if let Some((until, _)) = self.lock_paused().get(endpoint).filter(|(u, _)| *u > now) {
             return Gate::Paused(*until - now);
         }
-        if now < self.ready_at {
-            return Gate::Wait(self.ready_at - now);
+        let ready_at = *self.ready_at.lock().unwrap_or_else(|p| p.into_inner());
+        match ready_at {
+            None => return Gate::Wait(self.heartbeat / 4),
+            Some(at) if now < at => return Gate::Wait(at - now),
+            Some(_) => {}
         }
         match self.share(endpoint) {
             None => Gate::Go,

@@ -80,6 +80,7 @@ impl Ledger {
             .set("check_due_ms", Bind::Int(now_ms()))
             .set_expr("reissues = 0")
             .set_expr("outage_since_ms = NULL")
+            .set_expr("waiting_at_cap = 0")
             .set("last_error", Bind::Text(format!("rerun requested: {why}")));
         let event = NewEvent::partition(actor, key, attempt, "rerun_requested")
             .detail(format!("attempt {} requested: {why}", attempt.next()));
