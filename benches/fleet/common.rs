@@ -91,8 +91,39 @@ impl ProcFleet {
     }
 
     pub fn spawn_worker(&mut self, id: &str, concurrency: usize) -> u32 {
+        self.spawn_worker_with(id, concurrency, &self.env.clone())
+    }
+
+    /// Starts a worker and returns once its `/readyz` answers ready: connected, and
+    /// counted in the fleet's API budget (as the peer's pool is timed once it consumes).
+    pub async fn spawn_ready_worker(&mut self, id: &str, concurrency: usize) -> u32 {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().to_string()
+        };
+        let mut env = self.env.clone();
+        env.push(("METRICS_ADDR", addr.clone()));
+        let pid = self.spawn_worker_with(id, concurrency, &env);
+        support::eventually(
+            "the worker to report ready",
+            Duration::from_secs(60),
+            || async {
+                let r = reqwest::get(format!("http://{addr}/readyz")).await.ok()?;
+                r.status().is_success().then_some(())
+            },
+        )
+        .await;
+        pid
+    }
+
+    fn spawn_worker_with(
+        &mut self,
+        id: &str,
+        concurrency: usize,
+        env: &[(&'static str, String)],
+    ) -> u32 {
         let child = support::process::spawn(
-            &self.env,
+            env,
             &[
                 "worker",
                 "--worker-id",

@@ -28,8 +28,7 @@ pub(crate) struct FleetRun {
 /// One worker process, instant runs: produce, trigger, follow and verify `n` partitions.
 pub(crate) async fn fleet_run(n: u32, ledger_url: String) -> FleetRun {
     let mut fleet = ProcFleet::new(sim_config(0, 0, 0, n as usize), ledger_url).await;
-    let pid = fleet.spawn_worker("bench-w1", 256);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = fleet.spawn_ready_worker("bench-w1", 256).await;
     let started = Instant::now();
     fleet.produce(n, n);
     let produce_s = started.elapsed().as_secs_f64();

@@ -1,5 +1,6 @@
 //! Liveness and readiness. `/healthz` answers while the process runs; `/readyz` only while
-//! it holds what it needs (broker, ledger) and is not draining.
+//! it holds what it needs (broker, ledger), is counted in the fleet's API budget, and is
+//! not draining.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,9 @@ pub struct Health {
     broker: AtomicBool,
     ledger: AtomicBool,
     draining: AtomicBool,
+    /// A member of the fleet's API budget not yet counted by the others (a new worker,
+    /// for a heartbeat and a half).
+    settling_api_share: AtomicBool,
     /// Why this process must not take work (a setting that points at another fleet).
     misconfigured: Mutex<Option<String>>,
 }
@@ -28,6 +32,11 @@ impl Health {
 
     pub fn set_ledger(&self, up: bool) {
         self.ledger.store(up, Ordering::Relaxed);
+    }
+
+    /// Whether this process is still waiting for the fleet to count it in the API budget.
+    pub fn set_settling_api_share(&self, settling: bool) {
+        self.settling_api_share.store(settling, Ordering::Relaxed);
     }
 
     /// Shutting down: stop taking work, stop being ready.
@@ -53,6 +62,9 @@ impl Health {
         let mut missing = Vec::new();
         if self.draining.load(Ordering::Relaxed) {
             missing.push("draining");
+        }
+        if self.settling_api_share.load(Ordering::Relaxed) {
+            missing.push("API budget share not settled yet");
         }
         if self.needs_broker.load(Ordering::Relaxed) && !self.broker.load(Ordering::Relaxed) {
             missing.push("broker not connected");
@@ -83,6 +95,10 @@ mod tests {
         );
         h.set_broker(true);
         h.set_ledger(true);
+        assert!(h.ready().is_ok());
+        h.set_settling_api_share(true);
+        assert_eq!(h.ready().unwrap_err(), "API budget share not settled yet");
+        h.set_settling_api_share(false);
         assert!(h.ready().is_ok());
         h.start_draining();
         assert_eq!(h.ready().unwrap_err(), "draining");

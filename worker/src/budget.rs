@@ -5,8 +5,9 @@
 //! call a second: then each call takes a slot through the ledger, slots 1.1 / budget
 //! seconds apart fleet-wide, so no second sees more than the budget however many
 //! processes there are (a compare-and-set per call, at most the budget's rate of them).
-//! A throttled answer pauses the endpoint for the whole fleet. A new member waits one
-//! heartbeat before its first call, so the others have shrunk their shares by then.
+//! A throttled answer pauses the endpoint for the whole fleet. A new member waits a
+//! heartbeat and a half after its first heartbeat before its first budgeted call, so the
+//! others have shrunk their shares by then; endpoints without a budget never wait.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
@@ -175,19 +176,37 @@ impl FleetBudget {
         if let Some((until, _)) = self.lock_paused().get(endpoint).filter(|(u, _)| *u > now) {
             return Gate::Paused(*until - now);
         }
-        let ready_at = *self.ready_at.lock().unwrap_or_else(|p| p.into_inner());
-        match ready_at {
-            None => return Gate::Wait(self.heartbeat / 4),
-            Some(at) if now < at => return Gate::Wait(at - now),
-            Some(_) => {}
+        // An endpoint without a budget is shared by nobody: it never waits for a share.
+        let Some(share) = self.share(endpoint) else {
+            return Gate::Go;
+        };
+        if let Some(wait) = self.until_ready(now) {
+            return Gate::Wait(wait);
         }
-        match self.share(endpoint) {
-            None => Gate::Go,
-            Some(0) => Gate::AskLedger,
-            Some(share) => match self.window_wait(endpoint, share, now) {
-                wait if wait.is_zero() => Gate::Go,
-                wait => Gate::Wait(wait),
-            },
+        if share == 0 {
+            return Gate::AskLedger;
+        }
+        match self.window_wait(endpoint, share, now) {
+            wait if wait.is_zero() => Gate::Go,
+            wait => Gate::Wait(wait),
+        }
+    }
+
+    /// How long until this member may make budgeted calls (None: it may now). Before its
+    /// first heartbeat, a quarter heartbeat at a time.
+    fn until_ready(&self, now: Instant) -> Option<Duration> {
+        match *self.ready_at.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Some(self.heartbeat / 4),
+            Some(at) if now < at => Some(at - now),
+            Some(_) => None,
+        }
+    }
+
+    /// Returns once this member may make budgeted calls: every other member has counted
+    /// it and shrunk its share (a worker is not ready before).
+    pub async fn wait_ready(&self) {
+        while let Some(wait) = self.until_ready(Instant::now()) {
+            tokio::time::sleep(wait).await;
         }
     }
 

@@ -27,6 +27,14 @@ pub async fn run_worker(
 ) -> Result<(), BrokerError> {
     let name = format!("backfill worker {}", worker.id());
     let heartbeat = worker.budget().cloned().map(|budget| {
+        // Not ready until the rest of the fleet has counted this worker in the budget.
+        let health = worker.metrics().clone();
+        health.health.set_settling_api_share(true);
+        let settled = budget.clone();
+        tokio::spawn(async move {
+            settled.wait_ready().await;
+            health.health.set_settling_api_share(false);
+        });
         let stop = shutdown.clone();
         tokio::spawn(async move {
             loop {
