@@ -224,6 +224,73 @@ async fn the_concurrency_cap_holds_under_concurrent_claims() {
     .await;
 }
 
+/// Concurrent writes of different kinds (claims, runs recorded, claims refused at the
+/// cap) share groups on SQLite, where alike jobs run as one batch: each caller still
+/// gets its own answer, and the cap holds.
+#[tokio::test]
+async fn concurrent_writes_of_different_kinds_each_get_their_own_answer() {
+    for_each_backend(|ledger| async move {
+        register(&ledger, "mix", 60, 30).await;
+        let id: BackfillId = "mix".parse().unwrap();
+        let keys: Vec<PartitionKey> = ledger
+            .partitions(&id)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.key())
+            .collect();
+        let claim = |k: PartitionKey| {
+            let ledger = ledger.clone();
+            tokio::spawn(async move {
+                let c = ledger.claim_trigger(&k, Attempt::FIRST, "t", "w").await;
+                (k, c.unwrap())
+            })
+        };
+        let mut first = Vec::new();
+        for handle in keys.iter().cloned().map(claim).collect::<Vec<_>>() {
+            first.push(handle.await.unwrap());
+        }
+        let (claimed, refused): (Vec<_>, Vec<_>) =
+            first.into_iter().partition(|(_, c)| *c == Claim::Claimed);
+        assert_eq!(claimed.len(), 30, "the cap");
+        // Runs recorded for the claimed partitions while the others ask again.
+        let mut runs = Vec::new();
+        for (n, (k, _)) in claimed.iter().enumerate() {
+            let (ledger, k) = (ledger.clone(), k.clone());
+            let run_id = 1_000 + n as i64;
+            runs.push(tokio::spawn(async move {
+                let seq = ledger
+                    .record_run(&k, Attempt::FIRST, RunId::from(run_id), None, 0, "w")
+                    .await
+                    .unwrap();
+                (k, run_id, seq)
+            }));
+        }
+        let again: Vec<_> = refused.iter().map(|(k, _)| claim(k.clone())).collect();
+        for r in runs {
+            let (k, run_id, seq) = r.await.unwrap();
+            assert!(seq.is_some(), "{k:?}: its run recorded");
+            let p = ledger.partition(&k).await.unwrap().unwrap();
+            assert_eq!(p.run_id, Some(RunId::from(run_id)), "{k:?}: its own run");
+        }
+        for a in again {
+            let (k, c) = a.await.unwrap();
+            assert!(
+                matches!(c, Claim::AtCapacity { cap: 30, .. }),
+                "{k:?}: {c:?}"
+            );
+        }
+        assert_eq!(ledger.active_runs(&id).await.unwrap(), 30);
+        let events = ledger.events(&id).await.unwrap();
+        assert_eq!(events.iter().filter(|e| e.kind == "claimed").count(), 30);
+        assert_eq!(
+            events.iter().filter(|e| e.kind == "run_started").count(),
+            30
+        );
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_paused_backfill_claims_nothing_until_resumed() {
     for_each_backend(|ledger| async move {

@@ -68,6 +68,47 @@ pub(crate) async fn run_statements(
     }
 }
 
+/// Runs `batches` (statements without `BEGIN` or `COMMIT`) in order as one transaction
+/// on one connection: `BEGIN IMMEDIATE`, each batch, `COMMIT`, each its own hand-off;
+/// returns the rows of each batch's statements. Batches whose text recurs stay prepared
+/// on the connection (`persistent`), so they are not compiled again for every group.
+pub(crate) async fn run_transaction(
+    pool: &AnyPool,
+    batches: Vec<Query<'_, Any, AnyArguments>>,
+) -> Result<Vec<JobRows>, LedgerError> {
+    let mut held = Held(Some(pool.acquire().await?));
+    let mut out = Vec::with_capacity(batches.len());
+    let mut ran = held
+        .conn()
+        .execute(sqlx::query("BEGIN IMMEDIATE"))
+        .await
+        .map(drop);
+    for batch in batches {
+        if ran.is_err() {
+            break;
+        }
+        ran = held
+            .conn()
+            .fetch_many(batch)
+            .try_collect::<Vec<_>>()
+            .await
+            .map(|results| out.push(split(results)));
+    }
+    if ran.is_ok() {
+        ran = held.conn().execute(sqlx::query("COMMIT")).await.map(drop);
+    }
+    match ran {
+        Ok(()) => {
+            held.release();
+            Ok(out)
+        }
+        Err(e) => {
+            rollback(held).await;
+            Err(e.into())
+        }
+    }
+}
+
 /// After a failed batch: rolls back whatever it left open. SQLite refuses a rollback
 /// with no transaction open (the batch failed before or after it), which is as good; any
 /// other failure closes the connection.

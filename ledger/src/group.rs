@@ -1,18 +1,23 @@
 //! SQLite: group commit. The short write transactions of concurrent callers (a partition's
 //! transition and its event, a claim with its guards) are queued, and whatever is queued
-//! when the connection comes free runs as one transaction, one batch of statements on
-//! the connection's thread (see `batch`): one hand-off and one commit for the group
-//! instead of one each.
+//! when the connection comes free runs as one transaction with one commit, instead of
+//! one each. Alike jobs (the same statements) run together as one batch of statements on
+//! the connection's thread (see `batch`), so a group of dozens of jobs takes a handful of
+//! hand-offs; a batch's text recurs from group to group (batches of 32, 16, ... 1 alike
+//! jobs), so its statements stay prepared on the connection instead of being compiled
+//! for every group.
 //!
-//! Each job's statements run in order, after the jobs queued before it, so a job sees
-//! what the earlier ones wrote (a claim counts the claims made before it in the group:
-//! the cap holds). A job changes nothing a caller has not asked for: a compare-and-set
-//! that finds its row moved returns no row, as alone. If the group fails (a statement
-//! errs), it is rolled back and each job runs again alone, so one job's error is its
-//! own. The group runs on a task of its own: a caller that stops waiting does not stop
-//! the others' writes half-way.
+//! Each job's statements run in order, after the jobs run before it in the group, so a
+//! job sees what the earlier ones wrote (a claim counts the claims made before it in the
+//! group: the cap holds). A job changes nothing a caller has not asked for: a
+//! compare-and-set that finds its row moved returns no row, as alone. If the group fails
+//! (a statement errs), it is rolled back and each job runs again alone, so one job's
+//! error is its own. The group runs on a task of its own: a caller that stops waiting
+//! does not stop the others' writes half-way.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -31,9 +36,8 @@ pub(crate) enum Bind {
     OptText(Option<String>),
 }
 
-/// Most jobs in one group (their statements are prepared for the group, and bound values
-/// add up: SQLite takes 32,766); `LEDGER_SQLITE_GROUP` sets it (1: no grouping), for
-/// experiments.
+/// Most jobs in one group (one transaction); `LEDGER_SQLITE_GROUP` sets it (1: no
+/// grouping), for experiments.
 fn most_jobs() -> usize {
     static MOST: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *MOST.get_or_init(|| {
@@ -136,24 +140,30 @@ async fn run_group(pool: &AnyPool, jobs: Vec<Queued>) {
         }
         return;
     }
-    let mut sql = String::from("BEGIN IMMEDIATE");
-    let mut binds = Vec::new();
-    for q in &jobs {
-        let offset = binds.len();
-        for statement in &q.job.statements {
-            sql.push_str("; ");
-            sql.push_str(&renumber(statement, offset));
-        }
-        binds.extend(q.job.binds.iter().cloned());
-    }
-    sql.push_str("; COMMIT");
-    match batch::run_statements(pool, query(sql, binds, false)).await {
-        Ok(mut statements) => {
-            // The BEGIN's and COMMIT's (empty) results around the jobs'.
-            let mut rows = statements.drain(1..).collect::<Vec<_>>().into_iter();
-            for q in jobs {
-                let mine = rows.by_ref().take(q.job.statements.len()).collect();
-                let _ = q.reply.send(Ok(mine));
+    let chunks = chunks(&jobs);
+    let batches = chunks
+        .iter()
+        .map(|chunk| {
+            let binds = chunk
+                .members
+                .iter()
+                .flat_map(|&i| jobs[i].job.binds.iter().cloned())
+                .collect();
+            query(chunk.sql.clone(), binds, true)
+        })
+        .collect();
+    match batch::run_transaction(pool, batches).await {
+        Ok(results) => {
+            let mut rows: Vec<Option<JobRows>> = jobs.iter().map(|_| None).collect();
+            for (chunk, statements) in chunks.iter().zip(results) {
+                let mut statements = statements.into_iter();
+                for &i in &chunk.members {
+                    let n = jobs[i].job.statements.len();
+                    rows[i] = Some(statements.by_ref().take(n).collect());
+                }
+            }
+            for (q, rows) in jobs.into_iter().zip(rows) {
+                let _ = q.reply.send(Ok(rows.unwrap_or_default()));
             }
         }
         Err(e) if e.is_transient() => {
@@ -176,6 +186,82 @@ async fn run_group(pool: &AnyPool, jobs: Vec<Queued>) {
             }
         }
     }
+}
+
+/// Alike jobs of a group (the same statements and as many values) run together as one
+/// batch: the statements once per job, each job's values after the ones before.
+struct Chunk {
+    /// Indices of the jobs, in the group's order.
+    members: Vec<usize>,
+    sql: String,
+}
+
+/// The most alike jobs in one batch.
+const MOST_ALIKE: usize = 32;
+
+/// The group's jobs as batches of alike jobs, in the order each kind first appears, so
+/// a batch's text recurs from group to group and stays prepared: each kind's jobs go in
+/// batches of 32, 16, 8, 4, 2 and 1. Jobs are reordered only across kinds; they all
+/// waited together, so any order is an order they could have arrived in, and each still
+/// sees what the jobs run before it in the group wrote (a claim counts those claims).
+fn chunks(jobs: &[Queued]) -> Vec<Chunk> {
+    let mut kinds: Vec<(&Job, Vec<usize>)> = Vec::new();
+    for (i, q) in jobs.iter().enumerate() {
+        let alike =
+            |k: &Job| k.statements == q.job.statements && k.binds.len() == q.job.binds.len();
+        match kinds.iter_mut().find(|(k, _)| alike(k)) {
+            Some((_, members)) => members.push(i),
+            None => kinds.push((&q.job, vec![i])),
+        }
+    }
+    let mut chunks = Vec::new();
+    for (kind, members) in kinds {
+        let mut rest = members.as_slice();
+        while !rest.is_empty() {
+            let size = MOST_ALIKE.min(1 << rest.len().ilog2());
+            let (members, after) = rest.split_at(size);
+            rest = after;
+            chunks.push(Chunk {
+                members: members.to_vec(),
+                sql: chunk_sql(kind, size),
+            });
+        }
+    }
+    chunks
+}
+
+/// The text of `size` jobs like `kind` in one batch, built once per kind and size (a
+/// batch of 32 runs to tens of kilobytes).
+fn chunk_sql(kind: &Job, size: usize) -> String {
+    type Texts = HashMap<u64, (Vec<String>, usize, usize, String)>;
+    static TEXTS: OnceLock<Mutex<Texts>> = OnceLock::new();
+    let values = kind.binds.len();
+    let key = {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&kind.statements, values, size).hash(&mut h);
+        h.finish()
+    };
+    let texts = TEXTS.get_or_init(Mutex::default);
+    if let Some((statements, v, n, sql)) = texts.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+        && *statements == kind.statements
+        && (*v, *n) == (values, size)
+    {
+        return sql.clone();
+    }
+    let sql = (0..size)
+        .flat_map(|copy| {
+            kind.statements
+                .iter()
+                .map(move |statement| renumber(statement, copy * values))
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut texts = texts.lock().unwrap_or_else(|p| p.into_inner());
+    if texts.len() >= 512 {
+        texts.clear();
+    }
+    texts.insert(key, (kind.statements.clone(), values, size, sql.clone()));
+    sql
 }
 
 /// One job as its own transaction.
