@@ -10,6 +10,7 @@ use backfill_databricks::{Failure, RunOutcome, classify};
 use backfill_ledger::{Partition, RunTimes, now_ms};
 use rand::Rng;
 
+use crate::follow_up::within_shortest_tier;
 use crate::policy::{
     CheckAction, FailureDecision, check_phase, decide_check, decide_failure, next_check_in,
 };
@@ -44,7 +45,6 @@ impl Worker {
         }
         // A run due to end sooner than the broker can delay a message is waited for here
         // (never more than a second at a time, so a delivery is never held for long).
-        let close = m.publisher.shortest_delay().min(CLOSE_WAIT_LIMIT);
         let mut close_looks = 0;
         loop {
             let run = match self.client.get_run(run_id.get()).await {
@@ -63,7 +63,7 @@ impl Worker {
                 }
             };
             let wait = self.next_look(m, p, &run).await;
-            if wait >= close || close_looks == CLOSE_LOOKS {
+            if !within_shortest_tier(m, wait) || close_looks == CLOSE_LOOKS {
                 return self.still_running(m, check, state, known, wait).await;
             }
             close_looks += 1;
@@ -117,6 +117,10 @@ impl Worker {
             .started_ms
             .zip(times.ended_ms)
             .map(|(s, e)| Duration::from_millis((e - s).max(0) as u64));
+        // How long after its end this run was seen (Databricks' clock against ours).
+        let seen_after = times
+            .ended_ms
+            .map(|e| Duration::from_millis((now_ms() - e).max(0) as u64));
         let recorded = self
             .ledger
             .record_success(&m.key, m.msg.attempt, check.check_seq, times, self.id())
@@ -127,7 +131,8 @@ impl Worker {
         tracing::info!("partition succeeded");
         self.slot_freed(m).await;
         if let Some(length) = length {
-            self.siblings_may_have_ended(m, p, length).await;
+            let seen_after = seen_after.unwrap_or_default();
+            self.siblings_may_have_ended(m, p, length, seen_after).await;
         }
         Ok(Handled::Succeeded {
             run_id: check.run_id,

@@ -9,6 +9,7 @@ use backfill_contract::{CheckSeq, PartitionMessage, RunId, Step};
 use backfill_databricks::Failure;
 use backfill_ledger::now_ms;
 
+use crate::check::CLOSE_WAIT_LIMIT;
 use crate::check::CheckOf;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
@@ -23,6 +24,12 @@ pub(crate) enum Due {
     Record,
     /// The ledger already has it (a message going round again before it is due).
     AlreadyRecorded,
+}
+
+/// Whether `wait` is one the receiver of the message makes itself (see `dispatch`): no
+/// longer than the shortest delay tier, nor than what a worker waits in-process.
+pub(crate) fn within_shortest_tier(m: &Received, wait: Duration) -> bool {
+    wait <= m.publisher.shortest_delay().min(CLOSE_WAIT_LIMIT)
 }
 
 impl Worker {
@@ -42,7 +49,13 @@ impl Worker {
         } else {
             check.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
             self.metrics.worker.delayed(Lane::Check.key(), "next_check");
-            Destination::Delayed(Lane::Check, wait)
+            if within_shortest_tier(m, wait) {
+                // No tier would make this wait: the check goes straight to its lane and
+                // its receiver waits out the rest (one pass through the broker, not two).
+                Destination::Lane(Lane::Check)
+            } else {
+                Destination::Delayed(Lane::Check, wait)
+            }
         };
         self.publish(m, &check, destination).await
     }

@@ -11,7 +11,7 @@ use crate::RetryPolicy;
 
 mod polling;
 
-pub use polling::{RunHistory, check_phase, next_check_in};
+pub use polling::{RunHistory, check_phase, first_check_in, next_check_in};
 
 /// What a trigger message should do.
 #[derive(Debug, Clone, PartialEq, Eq)]

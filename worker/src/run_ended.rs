@@ -30,15 +30,18 @@ impl Worker {
         }
     }
 
-    /// `p`'s run succeeded after `length`: when it is the backfill's first run to end (no
-    /// history to predict ends from), look now at the runs triggered within a twentieth
-    /// of that length of it (at least a second). Best effort: a check not published is
-    /// re-issued by the sweep.
+    /// `p`'s run succeeded after `length` and was seen `seen_after` its end: when it is
+    /// the backfill's first run to end (no history to predict ends from), look now at the
+    /// runs triggered within a twentieth of that length of it (at least a second) whose
+    /// next check is further away than that (one due sooner sees its run's end no later
+    /// than this one was seen: restarting it would cost a message and gain little).
+    /// Best effort: a check not published is re-issued by the sweep.
     pub(crate) async fn siblings_may_have_ended(
         &self,
         m: &Received,
         p: &Partition,
         length: Duration,
+        seen_after: Duration,
     ) {
         let Some(triggered) = p.triggered_at_ms else {
             return;
@@ -55,7 +58,7 @@ impl Worker {
         }
         let near = length.mul_f64(0.05).max(Duration::from_secs(1)).as_millis() as i64;
         if let Err(e) = self
-            .look_at_siblings(m, (triggered - near, triggered + near))
+            .look_at_siblings(m, (triggered - near, triggered + near), seen_after)
             .await
         {
             tracing::warn!(error = %e, "could not restart the checks of runs started with this one; they look at their next check");
@@ -79,11 +82,17 @@ impl Worker {
         Ok(())
     }
 
-    async fn look_at_siblings(&self, m: &Received, window: (i64, i64)) -> Result<(), StepError> {
+    async fn look_at_siblings(
+        &self,
+        m: &Received,
+        window: (i64, i64),
+        seen_after: Duration,
+    ) -> Result<(), StepError> {
         let id = &m.msg.backfill_id;
-        // A check due within the shortest delay tier looks soon enough anyway.
+        // A check due within the shortest delay tier, or within as long as this run's
+        // end took to be seen, looks soon enough anyway.
         let now = now_ms();
-        let soon = now + m.publisher.shortest_delay().as_millis() as i64;
+        let soon = now + m.publisher.shortest_delay().max(seen_after).as_millis() as i64;
         let siblings = self
             .ledger
             .restart_sibling_checks(id, window, now, soon)

@@ -3,15 +3,17 @@
 //! run started for a partition that moved on meanwhile is cancelled.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use backfill_broker::Lane;
-use backfill_contract::RunId;
 use backfill_contract::jobs::backfill::param;
+use backfill_contract::{PartitionMessage, RunId};
 use backfill_databricks::ApiError;
 use backfill_databricks::models::RunNowRequest;
 use backfill_ledger::{PartitionState, now_ms};
 
 use crate::dead_letter::DeadLetter;
+use crate::policy::first_check_in;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
 
@@ -42,7 +44,7 @@ impl Worker {
         };
         let run_id = RunId::from(response.run_id);
         tracing::Span::current().record("run_id", run_id.get());
-        let first = self.config.poll.first;
+        let first = self.first_look(msg).await;
         let due = now_ms() + first.as_millis() as i64;
         let recorded = self
             .ledger
@@ -58,6 +60,17 @@ impl Worker {
             }
             None => self.not_recorded(m, run_id).await,
         }
+    }
+
+    /// When to look at a run just started: `first`, or sooner when the backfill's
+    /// finished runs were shorter than that.
+    async fn first_look(&self, msg: &PartitionMessage) -> Duration {
+        let poll = &self.config.poll;
+        let history = self
+            .cached
+            .run_history(&self.ledger, &msg.backfill_id, poll.min_history)
+            .await;
+        first_check_in(poll, history)
     }
 
     /// `run-now` was refused for good: the message goes to the dead-letter queue, then

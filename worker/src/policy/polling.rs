@@ -69,6 +69,18 @@ pub fn next_check_in(
     }
 }
 
+/// When to look at a run first, right after it was triggered: `first`, or sooner when
+/// this backfill's finished runs say it may be over sooner: at the shortest one's
+/// length and a margin (runs shorter than `first` are seen ending, not a `first` later).
+pub fn first_check_in(policy: &PollPolicy, history: RunHistory) -> Duration {
+    if history.finished < policy.min_history.max(1) {
+        return policy.first;
+    }
+    policy
+        .first
+        .min(history.shortest + end_margin(history.shortest))
+}
+
 /// Runs are alike when the mean one is within this fraction of the shortest.
 const ALIKE: f64 = 0.1;
 

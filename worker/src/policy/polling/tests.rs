@@ -163,3 +163,21 @@ fn twenty_minute_runs_cost_a_third_of_a_30s_poll_and_are_seen_within_5_percent()
     let (calls, _) = walk(Duration::from_secs(1200), &p, h, 0.0);
     assert!(calls * 3 <= 40, "{calls} calls against 40 for a 30 s poll");
 }
+
+#[test]
+fn a_run_is_first_looked_at_when_the_shortest_finished_run_had_ended() {
+    let p = PollPolicy::default();
+    let history = |finished, shortest: f64| RunHistory {
+        finished,
+        shortest: secs(shortest),
+        mean: secs(shortest * 1.5),
+    };
+    // Without enough history: `first`, however short the runs so far.
+    assert_eq!(first_check_in(&p, history(0, 0.0)), p.first);
+    assert_eq!(first_check_in(&p, history(4, 0.01)), p.first);
+    // Runs shorter than `first`: at the shortest one's end and a margin (50 ms at least).
+    assert_eq!(first_check_in(&p, history(5, 0.0)), secs(0.05));
+    assert_eq!(first_check_in(&p, history(5, 0.4)), secs(0.45));
+    // Runs longer than `first`: `first`, as before (an early failure is still caught).
+    assert_eq!(first_check_in(&p, history(5, 60.0)), p.first);
+}
