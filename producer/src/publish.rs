@@ -57,9 +57,22 @@ pub async fn publish_pending(
                     .await
             });
         }
+        let mut failed = None;
         while let Some(confirmed) = confirms.join_next().await {
-            confirmed
-                .map_err(|e| ProduceError::Invalid(format!("publishing task failed: {e}")))??;
+            let confirmed = confirmed
+                .map_err(|e| ProduceError::Invalid(format!("publishing task failed: {e}")))
+                .and_then(|c| c.map_err(ProduceError::from));
+            if let Err(e) = confirmed {
+                failed.get_or_insert(e);
+            }
+        }
+        if let Some(e) = failed {
+            // The chunk before is confirmed: its record is waited for, so a run that
+            // follows does not publish it again.
+            if let Some(before) = recording.take() {
+                before.finish().await?;
+            }
+            return Err(e);
         }
         if let Some(before) = recording.take() {
             done += before.finish().await?;

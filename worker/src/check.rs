@@ -10,7 +10,7 @@ use backfill_databricks::{Failure, RunOutcome, classify};
 use backfill_ledger::{Partition, RunTimes, now_ms};
 use rand::Rng;
 
-use crate::follow_up::within_shortest_tier;
+use crate::follow_up::below_shortest_tier;
 use crate::policy::{
     CheckAction, FailureDecision, check_phase, decide_check, decide_failure, next_check_in,
 };
@@ -63,7 +63,7 @@ impl Worker {
                 }
             };
             let wait = self.next_look(m, p, &run).await;
-            if !within_shortest_tier(m, wait) || close_looks == CLOSE_LOOKS {
+            if !below_shortest_tier(m, wait) || close_looks == CLOSE_LOOKS {
                 return self.still_running(m, check, state, known, wait).await;
             }
             close_looks += 1;

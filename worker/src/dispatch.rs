@@ -10,7 +10,7 @@ use backfill_ledger::now_ms;
 use tracing::Instrument;
 
 use crate::check::CheckOf;
-use crate::follow_up::within_shortest_tier;
+use crate::follow_up::waited_on_arrival;
 use crate::policy::remaining_wait;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
@@ -68,7 +68,7 @@ impl Worker {
             self.metrics.worker.message_wait(m.lane.key(), waited);
         }
         if let Some(wait) = remaining_wait(msg.not_before_ms, now) {
-            if !within_shortest_tier(m, wait) {
+            if !waited_on_arrival(m, wait) {
                 let reason = msg.reason.clone().unwrap_or_else(|| "not due yet".into());
                 return self.delay_not_due(m, wait, &reason).await;
             }

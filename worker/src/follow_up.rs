@@ -26,10 +26,23 @@ pub(crate) enum Due {
     AlreadyRecorded,
 }
 
-/// Whether `wait` is one the receiver of the message makes itself (see `dispatch`): no
-/// longer than the shortest delay tier, nor than what a worker waits in-process.
-pub(crate) fn within_shortest_tier(m: &Received, wait: Duration) -> bool {
-    wait <= m.publisher.shortest_delay().min(CLOSE_WAIT_LIMIT)
+/// The longest wait a worker makes in-process rather than through the delay tiers: the
+/// shortest tier, at most [`CLOSE_WAIT_LIMIT`].
+fn in_process_limit(m: &Received) -> Duration {
+    m.publisher.shortest_delay().min(CLOSE_WAIT_LIMIT)
+}
+
+/// Whether a message that arrived `wait` early is waited for here (see `dispatch`): a
+/// wait no tier would shorten.
+pub(crate) fn waited_on_arrival(m: &Received, wait: Duration) -> bool {
+    wait <= in_process_limit(m)
+}
+
+/// Whether a wait is shorter than any delay tier: made in the worker (a message sent
+/// straight to its lane, or a close look), not round the tiers. A wait as long as the
+/// shortest tier goes round it, so a delivery is not held for a whole tier.
+pub(crate) fn below_shortest_tier(m: &Received, wait: Duration) -> bool {
+    wait < in_process_limit(m)
 }
 
 impl Worker {
@@ -49,7 +62,7 @@ impl Worker {
         } else {
             check.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
             self.metrics.worker.delayed(Lane::Check.key(), "next_check");
-            if within_shortest_tier(m, wait) {
+            if below_shortest_tier(m, wait) {
                 // No tier would make this wait: the check goes straight to its lane and
                 // its receiver waits out the rest (one pass through the broker, not two).
                 Destination::Lane(Lane::Check)

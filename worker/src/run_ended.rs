@@ -33,8 +33,9 @@ impl Worker {
     /// `p`'s run succeeded after `length` and was seen `seen_after` its end: when it is
     /// the backfill's first run to end (no history to predict ends from), look now at the
     /// runs triggered within a twentieth of that length of it (at least a second) whose
-    /// next check is further away than that (one due sooner sees its run's end no later
-    /// than this one was seen: restarting it would cost a message and gain little).
+    /// next check is further away than `seen_after` (at most that twentieth): one due
+    /// sooner sees its run's end no later than this one was seen, and restarting it
+    /// would cost a message and gain little.
     /// Best effort: a check not published is re-issued by the sweep.
     pub(crate) async fn siblings_may_have_ended(
         &self,
@@ -56,9 +57,14 @@ impl Worker {
         if history.finished > 1 || enough == 0 {
             return;
         }
-        let near = length.mul_f64(0.05).max(Duration::from_secs(1)).as_millis() as i64;
+        let near = length.mul_f64(0.05).max(Duration::from_secs(1));
+        let near_ms = near.as_millis() as i64;
         if let Err(e) = self
-            .look_at_siblings(m, (triggered - near, triggered + near), seen_after)
+            .look_at_siblings(
+                m,
+                (triggered - near_ms, triggered + near_ms),
+                seen_after.min(near),
+            )
             .await
         {
             tracing::warn!(error = %e, "could not restart the checks of runs started with this one; they look at their next check");
