@@ -10,7 +10,7 @@ use backfill_databricks::{Failure, RunOutcome, classify};
 use backfill_ledger::{Partition, RunTimes, now_ms};
 use rand::Rng;
 
-use crate::follow_up::below_shortest_tier;
+use crate::in_process::below_shortest_tier;
 use crate::policy::{
     CheckAction, FailureDecision, check_phase, decide_check, decide_failure, next_check_in,
 };
@@ -20,9 +20,6 @@ use crate::{Handled, StepError, Worker};
 /// How many times one check message may wait out a short gap itself before it hands the
 /// chain on through the broker.
 const CLOSE_LOOKS: u32 = 3;
-
-/// The longest gap a worker waits out itself, whatever the delay tiers.
-pub(crate) const CLOSE_WAIT_LIMIT: Duration = Duration::from_secs(1);
 
 /// The check a message is: of which run, at which link of its chain.
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,7 @@ use backfill_ledger::now_ms;
 use tracing::Instrument;
 
 use crate::check::CheckOf;
-use crate::follow_up::waited_on_arrival;
+use crate::in_process::waited_on_arrival;
 use crate::policy::remaining_wait;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};

@@ -9,8 +9,8 @@ use backfill_contract::{CheckSeq, PartitionMessage, RunId, Step};
 use backfill_databricks::Failure;
 use backfill_ledger::now_ms;
 
-use crate::check::CLOSE_WAIT_LIMIT;
 use crate::check::CheckOf;
+use crate::in_process::below_shortest_tier;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
 
@@ -24,25 +24,6 @@ pub(crate) enum Due {
     Record,
     /// The ledger already has it (a message going round again before it is due).
     AlreadyRecorded,
-}
-
-/// The longest wait a worker makes in-process rather than through the delay tiers: the
-/// shortest tier, at most [`CLOSE_WAIT_LIMIT`].
-fn in_process_limit(m: &Received) -> Duration {
-    m.publisher.shortest_delay().min(CLOSE_WAIT_LIMIT)
-}
-
-/// Whether a message that arrived `wait` early is waited for here (see `dispatch`): a
-/// wait no tier would shorten.
-pub(crate) fn waited_on_arrival(m: &Received, wait: Duration) -> bool {
-    wait <= in_process_limit(m)
-}
-
-/// Whether a wait is shorter than any delay tier: made in the worker (a message sent
-/// straight to its lane, or a close look), not round the tiers. A wait as long as the
-/// shortest tier goes round it, so a delivery is not held for a whole tier.
-pub(crate) fn below_shortest_tier(m: &Received, wait: Duration) -> bool {
-    wait < in_process_limit(m)
 }
 
 impl Worker {

@@ -15,7 +15,8 @@
 //! - [`Worker::process`] (`dispatch`): the step function, one message in (`received`:
 //!   decoded once, with its partition key, body, lane and span), its follow-ups
 //!   published, a [`Handled`] out; `trigger` and `run_now`: the trigger path; `check`: the
-//!   check path; `follow_up`: publishing checks, retries and delays; `dead_letter`: the
+//!   check path; `follow_up`: publishing checks, retries and delays; `in_process`: the
+//!   waits shorter than any delay tier, made in the worker; `dead_letter`: the
 //!   dead-letter queue.
 //! - `sweep`: re-issuing what the broker lost (overdue checks, stranded triggers), from
 //!   the ledger.
@@ -36,6 +37,7 @@ mod expiring;
 mod follow_up;
 pub mod freshness;
 mod handled;
+mod in_process;
 mod outage;
 pub mod policy;
 mod received;
