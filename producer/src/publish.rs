@@ -1,7 +1,7 @@
 //! Publishing the trigger message of every partition not yet confirmed by the broker.
 
 use backfill_broker::Publisher;
-use backfill_contract::{Attempt, BackfillId, PartitionDate, PartitionMessage, Step};
+use backfill_contract::{Attempt, BackfillId, PartitionMessage, Step};
 use backfill_ledger::Ledger;
 
 use crate::{Order, ProduceError};
@@ -33,10 +33,8 @@ pub async fn publish_pending(
     let mut done = 0;
     // Confirms are awaited a chunk at a time, the chunk's publishes in flight together;
     // a chunk is recorded in the ledger (one transaction) only once all of it is
-    // confirmed, while the next chunk is published (the record may wait for the ledger's
-    // write lock, held by busy workers). A failure leaves the chunk unrecorded: the next
-    // run publishes it again, and a repeated trigger is harmless.
-    let mut recording: Option<Recording> = None;
+    // confirmed. A failure leaves the chunk unrecorded: the next run publishes it again,
+    // and a repeated trigger is harmless.
     for chunk in waiting.chunks(PUBLISH_CHUNK) {
         let mut confirms = tokio::task::JoinSet::new();
         for (date, seq) in chunk {
@@ -57,59 +55,16 @@ pub async fn publish_pending(
                     .await
             });
         }
-        let mut failed = None;
         while let Some(confirmed) = confirms.join_next().await {
-            let confirmed = confirmed
-                .map_err(|e| ProduceError::Invalid(format!("publishing task failed: {e}")))
-                .and_then(|c| c.map_err(ProduceError::from));
-            if let Err(e) = confirmed {
-                failed.get_or_insert(e);
-            }
-        }
-        if let Some(e) = failed {
-            // The chunk before is confirmed: its record is waited for, so a run that
-            // follows does not publish it again.
-            if let Some(before) = recording.take() {
-                before.finish().await?;
-            }
-            return Err(e);
-        }
-        if let Some(before) = recording.take() {
-            done += before.finish().await?;
-            progress(done, total);
+            confirmed
+                .map_err(|e| ProduceError::Invalid(format!("publishing task failed: {e}")))??;
         }
         let dates: Vec<_> = chunk.iter().map(|(date, _)| *date).collect();
-        recording = Some(Recording::start(ledger, backfill_id, dates));
-    }
-    if let Some(last) = recording {
-        done += last.finish().await?;
+        ledger.mark_enqueued_many(backfill_id, &dates).await?;
+        done += chunk.len();
         progress(done, total);
     }
     Ok(total)
-}
-
-/// A confirmed chunk being recorded in the ledger.
-struct Recording {
-    task: tokio::task::JoinHandle<Result<usize, ProduceError>>,
-}
-
-impl Recording {
-    fn start(ledger: &Ledger, backfill_id: &BackfillId, dates: Vec<PartitionDate>) -> Self {
-        let (ledger, backfill_id) = (ledger.clone(), backfill_id.clone());
-        Self {
-            task: tokio::spawn(async move {
-                ledger.mark_enqueued_many(&backfill_id, &dates).await?;
-                Ok(dates.len())
-            }),
-        }
-    }
-
-    /// How many partitions were recorded.
-    async fn finish(self) -> Result<usize, ProduceError> {
-        self.task
-            .await
-            .map_err(|e| ProduceError::Invalid(format!("recording task failed: {e}")))?
-    }
 }
 
 /// Trigger messages in flight at once while publishing.
