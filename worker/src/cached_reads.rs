@@ -109,6 +109,15 @@ impl CachedReads {
         history
     }
 
+    /// A run of the backfill finished: while too few have for polling to go by, the next
+    /// read of its run lengths goes to the ledger rather than waiting out the second, so
+    /// the runs triggered next are looked at as the history says at once.
+    pub(crate) fn run_finished(&self, id: &BackfillId, enough: u32) {
+        if self.histories.last(id).is_none_or(|h| h.finished < enough) {
+            self.young_histories.stale(id);
+        }
+    }
+
     /// How many partitions of the backfill wait to start, re-counted at most every 2 s (a
     /// failed count keeps the last known, or none: the triggers then ask every
     /// `admission_delay`, as often as they ever did).

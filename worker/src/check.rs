@@ -126,6 +126,8 @@ impl Worker {
             return Ok(Handled::Dropped("partition moved on".into()));
         }
         tracing::info!("partition succeeded");
+        self.cached
+            .run_finished(&m.msg.backfill_id, self.config.poll.min_history);
         self.slot_freed(m).await;
         if let Some(length) = length {
             let seen_after = seen_after.unwrap_or_default();

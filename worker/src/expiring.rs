@@ -51,6 +51,22 @@ impl<K: Eq + Hash + Clone, V: Clone> Expiring<K, V> {
         self.put_at(key, value, Instant::now());
     }
 
+    /// Makes `key`'s value stale (it is read again next time), keeping it as the last
+    /// known.
+    pub(crate) fn stale(&self, key: &K) {
+        let mut entries = self.lock();
+        match Instant::now().checked_sub(self.fresh_for) {
+            Some(long_ago) => {
+                if let Some(entry) = entries.get_mut(key) {
+                    entry.0 = long_ago;
+                }
+            }
+            None => {
+                entries.remove(key);
+            }
+        }
+    }
+
     /// The fresh value, or else what `read` answers, stored. A failed read stores
     /// nothing and is returned.
     pub(crate) async fn get_or_read<E>(

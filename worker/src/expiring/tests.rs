@@ -17,6 +17,22 @@ fn a_value_is_fresh_until_its_time_is_up_and_last_keeps_it_after() {
 }
 
 #[test]
+fn a_value_made_stale_is_read_again_and_kept_as_the_last_known() {
+    let cache = Expiring::new(Duration::from_secs(5));
+    cache.put("a", 1);
+    assert_eq!(cache.fresh(&"a"), Some(1));
+    cache.stale(&"a");
+    assert_eq!(cache.fresh(&"a"), None);
+    assert_eq!(cache.last(&"a"), Some(1));
+    cache.stale(&"b");
+    assert_eq!(
+        cache.last(&"b"),
+        None,
+        "nothing stored for a key never read"
+    );
+}
+
+#[test]
 fn a_value_kept_forever_never_goes_stale() {
     let cache = Expiring::forever();
     let stored = Instant::now();
