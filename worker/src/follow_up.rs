@@ -10,7 +10,6 @@ use backfill_databricks::Failure;
 use backfill_ledger::now_ms;
 
 use crate::check::CheckOf;
-use crate::in_process::below_shortest_tier;
 use crate::received::Received;
 use crate::{Handled, StepError, Worker};
 
@@ -43,13 +42,7 @@ impl Worker {
         } else {
             check.not_before_ms = Some(now_ms() + wait.as_millis() as i64);
             self.metrics.worker.delayed(Lane::Check.key(), "next_check");
-            if below_shortest_tier(m, wait) {
-                // No tier would make this wait: the check goes straight to its lane and
-                // its receiver waits out the rest (one pass through the broker, not two).
-                Destination::Lane(Lane::Check)
-            } else {
-                Destination::Delayed(Lane::Check, wait)
-            }
+            Destination::Delayed(Lane::Check, wait)
         };
         self.publish(m, &check, destination).await
     }
