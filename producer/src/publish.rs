@@ -8,7 +8,7 @@ use crate::{Order, ProduceError};
 
 /// Publishes a trigger for every pending partition whose message was never confirmed,
 /// in the requested order, and records each confirm in the ledger. `progress` is called
-/// after each confirm with (done, total). Returns how many were published.
+/// after each chunk is recorded with (done, total). Returns how many were published.
 pub async fn publish_pending(
     ledger: &Ledger,
     publisher: &Publisher,

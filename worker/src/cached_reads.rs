@@ -1,6 +1,7 @@
 //! What a worker remembers of the ledger between messages, each read at most so often:
 //! a backfill's immutable fields (for ever), its guards (a second), its finished runs'
-//! lengths (30 s; a second while too few have finished to go by), how many of its
+//! lengths (30 s; while too few have finished to go by, a second, and again after each
+//! success this worker records), how many of its
 //! partitions wait to start (2 s), and whether its triggers were lately held at the cap.
 
 use std::sync::Arc;
@@ -109,9 +110,10 @@ impl CachedReads {
         history
     }
 
-    /// A run of the backfill finished: while too few have for polling to go by, the next
-    /// read of its run lengths goes to the ledger rather than waiting out the second, so
-    /// the runs triggered next are looked at as the history says at once.
+    /// A run of the backfill succeeded here: while too few runs have ended for polling
+    /// to go by, the next read of its run lengths goes to the ledger rather than waiting
+    /// out the second, so the runs triggered next are looked at as the history says at
+    /// once.
     pub(crate) fn run_finished(&self, id: &BackfillId, enough: u32) {
         if self.histories.last(id).is_none_or(|h| h.finished < enough) {
             self.young_histories.stale(id);
